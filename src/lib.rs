@@ -7,4 +7,9 @@
 
 pub mod azure;
 pub mod config;
+pub mod diagnose;
+pub mod event;
 pub mod functions;
+pub mod plan;
+pub mod report;
+pub mod scan;

@@ -1,0 +1,411 @@
+//! Pure: what we observed → the likely cause, the fix steps, and who must take them.
+//!
+//! A table of rules over ADF, Entra and Key Vault error texts, plus the product's own verdicts. The first rule
+//! whose needle appears in the message wins. An unknown error keeps its raw message and says so; nothing here
+//! invents a cause.
+
+use crate::report::{Diagnosis, Verdict};
+
+/// Who must act.
+pub const PIPELINE_OWNER: &str = "pipelineOwner";
+pub const ENTRA_ADMIN: &str = "entraAdmin";
+pub const PLATFORM_OWNER: &str = "platformOwner";
+pub const RUNTIME_OWNER: &str = "runtimeOwner";
+
+struct Rule {
+    code: &'static str,
+    /// Any of these, case-insensitively, in the error text.
+    needles: &'static [&'static str],
+    cause: &'static str,
+    fix: &'static [&'static str],
+    owner: &'static str,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        code: "AADSTS7000222",
+        needles: &["AADSTS7000222"],
+        cause: "The app registration's client secret has expired. Re-saving the linked service cannot fix this.",
+        fix: &[
+            "In Entra ID > App registrations > the app > Certificates & secrets, create a new client secret.",
+            "Store it as a new version of the Key Vault secret; this product then re-saves and tests the linked services.",
+            "Delete the expired client secret from the app registration.",
+        ],
+        owner: ENTRA_ADMIN,
+    },
+    Rule {
+        code: "AADSTS7000215",
+        needles: &["AADSTS7000215"],
+        cause: "The value in Key Vault is not a valid client secret of the app (a wrong value was stored, or the secret's ID was stored instead of its value).",
+        fix: &[
+            "In Entra ID > App registrations > the app > Certificates & secrets, check which secrets exist and when they expire.",
+            "Store the secret's Value (not its Secret ID) as a new version of the Key Vault secret.",
+        ],
+        owner: ENTRA_ADMIN,
+    },
+    Rule {
+        code: "AADSTS700016",
+        needles: &["AADSTS700016"],
+        cause: "The application was not found in the tenant: the client id or the tenant id in the linked service is wrong.",
+        fix: &[
+            "Compare the linked service's service principal id and tenant with the app registration's Application (client) ID and Directory (tenant) ID.",
+            "Correct the linked service in source control (or ADF Studio) and publish.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+    Rule {
+        code: "AADSTS90002",
+        needles: &["AADSTS90002", "AADSTS900023"],
+        cause: "The tenant was not found or is not valid: the token URL or tenant id in the linked service is wrong.",
+        fix: &[
+            "Check the tenant id in the linked service and in its token endpoint URL (https://login.microsoftonline.com/{tenantId}/oauth2/token).",
+            "Correct it in source control (or ADF Studio) and publish.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+    Rule {
+        code: "AADSTS53003",
+        needles: &["AADSTS53003"],
+        cause: "A Conditional Access policy blocked the sign-in of the service principal.",
+        fix: &[
+            "In Entra ID > Sign-in logs (service principal sign-ins), find the failure and the policy that blocked it.",
+            "Exclude the workload identity from the policy, or meet its conditions (e.g. named locations).",
+        ],
+        owner: ENTRA_ADMIN,
+    },
+    Rule {
+        code: "AADSTS7000112",
+        needles: &["AADSTS7000112"],
+        cause: "The application is disabled in the tenant.",
+        fix: &[
+            "Re-enable the enterprise application (service principal) in Entra ID, or switch the linked service to an active identity.",
+        ],
+        owner: ENTRA_ADMIN,
+    },
+    Rule {
+        code: "keyVaultAccessDenied",
+        needles: &[
+            "does not have secrets get permission",
+            "ForbiddenByPolicy",
+            "ForbiddenByRbac",
+            "AccessDenied",
+            "Caller is not authorized to perform action on resource",
+        ],
+        cause: "The data factory's managed identity cannot read the secret from Key Vault.",
+        fix: &[
+            "Grant the factory's managed identity the 'Key Vault Secrets User' role on the vault (RBAC vaults), or a Get secret access policy (access-policy vaults).",
+            "Re-run the test connection.",
+        ],
+        owner: PLATFORM_OWNER,
+    },
+    Rule {
+        code: "interactiveAuthoringDisabled",
+        needles: &["interactive authoring", "InteractiveAuthoring"],
+        cause: "The managed virtual network integration runtime has interactive authoring off, so ADF cannot run a test connection. The linked service itself may be fine.",
+        fix: &[
+            "Enable interactive authoring on the integration runtime (ADF Studio > Manage > Integration runtimes), then re-run, or test from ADF Studio.",
+        ],
+        owner: PLATFORM_OWNER,
+    },
+    Rule {
+        code: "keyVaultSecretDisabled",
+        needles: &[
+            "is disabled",
+            "Operation get is not allowed on a disabled secret",
+        ],
+        cause: "The secret version ADF resolves is disabled in Key Vault.",
+        fix: &["Enable the secret version in Key Vault, or create a new enabled version."],
+        owner: PLATFORM_OWNER,
+    },
+    Rule {
+        code: "keyVaultSecretNotFound",
+        needles: &[
+            "SecretNotFound",
+            "was not found in this key vault",
+            "secret not found",
+        ],
+        cause: "The secret (or the pinned version) does not exist in the vault ADF resolves.",
+        fix: &[
+            "Check the secret name, the pinned secretVersion and the Key Vault linked service's baseUrl.",
+            "Correct the reference in source control and publish, or restore the secret.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+    Rule {
+        code: "selfHostedIntegrationRuntimeOffline",
+        needles: &["integration runtime is offline", "is offline"],
+        cause: "The self-hosted integration runtime is offline, so ADF cannot connect through it.",
+        fix: &[
+            "Start the Integration Runtime service on the SHIR host(s) and check the node status in ADF Studio > Manage > Integration runtimes.",
+            "Re-run the refresh (or ADF's test connection) once a node is online.",
+        ],
+        owner: RUNTIME_OWNER,
+    },
+    Rule {
+        code: "networkUnreachable",
+        needles: &[
+            "could not be resolved",
+            "unable to connect",
+            "actively refused",
+            "timed out",
+            "No such host",
+            "Connection reset",
+        ],
+        cause: "The integration runtime cannot reach the token endpoint or the vault (for a self-hosted IR: no outbound HTTPS).",
+        fix: &[
+            "Confirm the IR host has outbound HTTPS (443) to login.microsoftonline.com and *.vault.azure.net.",
+            "Check proxies and firewalls, then re-run the test connection.",
+        ],
+        owner: RUNTIME_OWNER,
+    },
+    Rule {
+        code: "20151",
+        needles: &["FailedToGetOAuth2AccessToken", "20151"],
+        cause: "ADF could not get an OAuth2 access token: the client credentials are invalid, the token endpoint is unreachable, or the secret has expired.",
+        fix: &[
+            "Verify the token endpoint URL and tenant id in the linked service.",
+            "Check whether the client secret has expired (Entra ID > App registrations > Certificates & secrets).",
+            "If a self-hosted IR is used, confirm it has outbound HTTPS to the authorization server.",
+            "Test the linked service again once fixed.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+    Rule {
+        code: "20153",
+        needles: &["20153"],
+        cause: "ADF could not refresh the OAuth2 token: the refresh token or credentials are no longer valid.",
+        fix: &[
+            "Re-authorize the connection (for user OAuth) or update the credentials, then test again.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+    Rule {
+        code: "loginFailed",
+        needles: &["Login failed for user"],
+        cause: "The data store rejected the credentials ADF sent: ADF is still using an old secret value, or the new value is wrong.",
+        fix: &[
+            "If the linked service pins a secretVersion, remove the pin (or update it) in source control and publish.",
+            "Check that the new secret version in Key Vault holds the password the data store expects.",
+        ],
+        owner: PIPELINE_OWNER,
+    },
+];
+
+/// Diagnoses an error text from a test connection or an ARM call. Unknown texts keep their message.
+pub fn for_message(message: &str) -> Diagnosis {
+    let haystack = message.to_ascii_lowercase();
+    RULES
+        .iter()
+        .find(|rule| rule.needles.iter().any(|n| haystack.contains(&n.to_ascii_lowercase())))
+        .map(|rule| Diagnosis {
+            code: rule.code.into(),
+            cause: rule.cause.into(),
+            fix: rule.fix.iter().map(|s| s.to_string()).collect(),
+            owner: rule.owner.into(),
+        })
+        .unwrap_or_else(|| Diagnosis {
+            code: "unknown".into(),
+            cause: format!("Not recognised; ADF said: {}", shorten(message, 500)),
+            fix: vec![
+                "Read ADF's message above, fix the linked service, and run ADF's test connection again.".into(),
+            ],
+            owner: PIPELINE_OWNER.into(),
+        })
+}
+
+/// What a person must do about a verdict other than a plain re-save, or about a notable trap.
+pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
+    let has = |n: &str| notes.iter().any(|x| x == n);
+    let (code, cause, fix, owner): (&str, &str, &[&str], &str) = match verdict {
+        Verdict::Pinned if has("pinnedToCurrentVersion") => (
+            "pinnedVersion",
+            "The reference pins secretVersion to the new version already; it is current, but the next rotation will leave it behind again.",
+            &[
+                "Remove secretVersion from the reference in source control so that ADF always uses the latest version.",
+            ],
+            PIPELINE_OWNER,
+        ),
+        Verdict::Pinned => (
+            "pinnedVersion",
+            "The reference pins an older secretVersion, so ADF keeps using the old value. A re-save cannot change that.",
+            &[
+                "Remove secretVersion from the Key Vault reference (or set it to the new version) in source control.",
+                "Publish the factory; then run the refresh again to test it.",
+            ],
+            PIPELINE_OWNER,
+        ),
+        Verdict::InlineSecret if has("selfHostedIntegrationRuntimeCredential") => (
+            "selfHostedIntegrationRuntimeCredential",
+            "The linked service keeps credentials encrypted on the self-hosted integration runtime (encryptedCredential). A re-save through ARM cannot refresh them and could break them.",
+            &[
+                "Move the credential to Key Vault (an AzureKeyVaultSecret reference) so that rotation reaches it.",
+                "Until then, re-enter the credential in ADF Studio on a machine that can reach the self-hosted IR.",
+            ],
+            RUNTIME_OWNER,
+        ),
+        Verdict::InlineSecret => (
+            "inlineSecret",
+            "The linked service holds an inline secret, which ARM returns masked. Writing it back could replace the real value with the mask, so it was not re-saved.",
+            &[
+                "Move the inline secret to Key Vault (an AzureKeyVaultSecret reference), then this product can refresh it.",
+                "Until then, open the linked service in ADF Studio, re-enter the secret, and save.",
+            ],
+            PIPELINE_OWNER,
+        ),
+        Verdict::Ambiguous => (
+            "ambiguousReference",
+            "The reference matches the rotated secret only through a parameter default or an expression that cannot be evaluated here, so it was not re-saved.",
+            &[
+                "Check which secret the pipelines actually pass; if it is this one, re-save the linked service in ADF Studio.",
+                "Prefer literal secret names in Key Vault references where you can.",
+            ],
+            PIPELINE_OWNER,
+        ),
+        Verdict::Resave if has("gitMode") => (
+            "gitMode",
+            "The factory is Git-integrated. The live factory was updated, but the next publish from Git overwrites it with what Git holds.",
+            &[
+                "Make sure the definition in Git is the same (it normally is: only the live copy was re-saved), then nothing more is needed.",
+            ],
+            PIPELINE_OWNER,
+        ),
+        Verdict::Resave => return None,
+    };
+    Some(Diagnosis {
+        code: code.into(),
+        cause: cause.into(),
+        fix: fix.iter().map(|s| s.to_string()).collect(),
+        owner: owner.into(),
+    })
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_entra_errors_are_recognised() {
+        let cases = [
+            (
+                "AADSTS7000222: The provided client secret keys for app '1b2c…' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret",
+                "AADSTS7000222",
+                ENTRA_ADMIN,
+            ),
+            (
+                "ErrorCode=FailedToGetOAuth2AccessToken,'Type=…,Message=Failed to get access token by using service principal. Error: invalid_client, Error Message: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID",
+                "AADSTS7000215",
+                ENTRA_ADMIN,
+            ),
+            (
+                "AADSTS700016: Application with identifier 'abc' was not found in the directory 'Contoso'.",
+                "AADSTS700016",
+                PIPELINE_OWNER,
+            ),
+            (
+                "AADSTS90002: Tenant 'contoso.onmicrosoft.con' not found.",
+                "AADSTS90002",
+                PIPELINE_OWNER,
+            ),
+            (
+                "AADSTS900023: Specified tenant identifier 'x' is neither a valid DNS name, nor a valid external domain.",
+                "AADSTS90002",
+                PIPELINE_OWNER,
+            ),
+            (
+                "AADSTS53003: Access has been blocked by Conditional Access policies.",
+                "AADSTS53003",
+                ENTRA_ADMIN,
+            ),
+            (
+                "AADSTS7000112: Application 'x'(y) is disabled.",
+                "AADSTS7000112",
+                ENTRA_ADMIN,
+            ),
+            (
+                "ErrorCode=FailedToGetOAuth2AccessToken,'Type=Microsoft.DataTransfer.Common.Shared.HybridDeliveryException,Message=Failed to get access token",
+                "20151",
+                PIPELINE_OWNER,
+            ),
+            (
+                "Error code 20153: failed to refresh the access token",
+                "20153",
+                PIPELINE_OWNER,
+            ),
+            (
+                "The user, group or application 'appid=…' does not have secrets get permission on key vault 'contoso-kv'",
+                "keyVaultAccessDenied",
+                PLATFORM_OWNER,
+            ),
+            (
+                "Operation get is not allowed on a disabled secret.",
+                "keyVaultSecretDisabled",
+                PLATFORM_OWNER,
+            ),
+            (
+                "A secret with (name/id) sql-password/abc was not found in this key vault.",
+                "keyVaultSecretNotFound",
+                PIPELINE_OWNER,
+            ),
+            (
+                "The integration runtime is offline.",
+                "selfHostedIntegrationRuntimeOffline",
+                RUNTIME_OWNER,
+            ),
+            (
+                "Interactive authoring is disabled on integration runtime 'mvnet-ir'.",
+                "interactiveAuthoringDisabled",
+                PLATFORM_OWNER,
+            ),
+            (
+                "Login failed for user 'etl'.",
+                "loginFailed",
+                PIPELINE_OWNER,
+            ),
+        ];
+        for (message, code, owner) in cases {
+            let d = for_message(message);
+            assert_eq!(
+                (d.code.as_str(), d.owner.as_str()),
+                (code, owner),
+                "{message}"
+            );
+            assert!(!d.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_entra_code_wins_over_the_adf_wrapper() {
+        let d = for_message(
+            "ErrorCode=FailedToGetOAuth2AccessToken … AADSTS7000222: The provided client secret keys are expired.",
+        );
+        assert_eq!(d.code, "AADSTS7000222");
+    }
+
+    #[test]
+    fn unknown_errors_keep_their_message_and_say_so() {
+        let d = for_message("Something odd happened (code 99999)");
+        assert_eq!(d.code, "unknown");
+        assert!(d.cause.contains("Something odd happened (code 99999)"));
+        assert!(d.cause.starts_with("Not recognised"));
+    }
+
+    #[test]
+    fn every_refusing_verdict_has_a_fix() {
+        for v in [Verdict::Pinned, Verdict::InlineSecret, Verdict::Ambiguous] {
+            assert!(for_verdict(v, &[]).is_some_and(|d| !d.fix.is_empty()));
+        }
+        assert_eq!(for_verdict(Verdict::Resave, &[]), None);
+        assert_eq!(
+            for_verdict(Verdict::Resave, &["gitMode".into()]).map(|d| d.code),
+            Some("gitMode".into())
+        );
+    }
+}

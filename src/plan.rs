@@ -1,0 +1,507 @@
+//! Pure: from a factory's definitions and one rotated secret to the targets and their verdicts.
+//!
+//! Nothing here talks to Azure. [`crate::apply`] feeds it what discovery listed and acts on the result.
+
+use crate::diagnose;
+use crate::report::{Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
+use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
+use serde_json::Value;
+
+/// What discovery observed of one factory.
+#[derive(Debug, Clone, Default)]
+pub struct FactorySnapshot {
+    /// The factory's resource id.
+    pub id: String,
+    /// The factory resource as ARM returned it (`properties.repoConfiguration` marks Git mode).
+    pub resource: Value,
+    /// Linked-service resources as listed, with full properties.
+    pub linked_services: Vec<Value>,
+    /// Credential resources as listed.
+    pub credentials: Vec<Value>,
+}
+
+impl FactorySnapshot {
+    pub fn git_mode(&self) -> bool {
+        self.resource
+            .pointer("/properties/repoConfiguration")
+            .is_some_and(|r| r.is_object())
+    }
+}
+
+/// The rotated secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub vault: String,
+    pub name: String,
+    /// The new version, when known.
+    pub version: Option<String>,
+}
+
+/// How one reference relates to the rotated secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// It certainly names the secret.
+    Certain,
+    /// It may name it: only a guess says so.
+    Possible,
+    No,
+}
+
+/// Compares a reference with the rotated secret. A certain mismatch on either part settles it.
+pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Match {
+    let part = |resolved: &Resolved, wanted: &str| match resolved {
+        Resolved::Certain(v) if v.eq_ignore_ascii_case(wanted) => Match::Certain,
+        Resolved::Certain(_) => Match::No,
+        Resolved::ParameterDefault(v) if v.eq_ignore_ascii_case(wanted) => Match::Possible,
+        // A default that points elsewhere: the reference is not about this secret.
+        Resolved::ParameterDefault(_) => Match::No,
+        Resolved::Unresolved(_) => Match::Possible,
+    };
+    match (
+        part(&reference.vault, &secret.vault),
+        part(&reference.secret_name, &secret.name),
+    ) {
+        (Match::No, _) | (_, Match::No) => Match::No,
+        (Match::Certain, Match::Certain) => Match::Certain,
+        _ => Match::Possible,
+    }
+}
+
+/// The targets of one factory for the rotated secret: linked services and credentials that reference it,
+/// and linked services that use such a credential.
+pub fn plan_factory(factory: &FactorySnapshot, secret: &SecretRef) -> Vec<Target> {
+    let index = FactoryIndex::new(&factory.linked_services);
+    let git_mode = factory.git_mode();
+    let mut targets = Vec::new();
+    let mut credential_targets: Vec<(String, Target)> = Vec::new();
+
+    for credential in &factory.credentials {
+        if let Some(target) = target_for(
+            factory,
+            credential,
+            TargetKind::Credential,
+            &index,
+            secret,
+            None,
+        ) {
+            let name = target.name.clone();
+            credential_targets.push((name, target));
+        }
+    }
+    for ls in &factory.linked_services {
+        if let Some(mut target) =
+            target_for(factory, ls, TargetKind::LinkedService, &index, secret, None)
+        {
+            add_common_notes(&mut target, git_mode);
+            targets.push(target);
+            continue;
+        }
+        let properties = ls.get("properties").unwrap_or(&Value::Null);
+        let uses = scan::credential_references(properties);
+        let Some((cred_name, cred_target)) = credential_targets
+            .iter_mut()
+            .find(|(name, _)| uses.iter().any(|u| u.eq_ignore_ascii_case(name)))
+        else {
+            continue;
+        };
+        let via = Some((cred_name.as_str(), &*cred_target));
+        if let Some(mut target) =
+            target_for(factory, ls, TargetKind::LinkedService, &index, secret, via)
+        {
+            cred_target.used_by.push(target.name.clone());
+            add_common_notes(&mut target, git_mode);
+            targets.push(target);
+        }
+    }
+    let mut all: Vec<Target> = credential_targets
+        .into_iter()
+        .map(|(_, mut t)| {
+            add_common_notes(&mut t, git_mode);
+            t
+        })
+        .collect();
+    all.extend(targets);
+    all
+}
+
+fn add_common_notes(target: &mut Target, git_mode: bool) {
+    if git_mode {
+        target.notes.push("gitMode".into());
+    }
+}
+
+fn target_for(
+    factory: &FactorySnapshot,
+    resource: &Value,
+    kind: TargetKind,
+    index: &FactoryIndex,
+    secret: &SecretRef,
+    via_credential: Option<(&str, &Target)>,
+) -> Option<Target> {
+    let name = resource.get("name")?.as_str()?.to_string();
+    let properties = resource.get("properties").unwrap_or(&Value::Null);
+    let adf_type = properties
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+        .to_string();
+
+    let (matched, references): (Vec<(KeyVaultReference, Match)>, Vec<Reference>) =
+        match via_credential {
+            Some((_, credential)) => (
+                Vec::new(),
+                credential
+                    .references
+                    .iter()
+                    .map(|r| Reference {
+                        path: format!("credential:{}/{}", credential.name, r.path),
+                        ..r.clone()
+                    })
+                    .collect(),
+            ),
+            None => {
+                let matched: Vec<_> = scan::find_references(properties, index)
+                    .into_iter()
+                    .map(|r| {
+                        let m = match_reference(&r, secret);
+                        (r, m)
+                    })
+                    .filter(|(_, m)| *m != Match::No)
+                    .collect();
+                let references = matched
+                    .iter()
+                    .map(|(r, _)| to_report_reference(r))
+                    .collect();
+                (matched, references)
+            }
+        };
+    if matched.is_empty() && via_credential.is_none() {
+        return None;
+    }
+
+    let inline = scan::inline_secret_paths(properties);
+    let pinned: Vec<&KeyVaultReference> = matched
+        .iter()
+        .filter(|(r, m)| *m == Match::Certain && r.secret_version.is_some())
+        .map(|(r, _)| r)
+        .collect();
+    let guessed = matched.iter().any(|(_, m)| *m == Match::Possible);
+    let mut notes = Vec::new();
+
+    let (verdict, reason) = if let Some((cred, credential)) =
+        via_credential.filter(|(_, c)| c.verdict != Verdict::Resave)
+    {
+        (
+            credential.verdict,
+            format!(
+                "it gets the secret through credential `{cred}`, whose verdict is {:?}",
+                credential.verdict
+            ),
+        )
+    } else if !pinned.is_empty() {
+        let versions: Vec<&str> = pinned
+            .iter()
+            .filter_map(|r| r.secret_version.as_deref())
+            .collect();
+        if secret
+            .version
+            .as_deref()
+            .is_some_and(|v| versions.iter().all(|p| p.eq_ignore_ascii_case(v)))
+        {
+            notes.push("pinnedToCurrentVersion".into());
+        }
+        (
+            Verdict::Pinned,
+            format!("the reference pins secretVersion {}", versions.join(", ")),
+        )
+    } else if !inline.is_empty() {
+        let shir_credential = properties
+            .pointer("/typeProperties/encryptedCredential")
+            .is_some()
+            && scan::connect_via(properties).is_some();
+        if shir_credential {
+            notes.push("selfHostedIntegrationRuntimeCredential".into());
+        }
+        (
+            Verdict::InlineSecret,
+            format!("it also holds an inline secret at {}", inline.join(", ")),
+        )
+    } else if guessed {
+        (
+            Verdict::Ambiguous,
+            "the match rests on a parameter default or an expression that cannot be evaluated"
+                .into(),
+        )
+    } else {
+        (
+            Verdict::Resave,
+            "every matching reference is certain, unpinned, and nothing is inline".into(),
+        )
+    };
+    if properties
+        .get("parameters")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty())
+    {
+        notes.push("parameterised".into());
+    }
+    if via_credential.is_some() {
+        notes.push("viaCredential".into());
+    }
+
+    Some(Target {
+        kind,
+        factory: factory.id.clone(),
+        name,
+        adf_type,
+        references,
+        verdict,
+        reason,
+        diagnosis: diagnose::for_verdict(verdict, &notes),
+        notes,
+        via_credential: via_credential.map(|(c, _)| c.to_string()),
+        used_by: Vec::new(),
+        integration_runtime: None,
+        resave: Resave::with_status(
+            if verdict == Verdict::Resave {
+                ResaveStatus::DryRun
+            } else {
+                ResaveStatus::Skipped
+            },
+            None,
+        ),
+        test: Test::not_tested("not run yet"),
+        request_ids: Vec::new(),
+    })
+}
+
+fn to_report_reference(r: &KeyVaultReference) -> Reference {
+    let (certainty, because) = match (&r.vault, &r.secret_name) {
+        (Resolved::Unresolved(why), _) | (_, Resolved::Unresolved(why)) => {
+            ("unresolved", Some(why.clone()))
+        }
+        (Resolved::ParameterDefault(_), _) | (_, Resolved::ParameterDefault(_)) => {
+            ("parameterDefault", None)
+        }
+        _ => ("certain", None),
+    };
+    Reference {
+        path: r.path.clone(),
+        store: r.store.clone(),
+        vault: r.vault.value().map(str::to_string),
+        secret_name: r.secret_name.value().map(str::to_string),
+        secret_version: r.secret_version.clone(),
+        certainty: certainty.into(),
+        unresolved_because: because,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KV_URL: &str = "https://contoso-kv.vault.azure.net/";
+
+    fn secret() -> SecretRef {
+        SecretRef {
+            vault: "contoso-kv".into(),
+            name: "sql-password".into(),
+            version: Some("v2".into()),
+        }
+    }
+
+    fn kv(name: &str, url: &str) -> Value {
+        json!({"name": name, "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": url}}})
+    }
+
+    fn sql(name: &str, password: Value) -> Value {
+        json!({"name": name, "properties": {"type": "AzureSqlDatabase", "typeProperties": {
+            "connectionString": "Server=tcp:x.database.windows.net;Database=d;User ID=etl", "password": password}}})
+    }
+
+    fn kv_ref(store: &str, secret: &str) -> Value {
+        json!({"type": "AzureKeyVaultSecret", "store": {"referenceName": store, "type": "LinkedServiceReference"}, "secretName": secret})
+    }
+
+    fn factory(linked_services: Vec<Value>) -> FactorySnapshot {
+        FactorySnapshot {
+            id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+                .into(),
+            resource: json!({"properties": {}}),
+            linked_services,
+            credentials: vec![],
+        }
+    }
+
+    fn verdicts(targets: &[Target]) -> Vec<(String, Verdict)> {
+        targets
+            .iter()
+            .map(|t| (t.name.clone(), t.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_reference_is_resaved() {
+        let f = factory(vec![
+            kv("KV", KV_URL),
+            sql("Sql", kv_ref("KV", "sql-password")),
+        ]);
+        let targets = plan_factory(&f, &secret());
+        assert_eq!(verdicts(&targets), [("Sql".to_string(), Verdict::Resave)]);
+        assert_eq!(targets[0].references[0].path, "typeProperties.password");
+        assert_eq!(targets[0].resave.status, ResaveStatus::DryRun);
+    }
+
+    #[test]
+    fn the_same_secret_name_in_another_vault_is_not_matched() {
+        let f = factory(vec![
+            kv("Other", "https://other-kv.vault.azure.net/"),
+            sql("Sql", kv_ref("Other", "sql-password")),
+        ]);
+        assert!(plan_factory(&f, &secret()).is_empty());
+    }
+
+    #[test]
+    fn secret_names_compare_without_case_and_vault_urls_normalise() {
+        let f = factory(vec![
+            kv("KV", "HTTPS://Contoso-KV.vault.azure.cn"),
+            sql("Sql", kv_ref("KV", "SQL-Password")),
+        ]);
+        assert_eq!(plan_factory(&f, &secret()).len(), 1);
+    }
+
+    #[test]
+    fn pinned_reference_is_reported_not_resaved() {
+        let mut r = kv_ref("KV", "sql-password");
+        r["secretVersion"] = json!("v1");
+        let f = factory(vec![kv("KV", KV_URL), sql("Sql", r)]);
+        let t = &plan_factory(&f, &secret())[0];
+        assert_eq!(t.verdict, Verdict::Pinned);
+        assert_eq!(t.resave.status, ResaveStatus::Skipped);
+        assert!(t.diagnosis.is_some());
+        assert!(!t.notes.contains(&"pinnedToCurrentVersion".to_string()));
+    }
+
+    #[test]
+    fn a_pin_to_the_new_version_is_noted() {
+        let mut r = kv_ref("KV", "sql-password");
+        r["secretVersion"] = json!("V2");
+        let f = factory(vec![kv("KV", KV_URL), sql("Sql", r)]);
+        assert!(
+            plan_factory(&f, &secret())[0]
+                .notes
+                .contains(&"pinnedToCurrentVersion".to_string())
+        );
+    }
+
+    #[test]
+    fn an_inline_secret_is_never_resaved() {
+        let mut ls = sql("Sql", kv_ref("KV", "sql-password"));
+        ls["properties"]["typeProperties"]["connectionString"] =
+            json!({"type": "SecureString", "value": "**********"});
+        ls["properties"]["typeProperties"]["encryptedCredential"] = json!("ew0K");
+        let f = factory(vec![kv("KV", KV_URL), ls]);
+        let t = &plan_factory(&f, &secret())[0];
+        assert_eq!(t.verdict, Verdict::InlineSecret);
+        assert!(t.reason.contains("typeProperties.connectionString"));
+    }
+
+    #[test]
+    fn shir_held_credentials_are_flagged() {
+        let mut ls = sql("Sql", kv_ref("KV", "sql-password"));
+        ls["properties"]["typeProperties"]["encryptedCredential"] = json!("ew0K");
+        ls["properties"]["connectVia"] =
+            json!({"referenceName": "shir", "type": "IntegrationRuntimeReference"});
+        let f = factory(vec![kv("KV", KV_URL), ls]);
+        let t = &plan_factory(&f, &secret())[0];
+        assert_eq!(t.verdict, Verdict::InlineSecret);
+        assert!(
+            t.notes
+                .contains(&"selfHostedIntegrationRuntimeCredential".to_string())
+        );
+    }
+
+    #[test]
+    fn a_match_through_a_parameter_default_is_ambiguous() {
+        let mut ls = sql("Sql", kv_ref("KV", "@{linkedService().secret}"));
+        ls["properties"]["parameters"] =
+            json!({"secret": {"type": "String", "defaultValue": "sql-password"}});
+        let f = factory(vec![kv("KV", KV_URL), ls]);
+        let t = &plan_factory(&f, &secret())[0];
+        assert_eq!(t.verdict, Verdict::Ambiguous);
+        assert_eq!(t.references[0].certainty, "parameterDefault");
+        assert!(t.notes.contains(&"parameterised".to_string()));
+    }
+
+    #[test]
+    fn a_default_pointing_elsewhere_is_not_affected() {
+        let mut ls = sql("Sql", kv_ref("KV", "@{linkedService().secret}"));
+        ls["properties"]["parameters"] =
+            json!({"secret": {"type": "String", "defaultValue": "another-secret"}});
+        let f = factory(vec![kv("KV", KV_URL), ls]);
+        assert!(plan_factory(&f, &secret()).is_empty());
+    }
+
+    #[test]
+    fn an_unresolvable_expression_in_the_right_vault_is_ambiguous() {
+        let ls = sql(
+            "Sql",
+            kv_ref("KV", "@concat('sql-', pipeline().parameters.x)"),
+        );
+        let f = factory(vec![kv("KV", KV_URL), ls]);
+        let t = &plan_factory(&f, &secret())[0];
+        assert_eq!(t.verdict, Verdict::Ambiguous);
+        assert_eq!(t.references[0].certainty, "unresolved");
+    }
+
+    #[test]
+    fn the_credential_path_yields_the_credential_and_its_users() {
+        let mut f = factory(vec![
+            kv("KV", KV_URL),
+            json!({"name": "Lake", "properties": {"type": "AzureBlobFS", "typeProperties": {"url": "https://lake.dfs.core.windows.net",
+                "credential": {"referenceName": "SpCred", "type": "CredentialReference"}}}}),
+            json!({"name": "Unrelated", "properties": {"type": "AzureBlobFS", "typeProperties": {"url": "https://x"}}}),
+        ]);
+        f.credentials = vec![
+            json!({"name": "SpCred", "properties": {"type": "ServicePrincipal", "typeProperties": {
+            "servicePrincipalId": "app-id", "tenant": "t", "servicePrincipalKey": kv_ref("KV", "sql-password")}}}),
+        ];
+        let targets = plan_factory(&f, &secret());
+        assert_eq!(
+            verdicts(&targets),
+            [
+                ("SpCred".to_string(), Verdict::Resave),
+                ("Lake".to_string(), Verdict::Resave)
+            ]
+        );
+        assert_eq!(targets[0].kind, TargetKind::Credential);
+        assert_eq!(targets[0].used_by, ["Lake"]);
+        assert_eq!(targets[1].via_credential.as_deref(), Some("SpCred"));
+        assert_eq!(
+            targets[1].references[0].path,
+            "credential:SpCred/typeProperties.servicePrincipalKey"
+        );
+    }
+
+    #[test]
+    fn git_mode_is_noted_on_every_target() {
+        let mut f = factory(vec![
+            kv("KV", KV_URL),
+            sql("Sql", kv_ref("KV", "sql-password")),
+        ]);
+        f.resource =
+            json!({"properties": {"repoConfiguration": {"type": "FactoryGitHubConfiguration"}}});
+        assert!(
+            plan_factory(&f, &secret())[0]
+                .notes
+                .contains(&"gitMode".to_string())
+        );
+    }
+
+    #[test]
+    fn the_key_vault_linked_service_itself_is_not_a_target() {
+        let f = factory(vec![kv("KV", KV_URL)]);
+        assert!(plan_factory(&f, &secret()).is_empty());
+    }
+}
