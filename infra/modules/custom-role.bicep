@@ -1,0 +1,43 @@
+// The least-privilege custom role: exactly the ARM actions the code performs, nothing more.
+//
+// The list must equal adf_secret_refresh::azure::operations::required_actions() (src/azure/operations.rs);
+// tests/infra.rs fails when the two differ. Deployed at subscription scope: a custom role lives in
+// the tenant and lists where it may be assigned.
+targetScope = 'subscription'
+
+@description('Display name of the role, unique in the tenant.')
+param roleName string
+
+@description('Subscriptions and resource groups where the role may be assigned.')
+param assignableScopes array
+
+var roleDefinitionGuid = guid(subscription().id, roleName)
+
+resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: roleDefinitionGuid
+  properties: {
+    roleName: roleName
+    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status. No secret values, no factory writes.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.DataFactory/factories/credentials/read'
+          'Microsoft.DataFactory/factories/credentials/write'
+          'Microsoft.DataFactory/factories/integrationruntimes/getstatus/action'
+          'Microsoft.DataFactory/factories/linkedservices/read'
+          'Microsoft.DataFactory/factories/linkedservices/write'
+          'Microsoft.DataFactory/factories/read'
+          'Microsoft.DataFactory/factories/testConnectivity/action'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
+output roleDefinitionGuid string = roleDefinitionGuid
+output roleDefinitionId string = role.id
