@@ -1,4 +1,8 @@
-//! Typed settings from the environment and the command line.
+//! Typed settings from the environment and the command line, and the ARM scopes the product may touch.
+
+use crate::azure::auth::CredentialKind;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Every application setting the product reads. `infra/` sets them and a test keeps the two in step.
 pub const APP_SETTINGS: &[&str] = &[
@@ -13,5 +17,190 @@ pub const APP_SETTINGS: &[&str] = &[
     "ADF_REFRESH_KEYVAULT_ENDPOINT",
     "ADF_REFRESH_CA_FILE",
     "ADF_REFRESH_CREDENTIAL",
+    "ADF_REFRESH_AUDIT_SCHEDULE",
     "AZURE_CLIENT_ID",
 ];
+
+/// When to send notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NotifyPolicy {
+    #[default]
+    Attention,
+    Always,
+    Never,
+}
+
+/// Everything a run needs to know, whichever way it was started.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub scopes: Vec<Scope>,
+    pub arm_endpoint: String,
+    pub keyvault_endpoint: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub credential: CredentialKind,
+    /// Vault names whose events are acted on; empty means any.
+    pub vault_allow: Vec<String>,
+    pub notify: NotifyPolicy,
+    pub webhook_url: Option<String>,
+    /// HMAC key for the generic webhook. Never printed: see [`Settings`]'s Debug.
+    pub webhook_secret: Option<SecretString>,
+    pub teams_webhook_url: Option<String>,
+    pub slack_webhook_url: Option<String>,
+    /// How many ARM calls run at once.
+    pub concurrency: usize,
+    /// The time budget of one run; it must stay below the Functions timeout.
+    pub run_budget: Duration,
+    /// Days before expiry that the audit warns.
+    pub expiry_warning_days: i64,
+}
+
+impl Settings {
+    /// Whether events from this vault are acted on.
+    pub fn vault_allowed(&self, vault: &str) -> bool {
+        self.vault_allow.is_empty()
+            || self
+                .vault_allow
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(vault))
+    }
+
+    /// Whether a resource id lies inside the configured scopes.
+    pub fn in_scope(&self, resource_id: &str) -> bool {
+        self.scopes.iter().any(|s| s.contains(resource_id))
+    }
+}
+
+/// A string that never prints.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// An ARM scope: a subscription, a resource group, or a factory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    id: String,
+}
+
+impl Scope {
+    /// Parses `/subscriptions/{s}`, `/subscriptions/{s}/resourceGroups/{rg}` or a factory resource id.
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        let trimmed = text.trim().trim_end_matches('/');
+        let segments: Vec<&str> = trimmed.split('/').collect();
+        let ok_name = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 90
+                && !s.chars().all(|c| c == '.')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+        };
+        let valid = segments.first() == Some(&"")
+            && segments
+                .get(1)
+                .is_some_and(|s| s.eq_ignore_ascii_case("subscriptions"))
+            && segments.iter().skip(2).all(|s| ok_name(s))
+            && match segments.len() {
+                3 => true,
+                5 => segments[3].eq_ignore_ascii_case("resourceGroups"),
+                9 => {
+                    segments[3].eq_ignore_ascii_case("resourceGroups")
+                        && segments[5].eq_ignore_ascii_case("providers")
+                        && segments[6].eq_ignore_ascii_case("Microsoft.DataFactory")
+                        && segments[7].eq_ignore_ascii_case("factories")
+                }
+                _ => false,
+            };
+        if !valid {
+            return Err(format!(
+                "`{}` is not a scope: use /subscriptions/{{id}}, /subscriptions/{{id}}/resourceGroups/{{rg}}, or a factory resource id",
+                text.chars().take(200).collect::<String>()
+            ));
+        }
+        Ok(Scope {
+            id: trimmed.to_string(),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether `resource_id` is this scope or lies below it (ARM ids compare without case).
+    pub fn contains(&self, resource_id: &str) -> bool {
+        let id = resource_id.trim_end_matches('/');
+        id.len() >= self.id.len()
+            && id[..self.id.len()].eq_ignore_ascii_case(&self.id)
+            && (id.len() == self.id.len() || id.as_bytes()[self.id.len()] == b'/')
+    }
+
+    /// Whether every resource in `inner` lies inside this scope.
+    pub fn covers(&self, inner: &Scope) -> bool {
+        self.contains(&inner.id)
+    }
+}
+
+/// Splits a comma-separated setting into trimmed, non-empty parts.
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_contain_without_case() {
+        let rg = Scope::parse("/subscriptions/S1/resourceGroups/rg-data/").unwrap();
+        assert!(rg.contains(
+            "/subscriptions/s1/resourcegroups/RG-DATA/providers/Microsoft.DataFactory/factories/f"
+        ));
+        assert!(!rg.contains(
+            "/subscriptions/s1/resourceGroups/rg-data2/providers/Microsoft.DataFactory/factories/f"
+        ));
+        let sub = Scope::parse("/subscriptions/s1").unwrap();
+        assert!(sub.covers(&rg));
+        assert!(!rg.covers(&sub));
+        let f = Scope::parse(
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f1",
+        )
+        .unwrap();
+        assert!(f.contains(
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f1"
+        ));
+        for bad in [
+            "subscriptions/s1",
+            "/subscriptions",
+            "/subscriptions/s1/resourceGroups",
+            "/subscriptions/s1/foo/bar",
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x",
+            "/subscriptions/../x",
+            "/subscriptions/..",
+            "",
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", SecretString::new("hunter2".into())), "***");
+    }
+}

@@ -5,11 +5,11 @@
 //! keys and values, and give `NBF`/`EXP` as numbers or numeric strings, so parsing here is lenient about form
 //! and strict about meaning: a vault and a secret name must be found, or the event is rejected with the reason.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What a Key Vault event asks the product to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum EventKind {
     /// `SecretNewVersionCreated`: refresh every consumer.

@@ -1,15 +1,21 @@
 //! adf-secret-refresh keeps Azure Data Factory working when a secret in Azure Key Vault rotates.
 //!
 //! Read the modules in the order a rotation flows through them:
-//! [`event`] → [`plan`] (with [`scan`]) → [`apply`] → [`diagnose`] → [`report`].
-//! [`azure`] holds the only code that speaks HTTP to Azure; [`functions`] is the Azure Functions custom handler.
+//! [`event`] → [`plan`] (with [`scan`]) → [`apply`] → [`diagnose`] → [`report`] → [`notify`].
+//! [`azure`] holds the only code that speaks HTTP to Azure; [`functions`] is the Azure Functions custom
+//! handler; [`app`] builds the clients from [`config`] for both the CLI and the handler.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod apply;
+pub mod audit;
 pub mod azure;
 pub mod config;
 pub mod diagnose;
 pub mod event;
 pub mod functions;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod scan;
+pub mod telemetry;

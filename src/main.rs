@@ -1,1 +1,245 @@
-fn main() {}
+//! The `adf-secret-refresh` binary: command-line parsing, telemetry, dispatch. The work is in the library.
+#![forbid(unsafe_code)]
+
+use adf_secret_refresh::app::App;
+use adf_secret_refresh::apply::RunRequest;
+use adf_secret_refresh::azure::auth::CredentialKind;
+use adf_secret_refresh::config::{NotifyPolicy, Scope, SecretString, Settings, split_list};
+use adf_secret_refresh::event::EventKind;
+use adf_secret_refresh::plan::SecretRef;
+use adf_secret_refresh::report::{self, Report, Trigger, TriggerKind};
+use adf_secret_refresh::{audit, functions, notify, telemetry};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Keeps Azure Data Factory linked services working when a Key Vault secret rotates.
+#[derive(Parser, Debug)]
+#[command(name = "adf-secret-refresh", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// ARM scope searched (repeatable): /subscriptions/{s}, /subscriptions/{s}/resourceGroups/{rg}, or a factory id.
+    #[arg(
+        long = "scope",
+        global = true,
+        env = "ADF_REFRESH_SCOPE",
+        value_delimiter = ','
+    )]
+    scopes: Vec<String>,
+    /// `text` (default on a terminal), `json` (exactly one report on stdout), or `markdown`.
+    #[arg(long, global = true, value_enum)]
+    output: Option<Output>,
+    #[arg(
+        long,
+        global = true,
+        env = "ADF_REFRESH_ARM_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    arm_endpoint: String,
+    /// URL template with {vault}, used instead of the vault's own host (emulators, proxies).
+    #[arg(long, global = true, env = "ADF_REFRESH_KEYVAULT_ENDPOINT")]
+    keyvault_endpoint: Option<String>,
+    /// Extra trusted root certificate(s), PEM.
+    #[arg(long, global = true, env = "ADF_REFRESH_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// managed-identity, developer-tools, client-secret or workload-identity.
+    #[arg(long, global = true, env = "ADF_REFRESH_CREDENTIAL", value_enum)]
+    credential: Option<CredentialKind>,
+    /// When to notify: attention (default), always, never.
+    #[arg(
+        long,
+        global = true,
+        env = "ADF_REFRESH_NOTIFY",
+        value_enum,
+        default_value = "attention"
+    )]
+    notify: NotifyPolicy,
+    /// Vault names whose events are acted on (comma-separated); empty means any.
+    #[arg(
+        long = "vault-allow",
+        global = true,
+        env = "ADF_REFRESH_VAULTS",
+        value_delimiter = ','
+    )]
+    vault_allow: Vec<String>,
+    /// How many ARM calls may run at once.
+    #[arg(long, global = true, default_value_t = 8)]
+    concurrency: usize,
+    /// The time budget of one run, in seconds.
+    #[arg(long, global = true, default_value_t = 480)]
+    budget_seconds: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Commands {
+    /// Dry run: discover and classify everything that references the secret. Writes nothing.
+    Plan(SecretArgs),
+    /// Re-save the safe targets, test them, and report.
+    Refresh(SecretArgs),
+    /// Inventory every Key Vault reference in scope, with findings (expiry, pins, traps).
+    Audit {
+        /// Warn about secrets that expire within this many days.
+        #[arg(long, default_value_t = 30)]
+        expiring_within_days: i64,
+    },
+    /// Run the Azure Functions custom handler.
+    Serve {
+        #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+        port: Option<u16>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SecretArgs {
+    #[arg(long)]
+    vault: String,
+    #[arg(long)]
+    secret: String,
+    #[arg(long)]
+    version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+    Markdown,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Commands::Serve { .. });
+    telemetry::init(serving && std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> u8 {
+    let settings = match settings(&cli.global) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let app = match App::new(settings) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let report = match cli.command {
+        Commands::Serve { port } => {
+            let port = port.unwrap_or(0);
+            return match functions::serve(app, port).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            };
+        }
+        Commands::Plan(args) => secret_run(&app, args, true).await,
+        Commands::Refresh(args) => secret_run(&app, args, false).await,
+        Commands::Audit {
+            expiring_within_days,
+        } => {
+            audit::run(
+                &app,
+                Trigger {
+                    kind: TriggerKind::Cli,
+                    ..Trigger::default()
+                },
+                expiring_within_days,
+            )
+            .await
+        }
+    };
+    let mut report = report;
+    notify::send_all(&app, &mut report).await;
+    print(&report, cli.global.output);
+    report.exit_code() as u8
+}
+
+async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
+    app.run(RunRequest {
+        secret: SecretRef {
+            vault: args.vault,
+            name: args.secret,
+            version: args.version,
+        },
+        secret_url: None,
+        event_kind: EventKind::NewVersion,
+        dry_run,
+        scopes: Vec::new(),
+        trigger: Trigger {
+            kind: TriggerKind::Cli,
+            ..Trigger::default()
+        },
+        deadline: None,
+    })
+    .await
+}
+
+fn print(report: &Report, output: Option<Output>) {
+    let terminal = std::io::stdout().is_terminal();
+    match output.unwrap_or(if terminal { Output::Text } else { Output::Json }) {
+        Output::Json => match serde_json::to_string_pretty(report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot serialise the report: {e}"),
+        },
+        Output::Text => print!(
+            "{}",
+            report::text::render(report, terminal && std::env::var_os("NO_COLOR").is_none())
+        ),
+        Output::Markdown => print!("{}", report::markdown::render(report)),
+    }
+}
+
+fn settings(g: &Global) -> Result<Settings, String> {
+    let scopes = g
+        .scopes
+        .iter()
+        .flat_map(|s| split_list(s))
+        .map(|s| Scope::parse(&s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    Ok(Settings {
+        scopes,
+        arm_endpoint: g.arm_endpoint.clone(),
+        keyvault_endpoint: g.keyvault_endpoint.clone().filter(|s| !s.is_empty()),
+        ca_file: g.ca_file.clone(),
+        credential: g.credential.unwrap_or_else(|| {
+            CredentialKind::automatic(std::env::var_os("IDENTITY_ENDPOINT").is_some())
+        }),
+        vault_allow: g.vault_allow.iter().flat_map(|v| split_list(v)).collect(),
+        notify: g.notify,
+        webhook_url: env("ADF_REFRESH_WEBHOOK_URL"),
+        webhook_secret: env("ADF_REFRESH_WEBHOOK_SECRET").map(SecretString::new),
+        teams_webhook_url: env("ADF_REFRESH_TEAMS_WEBHOOK_URL"),
+        slack_webhook_url: env("ADF_REFRESH_SLACK_WEBHOOK_URL"),
+        concurrency: g.concurrency.clamp(1, 64),
+        run_budget: Duration::from_secs(g.budget_seconds.max(5)),
+        expiry_warning_days: 30,
+    })
+}

@@ -275,7 +275,7 @@ fn target_for(
     })
 }
 
-fn to_report_reference(r: &KeyVaultReference) -> Reference {
+pub fn to_report_reference(r: &KeyVaultReference) -> Reference {
     let (certainty, because) = match (&r.vault, &r.secret_name) {
         (Resolved::Unresolved(why), _) | (_, Resolved::Unresolved(why)) => {
             ("unresolved", Some(why.clone()))

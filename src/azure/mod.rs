@@ -1,2 +1,6 @@
 //! The clients that speak HTTP to Azure. Nothing else in the crate does.
+pub mod arm;
+pub mod auth;
+pub mod keyvault;
 pub mod operations;
+pub mod retry;

@@ -4,6 +4,7 @@
 //! refused and why, and what a person must do. It never holds a secret value, a token or a function key:
 //! it is built only from names, paths, etags, statuses and ADF's own error messages.
 
+pub mod markdown;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
@@ -356,5 +357,14 @@ pub fn rfc3339(unix: i64) -> Option<String> {
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `expired` → `Expired`, for finding codes.
+pub fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|f| f.to_uppercase().collect::<String>() + chars.as_str())
         .unwrap_or_default()
 }

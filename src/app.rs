@@ -1,0 +1,88 @@
+//! Builds a runnable [`Azure`] from [`Settings`], and the entry points that the CLI and the functions share.
+
+use crate::apply::{self, Azure, RunRequest};
+use crate::azure::arm::ArmClient;
+use crate::azure::auth;
+use crate::azure::keyvault::VaultEndpoints;
+use crate::azure::retry::{Limits, Pacer, RetryPolicy};
+use crate::config::{Scope, Settings};
+use crate::report::Report;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(
+        "no scope is configured: pass --scope or set ADF_REFRESH_SCOPE (nothing outside it is ever read or written)"
+    )]
+    NoScope,
+    #[error("the ARM endpoint `{0}` must be an https URL")]
+    ArmEndpoint(String),
+}
+
+/// Everything a process needs to run: the Azure clients, made once and shared by every run.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub azure: Azure,
+    pub http: reqwest::Client,
+}
+
+impl App {
+    pub fn new(settings: Settings) -> Result<App, SetupError> {
+        if settings.scopes.is_empty() {
+            return Err(SetupError::NoScope);
+        }
+        if !settings
+            .arm_endpoint
+            .to_ascii_lowercase()
+            .starts_with("https://")
+        {
+            return Err(SetupError::ArmEndpoint(settings.arm_endpoint.clone()));
+        }
+        let http = auth::http_client(settings.ca_file.as_deref())?;
+        let credential = auth::credential(settings.credential, &http)?;
+        let pacer = Arc::new(Pacer::new(Limits::default()));
+        let arm = ArmClient::new(
+            http.clone(),
+            &settings.arm_endpoint,
+            credential.clone(),
+            settings.credential,
+            pacer,
+            RetryPolicy::default(),
+        );
+        let azure = Azure {
+            arm,
+            http: http.clone(),
+            credential,
+            vaults: VaultEndpoints {
+                template: settings.keyvault_endpoint.clone(),
+            },
+            concurrency: settings.concurrency,
+        };
+        Ok(App {
+            settings: Arc::new(settings),
+            azure,
+            http,
+        })
+    }
+
+    /// Runs a plan or refresh within the configured scopes (or a narrower set inside them).
+    pub async fn run(&self, mut request: RunRequest) -> Report {
+        if request.scopes.is_empty() {
+            request.scopes = self.settings.scopes.clone();
+        }
+        if request.deadline.is_none() {
+            request.deadline = Some(tokio::time::Instant::now() + self.settings.run_budget);
+        }
+        apply::run(&self.azure, request).await
+    }
+
+    /// Whether every scope in `requested` lies inside the configured scopes.
+    pub fn scopes_allowed(&self, requested: &[Scope]) -> bool {
+        requested
+            .iter()
+            .all(|r| self.settings.scopes.iter().any(|s| s.covers(r)))
+    }
+}

@@ -1,0 +1,545 @@
+//! One handler per function. Each parses its envelope, does its work through the shared core, and answers.
+
+use super::Handler;
+use super::envelope::{Invocation, InvocationResponse};
+use crate::apply::RunRequest;
+use crate::config::Scope;
+use crate::event::{self, EventKind, Parsed, SecretEvent};
+use crate::plan::SecretRef;
+use crate::report::{Report, Trigger, TriggerKind};
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The largest manual-refresh body accepted.
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+/// Retries by the host end after this many deliveries (host.json `maxDequeueCount`); the last one reports.
+const MAX_DEQUEUE_COUNT: u64 = 5;
+
+/// The queue message from `KeyVaultSecretEvent` to `RefreshJob`. `id` and `date` feed the blob path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshJob {
+    pub id: String,
+    pub date: String,
+    pub vault: String,
+    pub secret: String,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub secret_url: Option<String>,
+    pub event_kind: EventKind,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+}
+
+impl RefreshJob {
+    /// One job per (vault, secret, version): duplicates of it are recognised by this key.
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{:?}",
+            self.vault.to_ascii_lowercase(),
+            self.secret.to_ascii_lowercase(),
+            self.version
+                .as_deref()
+                .unwrap_or("latest")
+                .to_ascii_lowercase(),
+            self.event_kind
+        )
+    }
+}
+
+/// The job for a secret event.
+pub fn job_from_event(e: &SecretEvent) -> RefreshJob {
+    let now = time::OffsetDateTime::now_utc();
+    RefreshJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        date: format!(
+            "{:04}-{:02}-{:02}",
+            now.year(),
+            now.month() as u8,
+            now.day()
+        ),
+        vault: e.vault.clone(),
+        secret: e.secret.clone(),
+        version: e.version.clone(),
+        secret_url: e.secret_url.clone(),
+        event_kind: e.kind,
+        event_id: e.event_id.clone(),
+        event_type: Some(e.event_type.clone()),
+    }
+}
+
+/// `KeyVaultSecretEvent`: validate, filter, and queue one job per (vault, secret, version). Returns at once.
+pub async fn key_vault_secret_event(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return rejected(&e),
+    };
+    let Some(trigger) = invocation
+        .trigger("event")
+        .or_else(|| invocation.trigger("eventGridEvent"))
+    else {
+        return rejected("the invocation has no `event` trigger value");
+    };
+    let parsed = match event::parse_delivery(&trigger) {
+        Ok(p) => p,
+        // A malformed event never becomes valid: answer 2xx so the host does not retry it, and say why.
+        Err(e) => return rejected(&format!("rejected the event: {e}")),
+    };
+    let mut response = InvocationResponse::ok();
+    let mut jobs: Vec<Value> = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for item in parsed {
+        match item {
+            Parsed::SubscriptionValidation { validation_code } => {
+                response.return_value = json!({ "validationResponse": validation_code });
+                response = response.log("answered an Event Grid subscription validation");
+            }
+            Parsed::Ignored {
+                event_type,
+                event_id,
+            } => {
+                tracing::info!(
+                    event_type,
+                    event_id = event_id.as_deref().unwrap_or(""),
+                    "ignored an event type the product does not act on"
+                );
+                response = response.log(format!("ignored event type {event_type}"));
+            }
+            Parsed::Secret(e) if !h.app.settings.vault_allowed(&e.vault) => {
+                tracing::warn!(vault = %e.vault, secret = %e.secret, event_id = e.event_id.as_deref().unwrap_or(""), "dropped an event from a vault outside ADF_REFRESH_VAULTS");
+                response = response.log(format!(
+                    "dropped: vault {} is not in ADF_REFRESH_VAULTS",
+                    e.vault
+                ));
+            }
+            Parsed::Secret(e) => {
+                let job = job_from_event(&e);
+                if keys.insert(job.dedupe_key()) {
+                    tracing::info!(vault = %e.vault, secret = %e.secret, version = e.version.as_deref().unwrap_or(""), job_id = %job.id, event_id = e.event_id.as_deref().unwrap_or(""), "queued a refresh job");
+                    response = response.log(format!(
+                        "queued job {} for {}/{}",
+                        job.id, e.vault, e.secret
+                    ));
+                    jobs.push(serde_json::to_value(&job).unwrap_or(Value::Null));
+                }
+            }
+        }
+    }
+    if !jobs.is_empty() {
+        response = response.output("job", Value::Array(jobs));
+    }
+    response
+}
+
+/// `RefreshJob`: run the refresh; write the report to the blob output, and to the attention queue if needed.
+pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return rejected(&e),
+    };
+    let job: RefreshJob = match invocation.trigger("job").map(serde_json::from_value) {
+        Some(Ok(job)) => job,
+        Some(Err(e)) => return rejected(&format!("the queue message is not a refresh job: {e}")),
+        None => return rejected("the invocation has no `job` trigger value"),
+    };
+    if !h.app.settings.vault_allowed(&job.vault) {
+        return rejected(&format!("vault {} is not in ADF_REFRESH_VAULTS", job.vault));
+    }
+    let key = job.dedupe_key();
+    let (_running, previous) = h.dedupe.begin(&key).await;
+    let trigger = Trigger {
+        kind: TriggerKind::Queue,
+        event_id: job.event_id.clone(),
+        event_type: job.event_type.clone(),
+        invocation_id: invocation.invocation_id(),
+    };
+    let mut report = match previous {
+        Some(previous_id) => duplicate_report(&h, &job, trigger, previous_id),
+        None => {
+            let mut report = h
+                .app
+                .run(RunRequest {
+                    secret: SecretRef {
+                        vault: job.vault.clone(),
+                        name: job.secret.clone(),
+                        version: job.version.clone(),
+                    },
+                    secret_url: job.secret_url.clone(),
+                    event_kind: job.event_kind,
+                    dry_run: false,
+                    scopes: Vec::new(),
+                    trigger,
+                    deadline: None,
+                })
+                .await;
+            report.id = job.id.clone();
+            if report.complete {
+                h.dedupe.complete(&key, &report.id);
+            }
+            report
+        }
+    };
+    crate::notify::send_all(&h.app, &mut report).await;
+    let last_try = invocation.dequeue_count() >= MAX_DEQUEUE_COUNT;
+    if report.retry_may_help() && !last_try {
+        tracing::warn!(job_id = %job.id, dequeue_count = invocation.dequeue_count(), "the run hit a transient failure; asking the host to retry");
+        let mut response = InvocationResponse {
+            status: 503,
+            ..InvocationResponse::ok()
+        };
+        response.logs.push(format!(
+            "transient failure, retry wanted: {}",
+            first_error(&report)
+        ));
+        return response;
+    }
+    report_outputs(report)
+}
+
+/// `Refresh`: a manual run over HTTP (function key). The response is the report.
+pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return http_error(400, &e),
+    };
+    let Some(req) = invocation.data.get("req").and_then(Value::as_object) else {
+        return http_error(400, "the invocation has no `req` trigger value");
+    };
+    if let Some(ct) = header(req, "content-type")
+        && !ct.to_ascii_lowercase().starts_with("application/json")
+    {
+        return http_error(415, "send the request as application/json");
+    }
+    let raw = match req.get("Body") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    if raw.len() > MAX_REQUEST_BODY {
+        return http_error(
+            413,
+            &format!(
+                "the body is {} bytes; at most {MAX_REQUEST_BODY} are accepted",
+                raw.len()
+            ),
+        );
+    }
+    let manual = match ManualRequest::parse(&raw) {
+        Ok(m) => m,
+        Err(e) => return http_error(400, &e),
+    };
+    if !h.app.settings.vault_allowed(&manual.vault) {
+        return http_error(
+            403,
+            &format!("vault `{}` is not in ADF_REFRESH_VAULTS", manual.vault),
+        );
+    }
+    if !h.app.scopes_allowed(&manual.scopes) {
+        return http_error(
+            403,
+            "`scope` must lie inside the configured scope (ADF_REFRESH_SCOPE)",
+        );
+    }
+    tracing::info!(vault = %manual.vault, secret = %manual.secret, dry_run = manual.dry_run, invocation_id = invocation.invocation_id().unwrap_or_default(), "manual refresh");
+    let mut report = h
+        .app
+        .run(RunRequest {
+            secret: SecretRef {
+                vault: manual.vault,
+                name: manual.secret,
+                version: manual.version,
+            },
+            secret_url: None,
+            event_kind: EventKind::NewVersion,
+            dry_run: manual.dry_run,
+            scopes: manual.scopes,
+            trigger: Trigger {
+                kind: TriggerKind::Http,
+                invocation_id: invocation.invocation_id(),
+                ..Trigger::default()
+            },
+            deadline: None,
+        })
+        .await;
+    crate::notify::send_all(&h.app, &mut report).await;
+    let status = if report.complete { 200 } else { 503 };
+    let body = serde_json::to_value(&report).unwrap_or(Value::Null);
+    InvocationResponse::ok().output("res", http_response(status, body))
+}
+
+/// `Audit`: the daily inventory and findings.
+pub async fn audit(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
+    let invocation = Invocation::parse(&body).unwrap_or_default();
+    let trigger = Trigger {
+        kind: TriggerKind::Timer,
+        invocation_id: invocation.invocation_id(),
+        ..Trigger::default()
+    };
+    let mut report = crate::audit::run(&h.app, trigger, h.app.settings.expiry_warning_days).await;
+    crate::notify::send_all(&h.app, &mut report).await;
+    report_outputs(report)
+}
+
+fn report_outputs(report: Report) -> InvocationResponse {
+    let attention = report.summary.attention;
+    let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let mut response = InvocationResponse::ok()
+        .log(format!(
+            "report {}: {} affected, {} re-saved, {} tests failed",
+            report.id, report.summary.affected, report.summary.resaved, report.summary.tests_failed
+        ))
+        .output("report", value);
+    if attention {
+        response = response.output(
+            "attention",
+            json!({"reportId": report.id, "secret": report.secret.as_ref().map(|s| format!("{}/{}", s.vault, s.name)), "summary": report.summary}),
+        );
+    }
+    response
+}
+
+fn duplicate_report(
+    h: &Handler,
+    job: &RefreshJob,
+    trigger: Trigger,
+    previous_id: String,
+) -> Report {
+    let now = crate::report::now_rfc3339();
+    tracing::info!(job_id = %job.id, previous = %previous_id, "duplicate delivery: already refreshed");
+    let mut report = Report {
+        schema: crate::report::SCHEMA.into(),
+        id: job.id.clone(),
+        command: crate::report::Command::Refresh,
+        dry_run: false,
+        trigger,
+        started_at: now.clone(),
+        finished_at: now,
+        scope: h
+            .app
+            .settings
+            .scopes
+            .iter()
+            .map(|s| s.id().to_string())
+            .collect(),
+        secret: Some(crate::report::SecretInfo {
+            vault: job.vault.clone(),
+            name: job.secret.clone(),
+            version: job.version.clone(),
+            metadata: "notRead".into(),
+            ..Default::default()
+        }),
+        summary: Default::default(),
+        targets: Vec::new(),
+        findings: vec![crate::report::Finding {
+            code: "duplicateDelivery".into(),
+            severity: "info".into(),
+            message: format!(
+                "This (vault, secret, version) was already refreshed by report {previous_id}; nothing was done again."
+            ),
+            subject: None,
+            fix: Vec::new(),
+        }],
+        errors: Vec::new(),
+        complete: true,
+        duplicate_of: Some(previous_id),
+        notifications: Vec::new(),
+    };
+    report.summarise();
+    report
+}
+
+fn first_error(report: &Report) -> String {
+    report
+        .errors
+        .first()
+        .map(|e| e.message.clone())
+        .unwrap_or_default()
+}
+
+/// A 2xx that tells the host not to retry, with the reason in the invocation logs.
+fn rejected(message: &str) -> InvocationResponse {
+    tracing::warn!(reason = message, "invocation rejected");
+    InvocationResponse::ok()
+        .log(message.to_string())
+        .output("rejected", json!({ "error": message }))
+}
+
+fn http_error(status: u16, message: &str) -> InvocationResponse {
+    tracing::warn!(status, reason = message, "manual refresh refused");
+    InvocationResponse::ok()
+        .log(format!("{status}: {message}"))
+        .output("res", http_response(status, json!({ "error": message })))
+}
+
+fn http_response(status: u16, body: Value) -> Value {
+    json!({ "statusCode": status, "headers": { "Content-Type": "application/json" }, "body": body })
+}
+
+fn header(req: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    let headers = req.get("Headers")?.as_object()?;
+    let (_, value) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+    match value {
+        Value::Array(items) => items.first()?.as_str().map(str::to_string),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The manual request body: `{"vault","secret","version"?,"dryRun"?,"scope"?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualRequest {
+    pub vault: String,
+    pub secret: String,
+    pub version: Option<String>,
+    pub dry_run: bool,
+    pub scopes: Vec<Scope>,
+}
+
+impl ManualRequest {
+    /// Parses and validates, naming the field at fault.
+    pub fn parse(raw: &str) -> Result<ManualRequest, String> {
+        if raw.trim().is_empty() {
+            return Err("the body is empty; send {\"vault\":…,\"secret\":…}".into());
+        }
+        let value: Value =
+            serde_json::from_str(raw).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+        let Value::Object(o) = value else {
+            return Err(format!(
+                "the body is {}, not an object",
+                event::json_kind(&value)
+            ));
+        };
+        for key in o.keys() {
+            if !["vault", "secret", "version", "dryRun", "scope"].contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown field `{}`; expected vault, secret, version, dryRun, scope",
+                    key.chars().take(64).collect::<String>()
+                ));
+            }
+        }
+        let name = |field: &str, max: usize, required: bool| -> Result<Option<String>, String> {
+            match o.get(field) {
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => Err(format!("`{field}` is required")),
+                Some(Value::String(s)) if s.is_empty() => Err(format!("`{field}` is empty")),
+                Some(Value::String(s)) if s.len() > max => {
+                    Err(format!("`{field}` is longer than {max} characters"))
+                }
+                Some(Value::String(s))
+                    if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                {
+                    Err(format!(
+                        "`{field}` may hold only letters, digits and dashes"
+                    ))
+                }
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!(
+                    "`{field}` must be a string, not {}",
+                    event::json_kind(other)
+                )),
+            }
+        };
+        let vault = name("vault", 24, true)?.unwrap_or_default();
+        let secret = name("secret", 127, true)?.unwrap_or_default();
+        let version = name("version", 64, false)?;
+        let dry_run = match o.get("dryRun") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "`dryRun` must be true or false, not {}",
+                    event::json_kind(other)
+                ));
+            }
+        };
+        let scopes = match o.get("scope") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![Scope::parse(s).map_err(|e| format!("`scope`: {e}"))?],
+            Some(Value::Array(items)) if items.len() <= 100 => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .ok_or_else(|| "`scope` must hold strings".to_string())
+                        .and_then(|s| Scope::parse(s).map_err(|e| format!("`scope`: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err("`scope` must be a scope string or an array of at most 100".into());
+            }
+        };
+        Ok(ManualRequest {
+            vault,
+            secret,
+            version,
+            dry_run,
+            scopes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_requests_name_the_field_at_fault() {
+        let cases = [
+            ("", "empty"),
+            ("[1]", "not an object"),
+            ("{", "not valid JSON"),
+            (r#"{"secret":"s"}"#, "`vault` is required"),
+            (r#"{"vault":"v"}"#, "`secret` is required"),
+            (r#"{"vault":7,"secret":"s"}"#, "`vault` must be a string"),
+            (
+                r#"{"vault":"v","secret":"s/../x"}"#,
+                "`secret` may hold only",
+            ),
+            (
+                r#"{"vault":"v","secret":"s","dryRun":"yes"}"#,
+                "`dryRun` must be true or false",
+            ),
+            (r#"{"vault":"v","secret":"s","scope":"/nope"}"#, "`scope`"),
+            (
+                r#"{"vault":"v","secret":"s","extra":1}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"vault":"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv","secret":"s"}"#,
+                "`vault` is longer",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = ManualRequest::parse(body).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+        let ok = ManualRequest::parse(
+            r#"{"vault":"kv","secret":"s","dryRun":true,"scope":"/subscriptions/x"}"#,
+        )
+        .unwrap();
+        assert!(ok.dry_run);
+        assert_eq!(ok.scopes.len(), 1);
+    }
+
+    #[test]
+    fn jobs_of_one_version_share_a_key() {
+        let e = SecretEvent {
+            kind: EventKind::NewVersion,
+            event_id: None,
+            event_type: "Microsoft.KeyVault.SecretNewVersionCreated".into(),
+            vault: "KV".into(),
+            secret: "S".into(),
+            version: Some("V".into()),
+            secret_url: None,
+            not_before: None,
+            expires: None,
+        };
+        let (a, b) = (job_from_event(&e), job_from_event(&e));
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.dedupe_key(), b.dedupe_key());
+        assert_eq!(a.date.len(), 10);
+    }
+}
