@@ -1,1 +1,397 @@
-//! Local Azure emulator.
+//! A local Azure emulator for `adf-secret-refresh`: ARM for Data Factory, Key Vault, the Entra
+//! client-credentials endpoint (all over TLS with a self-signed CA), and the App Service managed-identity
+//! endpoint plus a control API (plain HTTP).
+//!
+//! It answers with the shapes of the real services (checked against the ADF REST spec examples by the
+//! tests), records every request, and injects faults on demand: latency, 5xx, dropped connections, 429
+//! bursts, ARM's per-subscription token buckets, token-endpoint outages and concurrent edits (412).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), adf_emulator::Error> {
+//! let emulator = adf_emulator::start(adf_emulator::demo_seed(), adf_emulator::Options::default()).await?;
+//! for (name, value) in emulator.env() {
+//!     println!("{name}={value}");
+//! }
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod arm;
+mod connectivity;
+mod control;
+mod faults;
+mod keyvault;
+mod seeds;
+mod server;
+mod store;
+mod tls;
+mod tokens;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{Burst429, ConcurrentEdit, Faults};
+pub use seeds::{demo_seed, large_estate};
+pub use serde_json::Value;
+
+/// How to start the emulator.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// ARM list page size (factories, linked services, credentials). Default 50.
+    pub page_size: usize,
+    /// Key Vault list page size (secret versions). Default 25.
+    pub kv_page_size: usize,
+    /// Faults active from the start.
+    pub faults: Faults,
+    /// Where to write the CA certificate (PEM). Default: a temporary file removed at shutdown.
+    pub ca_out: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            page_size: 50,
+            kv_page_size: 25,
+            faults: Faults::default(),
+            ca_out: None,
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug)]
+pub enum Error {
+    /// The seed document is not valid.
+    Seed(String),
+    /// Binding a listener or writing the CA file failed.
+    Io(std::io::Error),
+    /// Generating the certificate or the TLS configuration failed.
+    Tls(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Seed(msg) => write!(f, "invalid seed: {msg}"),
+            Error::Io(err) => write!(f, "I/O error: {err}"),
+            Error::Tls(msg) => write!(f, "TLS setup failed: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(err)
+    }
+}
+
+/// One request the emulator received (control API excluded). Never holds an `Authorization` value or a
+/// form body.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string (may be empty).
+    pub query: String,
+    /// `"arm"`, `"keyvault"`, `"entra"` or `"msi"`.
+    pub host_kind: String,
+    pub if_match: Option<String>,
+    pub had_bearer: bool,
+    /// The parsed JSON body, if the request had one (form bodies are never kept).
+    pub body: Option<Value>,
+    /// The status answered; `0` when the connection was dropped without a response.
+    pub status: u16,
+    /// Milliseconds since the emulator started.
+    pub at_ms: u64,
+}
+
+/// What happened so far. Tests assert on these.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// PUTs that wrote `"**********"` over a stored `SecureString` value (data loss).
+    pub masked_writes: u64,
+    /// Requests that read a Key Vault secret value (`GET /secrets/{name}[/{version}]`).
+    pub secret_value_reads: u64,
+    /// 429 answers sent (bursts and token buckets).
+    pub throttled: u64,
+    /// Injected 500/503 answers.
+    pub injected_errors: u64,
+    /// Connections closed without a response.
+    pub dropped: u64,
+    /// Access tokens issued by the token endpoints.
+    pub tokens_issued: u64,
+    /// Accepted PUTs of linked services and credentials.
+    pub puts: u64,
+    /// Attempts to write the factory resource itself (PUT/PATCH/DELETE), all refused.
+    pub factory_writes: u64,
+}
+
+/// Settings fixed at start.
+pub(crate) struct Config {
+    pub https_url: String,
+    pub page_size: usize,
+    pub kv_page_size: usize,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub identity_header: String,
+    pub managed_identity_client_id: String,
+}
+
+/// Everything the request handlers share.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Mutex<store::Store>,
+    pub tokens: tokens::Registry,
+    pub faults: faults::FaultState,
+    pub log: Mutex<server::RequestLog>,
+    pub counters: Mutex<Counters>,
+    pub started: Instant,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking handler must not take the emulator down with it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn count(&self, update: impl FnOnce(&mut Counters)) {
+        update(&mut lock(&self.counters));
+    }
+}
+
+/// A running emulator. Cheap to clone; it shuts down when the last clone is dropped or on
+/// [`Emulator::shutdown`].
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    https_url: String,
+    http_url: String,
+    ca_file: PathBuf,
+    remove_ca_file: bool,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        if self.remove_ca_file {
+            let _ = std::fs::remove_file(&self.ca_file);
+        }
+    }
+}
+
+/// Starts the emulator on two ephemeral ports of 127.0.0.1 (one TLS, one plain HTTP).
+pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
+    let https = TcpListener::bind("127.0.0.1:0").await?;
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let https_url = format!("https://127.0.0.1:{}", https.local_addr()?.port());
+    let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
+
+    let parsed = store::Store::from_seed(&seed).map_err(Error::Seed)?;
+    let (ca_file, remove_ca_file) = match &options.ca_out {
+        Some(path) => (path.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("adf-emulator-ca-{}.pem", uuid::Uuid::new_v4())),
+            true,
+        ),
+    };
+    let acceptor = tls::acceptor(&ca_file)?;
+
+    let config = Config {
+        https_url: https_url.clone(),
+        page_size: options.page_size.max(1),
+        kv_page_size: options.kv_page_size.max(1),
+        tenant_id: parsed.tenant_id.clone(),
+        client_id: parsed.client_id.clone(),
+        client_secret: parsed.client_secret.clone(),
+        identity_header: tokens::random_secret("idh-"),
+        managed_identity_client_id: parsed.managed_identity_client_id.clone(),
+    };
+    let shared = Arc::new(Shared {
+        config,
+        store: Mutex::new(parsed),
+        tokens: tokens::Registry::default(),
+        faults: faults::FaultState::new(options.faults),
+        log: Mutex::new(server::RequestLog::default()),
+        counters: Mutex::new(Counters::default()),
+        started: Instant::now(),
+    });
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(server::serve(
+            https,
+            Some(acceptor),
+            Arc::clone(&shared),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(server::serve(http, None, Arc::clone(&shared), shutdown_rx)),
+    ];
+    tracing::info!(%https_url, %http_url, ca_file = %ca_file.display(), "adf-emulator started");
+    Ok(Emulator {
+        inner: Arc::new(Handle {
+            shared,
+            https_url,
+            http_url,
+            ca_file,
+            remove_ca_file,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        }),
+    })
+}
+
+impl Emulator {
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// `https://127.0.0.1:PORT`: ARM (root), Key Vault (`/kv/{vault}/`) and the Entra token endpoint.
+    pub fn https_url(&self) -> String {
+        self.inner.https_url.clone()
+    }
+
+    /// `http://127.0.0.1:PORT`: the managed-identity endpoint and the control API (`/_emulator/`).
+    pub fn http_url(&self) -> String {
+        self.inner.http_url.clone()
+    }
+
+    /// The ARM endpoint (same as [`Emulator::https_url`]).
+    pub fn arm_endpoint(&self) -> String {
+        self.https_url()
+    }
+
+    /// `https://127.0.0.1:PORT/kv/{vault}/`: substitute `{vault}` with the vault name.
+    pub fn keyvault_endpoint_template(&self) -> String {
+        format!("{}/kv/{{vault}}/", self.inner.https_url)
+    }
+
+    /// The PEM file of the CA that signed the TLS listener's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.inner.ca_file.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/msi/token` (App Service style `IDENTITY_ENDPOINT`).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.inner.http_url)
+    }
+
+    /// The `X-IDENTITY-HEADER` value the managed-identity endpoint requires.
+    pub fn identity_header(&self) -> String {
+        self.shared().config.identity_header.clone()
+    }
+
+    /// The Entra authority host (for `AZURE_AUTHORITY_HOST`).
+    pub fn authority_host(&self) -> String {
+        self.https_url()
+    }
+
+    pub fn tenant_id(&self) -> String {
+        self.shared().config.tenant_id.clone()
+    }
+
+    /// The client id of the app registration the client-credentials endpoint accepts.
+    pub fn client_id(&self) -> String {
+        self.shared().config.client_id.clone()
+    }
+
+    /// The client secret of that app registration.
+    pub fn client_secret(&self) -> String {
+        self.shared().config.client_secret.clone()
+    }
+
+    /// The environment that points the product at this emulator (managed-identity credential).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("ADF_REFRESH_ARM_ENDPOINT", self.arm_endpoint()),
+            (
+                "ADF_REFRESH_KEYVAULT_ENDPOINT",
+                self.keyvault_endpoint_template(),
+            ),
+            (
+                "ADF_REFRESH_CA_FILE",
+                self.ca_file().to_string_lossy().into_owned(),
+            ),
+            ("IDENTITY_ENDPOINT", self.identity_endpoint()),
+            ("IDENTITY_HEADER", self.identity_header()),
+            ("ADF_REFRESH_CREDENTIAL", "managed-identity".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Every request received (control API excluded), in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared().log)
+            .entries
+            .iter()
+            .map(|(_, entry)| entry.clone())
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared().log).entries.clear();
+    }
+
+    /// The full stored estate, with true inline secret values, etags, re-save flags and counters.
+    pub fn state(&self) -> Value {
+        control::state(self.shared())
+    }
+
+    /// The stored linked service (unmasked), by factory resource id (case-insensitive) and name.
+    pub fn linked_service(&self, factory_id: &str, name: &str) -> Option<Value> {
+        lock(&self.shared().store).linked_service_resource(factory_id, name)
+    }
+
+    /// Replaces the active faults (the token outage window starts now, the RNG is reseeded).
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared().faults.set(faults);
+    }
+
+    /// Every secret string the emulator knows: Key Vault values, inline values, issued tokens, the
+    /// identity header and the client secret.
+    pub fn known_secrets(&self) -> Vec<String> {
+        control::known_secrets(self.shared())
+    }
+
+    pub fn counters(&self) -> Counters {
+        lock(&self.shared().counters).clone()
+    }
+
+    /// Stops both listeners and closes every open connection.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

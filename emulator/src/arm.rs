@@ -1,0 +1,581 @@
+//! Azure Resource Manager for Data Factory: authentication, `api-version`, throttling (429 bursts and
+//! per-subscription token buckets), case-insensitive routing, and the factory, linked-service and
+//! credential resources with paging, masking, `If-Match` and the PUT body rules.
+
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header::WWW_AUTHENTICATE};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::server::{Ctx, cloud_error, json_response, too_many_requests};
+use crate::store::{self, API_VERSION, ChildKind, Missing, Store};
+use crate::tokens::{ARM_AUDIENCES, TokenCheck, normalize_audience};
+use crate::{Shared, connectivity, lock};
+
+/// One ARM operation the emulator knows, with the path parameters it names.
+enum Route<'a> {
+    ListFactories { sub: &'a str },
+    ListFactoriesInGroup { sub: &'a str, rg: &'a str },
+    Factory(FactoryPath<'a>),
+    Children(FactoryPath<'a>, ChildKind),
+    Child(FactoryPath<'a>, ChildKind, &'a str),
+    TestConnectivity(FactoryPath<'a>),
+    IntegrationRuntime(FactoryPath<'a>, &'a str),
+    IntegrationRuntimeStatus(FactoryPath<'a>, &'a str),
+}
+
+/// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}`.
+#[derive(Clone, Copy)]
+pub(crate) struct FactoryPath<'a> {
+    pub sub: &'a str,
+    pub rg: &'a str,
+    pub name: &'a str,
+}
+
+fn is(segment: &str, name: &str) -> bool {
+    segment.eq_ignore_ascii_case(name)
+}
+
+fn parse_route(segments: &[String]) -> Option<Route<'_>> {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [subs, sub, providers, rp, factories]
+            if is(subs, "subscriptions")
+                && is(providers, "providers")
+                && is(rp, "Microsoft.DataFactory")
+                && is(factories, "factories") =>
+        {
+            Some(Route::ListFactories { sub })
+        }
+        [subs, sub, rgs, rg, providers, rp, factories, rest @ ..]
+            if is(subs, "subscriptions")
+                && is(rgs, "resourceGroups")
+                && is(providers, "providers")
+                && is(rp, "Microsoft.DataFactory")
+                && is(factories, "factories") =>
+        {
+            let Some((name, rest)) = rest.split_first() else {
+                return Some(Route::ListFactoriesInGroup { sub, rg });
+            };
+            let f = FactoryPath { sub, rg, name };
+            let child_kind = |segment: &str| {
+                if is(segment, "linkedservices") {
+                    Some(ChildKind::LinkedService)
+                } else if is(segment, "credentials") {
+                    Some(ChildKind::Credential)
+                } else {
+                    None
+                }
+            };
+            match rest {
+                [] => Some(Route::Factory(f)),
+                [kind] if is(kind, "testConnectivity") => Some(Route::TestConnectivity(f)),
+                [kind] => child_kind(kind).map(|k| Route::Children(f, k)),
+                [kind, ir] if is(kind, "integrationRuntimes") => {
+                    Some(Route::IntegrationRuntime(f, ir))
+                }
+                [kind, child] => child_kind(kind).map(|k| Route::Child(f, k, child)),
+                [kind, ir, action]
+                    if is(kind, "integrationRuntimes") && is(action, "getStatus") =>
+                {
+                    Some(Route::IntegrationRuntimeStatus(f, ir))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The subscription a request is scoped to, if any.
+fn subscription(ctx: &Ctx) -> Option<&str> {
+    match ctx.segments.as_slice() {
+        [first, sub, ..] if is(first, "subscriptions") => Some(sub),
+        _ => None,
+    }
+}
+
+/// ARM counts GETs as reads and everything else as writes.
+fn is_write(ctx: &Ctx) -> bool {
+    ctx.method != Method::GET && ctx.method != Method::HEAD
+}
+
+/// Adds `x-ms-ratelimit-remaining-{subscription|tenant}-{reads|writes}` from the bucket model.
+pub(crate) fn add_rate_limit_header(shared: &Shared, ctx: &Ctx, response: &mut Response) {
+    let write = is_write(ctx);
+    let (scope, level) = match subscription(ctx) {
+        Some(sub) => (sub, "subscription"),
+        None => ("", "tenant"),
+    };
+    let kind = if write { "writes" } else { "reads" };
+    let remaining = shared.faults.remaining(scope, write);
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::try_from(format!("x-ms-ratelimit-remaining-{level}-{kind}")),
+        HeaderValue::from_str(&remaining.to_string()),
+    ) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+fn unauthorized(code: &str, message: &str, description: &str) -> Response {
+    let mut response = cloud_error(StatusCode::UNAUTHORIZED, code, message);
+    let challenge = format!(
+        "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"{description}\""
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// Checks the bearer token; returns the caller's client id.
+fn authenticate(shared: &Shared, ctx: &Ctx) -> Result<String, Box<Response>> {
+    let Some(token) = ctx.bearer() else {
+        return Err(Box::new(unauthorized(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            "The authentication failed because of missing 'Authorization' header.",
+        )));
+    };
+    let failure = match shared.tokens.check(token) {
+        TokenCheck::Valid(issued)
+            if ARM_AUDIENCES.contains(&normalize_audience(&issued.audience).as_str()) =>
+        {
+            return Ok(issued.client_id);
+        }
+        TokenCheck::Valid(issued) => unauthorized(
+            "InvalidAuthenticationToken",
+            &format!(
+                "The access token is invalid: its audience '{}' is not https://management.azure.com/.",
+                issued.audience
+            ),
+            "The access token has an invalid audience.",
+        ),
+        TokenCheck::Expired => unauthorized(
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.",
+            "The access token has expired.",
+        ),
+        TokenCheck::Unknown => unauthorized(
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            "The access token could not be validated.",
+        ),
+    };
+    Err(Box::new(failure))
+}
+
+/// Handles one ARM request (after latency, drops and injected errors).
+pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
+    let client_id = match authenticate(shared, ctx) {
+        Ok(client_id) => client_id,
+        Err(response) => return *response,
+    };
+    match ctx.query_param("api-version") {
+        None => {
+            return cloud_error(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
+        }
+        Some(API_VERSION) => {}
+        Some(other) => {
+            return cloud_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{other}' is invalid. The supported versions are '{API_VERSION}'."
+                ),
+            );
+        }
+    }
+    let write = is_write(ctx);
+    let scope = subscription(ctx).unwrap_or("");
+    let throttled = shared
+        .faults
+        .burst()
+        .or_else(|| shared.faults.take_token(scope, write).err());
+    if let Some(retry_after) = throttled {
+        shared.count(|c| c.throttled += 1);
+        let kind = if write { "write" } else { "read" };
+        return too_many_requests(
+            retry_after,
+            json!({"error": {
+                "code": "SubscriptionRequestsThrottled",
+                "message": format!("Number of '{kind}' requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
+            }}),
+        );
+    }
+    let Some(route) = parse_route(&ctx.segments) else {
+        return cloud_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            &format!("The resource at '{}' was not found.", ctx.path),
+        );
+    };
+    let method = &ctx.method;
+    match route {
+        Route::ListFactories { sub } if *method == Method::GET => {
+            list_factories(shared, ctx, sub, None)
+        }
+        Route::ListFactoriesInGroup { sub, rg } if *method == Method::GET => {
+            list_factories(shared, ctx, sub, Some(rg))
+        }
+        Route::Factory(f) if *method == Method::GET => {
+            let store = lock(&shared.store);
+            match store.find_factory(f.sub, f.rg, f.name) {
+                Ok(i) => json_response(StatusCode::OK, store.factories[i].to_json()),
+                Err(missing) => not_found(missing, f, None),
+            }
+        }
+        Route::Factory(f) if [Method::PUT, Method::PATCH, Method::DELETE].contains(method) => {
+            shared.count(|c| c.factory_writes += 1);
+            let action = if *method == Method::DELETE {
+                "delete"
+            } else {
+                "write"
+            };
+            forbidden(
+                &client_id,
+                &format!("Microsoft.DataFactory/factories/{action}"),
+                &factory_scope(f),
+            )
+        }
+        Route::Children(f, kind) if *method == Method::GET => list_children(shared, ctx, f, kind),
+        Route::Child(f, kind, name) if *method == Method::GET => get_child(shared, f, kind, name),
+        Route::Child(f, kind, name) if *method == Method::PUT => {
+            put_child(shared, ctx, f, kind, name)
+        }
+        Route::Child(f, kind, name) if *method == Method::DELETE => forbidden(
+            &client_id,
+            &format!("Microsoft.DataFactory/factories/{}/delete", kind.segment()),
+            &format!("{}/{}/{name}", factory_scope(f), kind.segment()),
+        ),
+        Route::TestConnectivity(f) if *method == Method::POST => {
+            connectivity::test_connectivity(shared, ctx, f)
+        }
+        Route::IntegrationRuntime(f, ir) if *method == Method::GET => {
+            connectivity::integration_runtime(shared, f, ir)
+        }
+        Route::IntegrationRuntimeStatus(f, ir) if *method == Method::POST => {
+            connectivity::integration_runtime_status(shared, f, ir)
+        }
+        _ => cloud_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            &format!("The requested resource does not support http method '{method}'."),
+        ),
+    }
+}
+
+fn factory_scope(f: FactoryPath<'_>) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
+        f.sub, f.rg, f.name
+    )
+}
+
+fn forbidden(client_id: &str, action: &str, scope: &str) -> Response {
+    cloud_error(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        &format!(
+            "The client '{client_id}' with object id '{client_id}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
+        ),
+    )
+}
+
+/// The 404 for a missing subscription, resource group, factory or child.
+pub(crate) fn not_found(
+    missing: Missing,
+    f: FactoryPath<'_>,
+    child: Option<(ChildKind, &str)>,
+) -> Response {
+    let (code, message) = match missing {
+        Missing::Subscription => (
+            "SubscriptionNotFound",
+            format!("The subscription '{}' could not be found.", f.sub),
+        ),
+        Missing::ResourceGroup => (
+            "ResourceGroupNotFound",
+            format!("Resource group '{}' could not be found.", f.rg),
+        ),
+        Missing::Factory => {
+            let resource = match child {
+                Some((kind, name)) => {
+                    format!(
+                        "Microsoft.DataFactory/factories/{}/{}/{name}",
+                        f.name,
+                        kind.segment()
+                    )
+                }
+                None => format!("Microsoft.DataFactory/factories/{}", f.name),
+            };
+            (
+                "ResourceNotFound",
+                format!(
+                    "The Resource '{resource}' under resource group '{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+                    f.rg
+                ),
+            )
+        }
+    };
+    cloud_error(StatusCode::NOT_FOUND, code, &message)
+}
+
+/// One page of `items` with an absolute `nextLink` (absent on the last page).
+fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
+    let skip = match ctx.query_param("$skipToken") {
+        None => 0,
+        Some(token) => match token.parse::<usize>() {
+            Ok(skip) if skip <= items.len() => skip,
+            _ => {
+                return cloud_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSkipToken",
+                    "The provided $skipToken is not valid.",
+                );
+            }
+        },
+    };
+    let size = shared.config.page_size;
+    let end = skip.saturating_add(size).min(items.len());
+    let mut body = serde_json::Map::new();
+    body.insert("value".into(), Value::Array(items[skip..end].to_vec()));
+    if end < items.len() {
+        body.insert(
+            "nextLink".into(),
+            json!(format!(
+                "{}{}?api-version={API_VERSION}&$skipToken={end}",
+                shared.config.https_url, ctx.path
+            )),
+        );
+    }
+    json_response(StatusCode::OK, Value::Object(body))
+}
+
+fn list_factories(shared: &Shared, ctx: &Ctx, sub: &str, rg: Option<&str>) -> Response {
+    let store = lock(&shared.store);
+    let Some(subscription) = store.subscription(sub) else {
+        return not_found(
+            Missing::Subscription,
+            FactoryPath {
+                sub,
+                rg: "",
+                name: "",
+            },
+            None,
+        );
+    };
+    if let Some(rg) = rg
+        && !subscription
+            .resource_groups
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(rg))
+    {
+        return not_found(
+            Missing::ResourceGroup,
+            FactoryPath { sub, rg, name: "" },
+            None,
+        );
+    }
+    let items = store
+        .factories
+        .iter()
+        .filter(|f| f.subscription_id.eq_ignore_ascii_case(sub))
+        .filter(|f| rg.is_none_or(|rg| f.resource_group.eq_ignore_ascii_case(rg)))
+        .map(store::Factory::to_json)
+        .collect();
+    drop(store);
+    page(shared, ctx, items)
+}
+
+fn list_children(shared: &Shared, ctx: &Ctx, f: FactoryPath<'_>, kind: ChildKind) -> Response {
+    let store = lock(&shared.store);
+    let factory = match store.find_factory(f.sub, f.rg, f.name) {
+        Ok(i) => &store.factories[i],
+        Err(missing) => return not_found(missing, f, None),
+    };
+    let items = factory
+        .children(kind)
+        .iter()
+        .map(|child| factory.child_json(kind, child, true))
+        .collect();
+    drop(store);
+    page(shared, ctx, items)
+}
+
+fn get_child(shared: &Shared, f: FactoryPath<'_>, kind: ChildKind, name: &str) -> Response {
+    let mut store = lock(&shared.store);
+    let index = match store.find_factory(f.sub, f.rg, f.name) {
+        Ok(i) => i,
+        Err(missing) => return not_found(missing, f, None),
+    };
+    let factory = &store.factories[index];
+    let Some(position) = factory
+        .children(kind)
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name))
+    else {
+        return not_found(Missing::Factory, f, Some((kind, name)));
+    };
+    let body = factory.child_json(kind, &factory.children(kind)[position], true);
+    if kind == ChildKind::LinkedService {
+        let factory_id = factory.id();
+        let child_name = factory.children(kind)[position].name.clone();
+        for description in shared
+            .faults
+            .take_concurrent_edits(&factory_id, &child_name)
+        {
+            apply_concurrent_edit(&mut store, index, position, &description);
+        }
+    }
+    json_response(StatusCode::OK, body)
+}
+
+/// Someone else edits the linked service between the product's GET and PUT.
+fn apply_concurrent_edit(store: &mut Store, factory: usize, position: usize, description: &str) {
+    let child = &mut store.factories[factory].linked_services[position];
+    if let Some(properties) = child.properties.as_object_mut() {
+        properties.insert("description".into(), json!(description));
+    }
+    child.etag = store::new_etag();
+    tracing::info!(linked_service = %child.name, "concurrent edit applied");
+}
+
+fn bad_request(message: &str) -> Response {
+    cloud_error(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+fn put_child(
+    shared: &Shared,
+    ctx: &Ctx,
+    f: FactoryPath<'_>,
+    kind: ChildKind,
+    name: &str,
+) -> Response {
+    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
+        return bad_request(
+            "The request content was invalid and could not be deserialized: a JSON object is required.",
+        );
+    };
+    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
+        return bad_request(&format!(
+            "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
+        ));
+    }
+    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
+        return bad_request("The request body must contain a 'properties' object.");
+    };
+    if properties.get("type").and_then(Value::as_str).is_none() {
+        return bad_request("The 'properties.type' field is required.");
+    }
+    let if_match = ctx.header("if-match").map(str::trim);
+
+    let mut store = lock(&shared.store);
+    let index = match store.find_factory(f.sub, f.rg, f.name) {
+        Ok(i) => i,
+        Err(missing) => return not_found(missing, f, None),
+    };
+    let factory_name = store.factories[index].name.clone();
+    let existing = store.factories[index]
+        .children(kind)
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name));
+    let current_etag = existing.map(|p| store.factories[index].children(kind)[p].etag.clone());
+    let precondition_holds = match if_match {
+        None => true,
+        Some("*") => existing.is_some(),
+        Some(expected) => current_etag.as_deref() == Some(expected),
+    };
+    if !precondition_holds {
+        return cloud_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match = {}' failed for {} '{name}'.",
+                if_match.unwrap_or(""),
+                kind.segment().trim_end_matches('s')
+            ),
+        );
+    }
+
+    let masked_write = existing.is_some_and(|p| {
+        store::overwrites_secret_with_mask(
+            &store.factories[index].children(kind)[p].properties,
+            properties,
+        )
+    });
+    if masked_write {
+        shared.count(|c| c.masked_writes += 1);
+        tracing::warn!(factory = %factory_name, %name, "PUT wrote the mask over an inline secret");
+    }
+    store::collect_secure_values(properties, &mut store.inline_secrets_seen);
+
+    let children = store.factories[index].children_mut(kind);
+    let position = match existing {
+        Some(p) => p,
+        None => {
+            children.push(store::Child {
+                name: name.to_owned(),
+                properties: Value::Null,
+                etag: String::new(),
+                test: store::TestScript::default(),
+                resaved: false,
+                puts: 0,
+                encrypted_credential: store::new_encrypted_credential(&factory_name),
+            });
+            children.len() - 1
+        }
+    };
+    let child = &mut children[position];
+    let carries_own_blob = properties
+        .pointer("/typeProperties/encryptedCredential")
+        .is_some();
+    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
+        // New inline secret values: ADF encrypts them again.
+        child.encrypted_credential = store::new_encrypted_credential(&factory_name);
+    }
+    child.properties = properties.clone();
+    child.etag = store::new_etag();
+    child.resaved = true;
+    child.puts += 1;
+    shared.count(|c| c.puts += 1);
+    let factory = &store.factories[index];
+    json_response(
+        StatusCode::OK,
+        factory.child_json(kind, &factory.children(kind)[position], true),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn routes_are_case_insensitive() {
+        let base = "/subscriptions/s/resourcegroups/rg/providers/microsoft.datafactory/factories/f";
+        assert!(matches!(
+            parse_route(&segs(&format!("{base}/LINKEDSERVICES/ls1"))),
+            Some(Route::Child(_, ChildKind::LinkedService, "ls1"))
+        ));
+        assert!(matches!(
+            parse_route(&segs(&format!("{base}/integrationruntimes/ir/getstatus"))),
+            Some(Route::IntegrationRuntimeStatus(_, "ir"))
+        ));
+        assert!(matches!(
+            parse_route(&segs(
+                "/subscriptions/s/providers/Microsoft.DataFactory/factories"
+            )),
+            Some(Route::ListFactories { sub: "s" })
+        ));
+        assert!(parse_route(&segs(&format!("{base}/pipelines/p"))).is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! The control API under `/_emulator/` on the plain HTTP listener, so another process (the demo script,
+//! the product's CLI tests) can do what the Rust API does. Never faulted, never recorded.
+//!
+//! - `GET requests`, `DELETE requests`
+//! - `GET state`, `GET counters`, `GET secrets`
+//! - `GET faults`, `PUT faults` (a JSON `Faults`)
+//! - `GET linked-service?factoryId=…&name=…` (the stored, unmasked resource)
+//! - `GET info` (endpoints, identities and the env the product needs)
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::server::{Ctx, json_response};
+use crate::{Faults, Shared, lock};
+
+/// The full state document: the estate plus counters and active faults.
+pub(crate) fn state(shared: &Shared) -> Value {
+    let mut state = lock(&shared.store).to_state_json();
+    if let Some(map) = state.as_object_mut() {
+        map.insert("counters".into(), json!(*lock(&shared.counters)));
+        map.insert("faults".into(), json!(shared.faults.current()));
+    }
+    state
+}
+
+/// Every secret string the emulator knows, sorted and deduplicated.
+pub(crate) fn known_secrets(shared: &Shared) -> Vec<String> {
+    let mut secrets = lock(&shared.store).secret_values();
+    secrets.extend(shared.tokens.all());
+    secrets.insert(shared.config.identity_header.clone());
+    secrets.insert(shared.config.client_secret.clone());
+    secrets.into_iter().collect()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json_response(status, json!({"error": message}))
+}
+
+pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
+    let resource = ctx.segments.get(1).map(String::as_str).unwrap_or("");
+    match (&ctx.method, resource) {
+        (&Method::GET, "requests") => {
+            let log = lock(&shared.log);
+            let entries: Vec<_> = log.entries.iter().map(|(_, e)| e).collect();
+            json_response(StatusCode::OK, json!(entries))
+        }
+        (&Method::DELETE, "requests") => {
+            lock(&shared.log).entries.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (&Method::GET, "state") => json_response(StatusCode::OK, state(shared)),
+        (&Method::GET, "counters") => json_response(StatusCode::OK, json!(*lock(&shared.counters))),
+        (&Method::GET, "secrets") => json_response(StatusCode::OK, json!(known_secrets(shared))),
+        (&Method::GET, "faults") => json_response(StatusCode::OK, json!(shared.faults.current())),
+        (&Method::PUT, "faults") => match serde_json::from_slice::<Faults>(&ctx.body) {
+            Ok(faults) => {
+                shared.faults.set(faults.clone());
+                json_response(StatusCode::OK, json!(faults))
+            }
+            Err(err) => error(StatusCode::BAD_REQUEST, &format!("invalid faults: {err}")),
+        },
+        (&Method::GET, "linked-service") => {
+            let (Some(factory_id), Some(name)) =
+                (ctx.query_param("factoryId"), ctx.query_param("name"))
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "factoryId and name query parameters are required",
+                );
+            };
+            match lock(&shared.store).linked_service_resource(factory_id, name) {
+                Some(resource) => json_response(StatusCode::OK, resource),
+                None => error(StatusCode::NOT_FOUND, "no such linked service"),
+            }
+        }
+        (&Method::GET, "info") => {
+            let config = &shared.config;
+            json_response(
+                StatusCode::OK,
+                json!({
+                    "httpsUrl": config.https_url,
+                    "tenantId": config.tenant_id,
+                    "clientId": config.client_id,
+                    "clientSecret": config.client_secret,
+                    "identityHeader": config.identity_header,
+                    "managedIdentityClientId": config.managed_identity_client_id,
+                }),
+            )
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown control endpoint; see the adf-emulator docs",
+        ),
+    }
+}

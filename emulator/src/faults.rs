@@ -1,0 +1,290 @@
+//! Fault injection: latency, injected 5xx, dropped connections, 429 bursts, ARM's per-subscription token
+//! buckets, token-endpoint outages and concurrent edits. Random choices come from one seeded RNG so a
+//! run with the same seed and the same request order behaves the same.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::lock;
+
+/// The faults to inject. Deserialized from the control API (`PUT /_emulator/faults`) in camelCase.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Added to every ARM and Key Vault request.
+    pub latency_ms: u64,
+    /// Up to this much more, uniformly at random.
+    pub jitter_ms: u64,
+    /// Fraction of ARM and Key Vault requests answered 500 or 503 (503 with `Retry-After: 1`).
+    pub error_rate: f64,
+    /// Fraction of ARM requests whose connection is closed without a response.
+    pub drop_rate: f64,
+    /// After every `every` ARM requests, the next `length` get 429 with `Retry-After`.
+    pub burst429: Option<Burst429>,
+    /// Enforce ARM's per-subscription token buckets (reads 250 refilling 25/s, writes 200 refilling 10/s).
+    pub token_buckets: bool,
+    /// From the moment these faults are set, the token endpoints answer 503 for this many milliseconds.
+    pub token_outage_ms: u64,
+    /// Edits made by "someone else" right after the product's next GET of a linked service.
+    pub concurrent_edits: Vec<ConcurrentEdit>,
+    /// Seed of the RNG behind every random choice.
+    pub seed: u64,
+}
+
+/// A periodic burst of 429 answers.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Burst429 {
+    pub every: u64,
+    pub length: u64,
+    pub retry_after_secs: u64,
+}
+
+/// Right after the next GET of this linked service is answered, its `properties.description` becomes
+/// `description` and its etag changes, so a PUT with the etag just read fails with 412.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConcurrentEdit {
+    /// The factory's resource id, `/subscriptions/…/resourceGroups/…/providers/Microsoft.DataFactory/factories/…`.
+    pub factory_id: String,
+    pub name: String,
+    pub description: String,
+}
+
+/// The two ARM buckets of one subscription (or of the tenant, for requests without a subscription).
+#[derive(Clone, Copy, Debug)]
+struct Buckets {
+    reads: f64,
+    writes: f64,
+    at: Instant,
+}
+
+const READ_CAPACITY: f64 = 250.0;
+const READ_REFILL_PER_SEC: f64 = 25.0;
+const WRITE_CAPACITY: f64 = 200.0;
+const WRITE_REFILL_PER_SEC: f64 = 10.0;
+
+impl Buckets {
+    fn full(now: Instant) -> Self {
+        Self {
+            reads: READ_CAPACITY,
+            writes: WRITE_CAPACITY,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.reads = (self.reads + secs * READ_REFILL_PER_SEC).min(READ_CAPACITY);
+        self.writes = (self.writes + secs * WRITE_REFILL_PER_SEC).min(WRITE_CAPACITY);
+        self.at = now;
+    }
+}
+
+struct Inner {
+    faults: Faults,
+    rng: fastrand::Rng,
+    set_at: Instant,
+    arm_requests: u64,
+    buckets: HashMap<String, Buckets>,
+}
+
+/// The live fault configuration plus the state it needs (RNG, burst counter, buckets).
+pub(crate) struct FaultState {
+    inner: Mutex<Inner>,
+}
+
+impl FaultState {
+    pub(crate) fn new(faults: Faults) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                rng: fastrand::Rng::with_seed(faults.seed),
+                faults,
+                set_at: Instant::now(),
+                arm_requests: 0,
+                buckets: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Replaces the faults. The bucket levels carry over: they model ARM, not the configuration.
+    pub(crate) fn set(&self, faults: Faults) {
+        let mut inner = lock(&self.inner);
+        inner.rng = fastrand::Rng::with_seed(faults.seed);
+        inner.faults = faults;
+        inner.set_at = Instant::now();
+        inner.arm_requests = 0;
+    }
+
+    pub(crate) fn current(&self) -> Faults {
+        lock(&self.inner).faults.clone()
+    }
+
+    /// The delay to add to this request, if any.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        let mut inner = lock(&self.inner);
+        let Faults {
+            latency_ms,
+            jitter_ms,
+            ..
+        } = inner.faults;
+        let jitter = if jitter_ms > 0 {
+            inner.rng.u64(0..=jitter_ms)
+        } else {
+            0
+        };
+        let total = latency_ms.saturating_add(jitter);
+        (total > 0).then(|| Duration::from_millis(total))
+    }
+
+    /// Whether to close this ARM request's connection without answering.
+    pub(crate) fn roll_drop(&self) -> bool {
+        let mut inner = lock(&self.inner);
+        let rate = inner.faults.drop_rate;
+        rate > 0.0 && inner.rng.f64() < rate
+    }
+
+    /// The status of an injected error for this request (500 or 503), if any.
+    pub(crate) fn roll_error(&self) -> Option<u16> {
+        let mut inner = lock(&self.inner);
+        let rate = inner.faults.error_rate;
+        if rate > 0.0 && inner.rng.f64() < rate {
+            Some(if inner.rng.bool() { 500 } else { 503 })
+        } else {
+            None
+        }
+    }
+
+    /// Counts one ARM request against the burst pattern; `Some(retry_after_secs)` when it falls in a burst.
+    pub(crate) fn burst(&self) -> Option<u64> {
+        let mut inner = lock(&self.inner);
+        let burst = inner.faults.burst429.clone()?;
+        if burst.length == 0 {
+            return None;
+        }
+        let position = inner.arm_requests % (burst.every + burst.length);
+        inner.arm_requests += 1;
+        (position >= burst.every).then_some(burst.retry_after_secs)
+    }
+
+    /// Takes one token from the subscription's read or write bucket. When enforcement is on and the bucket
+    /// is empty, returns `Err(retry_after_secs)` and takes nothing.
+    pub(crate) fn take_token(&self, scope: &str, write: bool) -> Result<(), u64> {
+        let mut inner = lock(&self.inner);
+        let enforce = inner.faults.token_buckets;
+        let now = Instant::now();
+        let buckets = inner
+            .buckets
+            .entry(scope.to_ascii_lowercase())
+            .or_insert_with(|| Buckets::full(now));
+        buckets.refill(now);
+        let (level, rate) = if write {
+            (&mut buckets.writes, WRITE_REFILL_PER_SEC)
+        } else {
+            (&mut buckets.reads, READ_REFILL_PER_SEC)
+        };
+        if *level >= 1.0 {
+            *level -= 1.0;
+            Ok(())
+        } else if enforce {
+            let wait = ((1.0 - *level) / rate).ceil().max(1.0);
+            // The value is between 1 and a few seconds, so the cast cannot truncate meaningfully.
+            Err(wait as u64)
+        } else {
+            *level = 0.0;
+            Ok(())
+        }
+    }
+
+    /// What the model says is left in the subscription's read or write bucket.
+    pub(crate) fn remaining(&self, scope: &str, write: bool) -> u64 {
+        let mut inner = lock(&self.inner);
+        let now = Instant::now();
+        let buckets = inner
+            .buckets
+            .entry(scope.to_ascii_lowercase())
+            .or_insert_with(|| Buckets::full(now));
+        buckets.refill(now);
+        let level = if write { buckets.writes } else { buckets.reads };
+        // Levels are clamped to [0, capacity], so the cast is exact after floor().
+        level.floor() as u64
+    }
+
+    /// Whether the token endpoints are in an outage window.
+    pub(crate) fn token_outage(&self) -> bool {
+        let inner = lock(&self.inner);
+        let window = Duration::from_millis(inner.faults.token_outage_ms);
+        !window.is_zero() && inner.set_at.elapsed() < window
+    }
+
+    /// Removes and returns the concurrent edits pending for this linked service.
+    pub(crate) fn take_concurrent_edits(&self, factory_id: &str, name: &str) -> Vec<String> {
+        let mut inner = lock(&self.inner);
+        let factory_id = factory_id.trim_end_matches('/');
+        let (hits, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.faults.concurrent_edits)
+            .into_iter()
+            .partition(|edit| {
+                edit.factory_id
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(factory_id)
+                    && edit.name.eq_ignore_ascii_case(name)
+            });
+        inner.faults.concurrent_edits = rest;
+        hits.into_iter().map(|edit| edit.description).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_follow_the_pattern() {
+        let state = FaultState::new(Faults {
+            burst429: Some(Burst429 {
+                every: 3,
+                length: 2,
+                retry_after_secs: 7,
+            }),
+            ..Faults::default()
+        });
+        let seen: Vec<_> = (0..10).map(|_| state.burst()).collect();
+        let expected = [None, None, None, Some(7), Some(7)];
+        assert_eq!(seen[..5], expected);
+        assert_eq!(seen[5..], expected);
+    }
+
+    #[test]
+    fn buckets_empty_then_refuse_only_when_enforced() {
+        let state = FaultState::new(Faults::default());
+        for _ in 0..250 {
+            assert!(state.take_token("sub", false).is_ok());
+        }
+        assert!(state.take_token("sub", false).is_ok(), "not enforced");
+        state.set(Faults {
+            token_buckets: true,
+            ..Faults::default()
+        });
+        assert!(state.remaining("sub", false) <= 1);
+        let mut refused = false;
+        for _ in 0..5 {
+            refused |= state.take_token("sub", false).is_err();
+        }
+        assert!(refused);
+        assert_eq!(state.remaining("other", true), 200);
+    }
+
+    #[test]
+    fn same_seed_same_choices() {
+        let faults = Faults {
+            error_rate: 0.5,
+            seed: 42,
+            ..Faults::default()
+        };
+        let a = FaultState::new(faults.clone());
+        let b = FaultState::new(faults);
+        let run = |s: &FaultState| (0..50).map(|_| s.roll_error()).collect::<Vec<_>>();
+        assert_eq!(run(&a), run(&b));
+    }
+}

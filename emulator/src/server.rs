@@ -1,0 +1,363 @@
+//! The HTTP plumbing shared by both listeners: the accept loop (TLS or plain), classifying each request
+//! by surface, applying faults, recording it, stamping the Azure request-id headers, and small response
+//! helpers (ARM `CloudError`s and JSON bodies).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, RETRY_AFTER};
+use axum::http::{Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::{RecordedRequest, Shared, arm, control, keyvault, lock, tokens};
+
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
+const CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-request-id");
+
+/// Which surface a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    Arm,
+    KeyVault,
+    Entra,
+    Msi,
+    Control,
+}
+
+impl HostKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            HostKind::Arm => "arm",
+            HostKind::KeyVault => "keyvault",
+            HostKind::Entra => "entra",
+            HostKind::Msi => "msi",
+            HostKind::Control => "control",
+        }
+    }
+}
+
+/// A request, fully read.
+pub(crate) struct Ctx {
+    pub method: Method,
+    /// The path as received (still percent-encoded).
+    pub path: String,
+    /// The path segments, percent-decoded.
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The body parsed as JSON, when it is JSON.
+    pub json: Option<Value>,
+}
+
+impl Ctx {
+    /// A query parameter by name (case-insensitive, as ARM and Key Vault treat them).
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The bearer token, if the request carries one.
+    pub(crate) fn bearer(&self) -> Option<&str> {
+        let value = self.header("authorization")?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+    }
+}
+
+/// The error a handler returns to close the connection without answering.
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// The request log, with ids so a response can find its entry after `clear_requests`.
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    next_id: u64,
+    pub entries: Vec<(u64, RecordedRequest)>,
+}
+
+/// Accepts connections until shutdown; dropping the `JoinSet` at the end closes every open connection.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = Arc::clone(&shared);
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve_connection(stream, shared, true).await,
+                            Err(err) => tracing::debug!(%err, "TLS handshake failed"),
+                        },
+                        None => serve_connection(stream, shared, false).await,
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>, tls: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(Arc::clone(&shared), tls, req));
+    if let Err(err) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%err, "connection ended with an error");
+    }
+}
+
+fn classify(tls: bool, segments: &[String]) -> HostKind {
+    let first = segments.first().map(String::as_str).unwrap_or("");
+    if !tls {
+        return if first == "_emulator" {
+            HostKind::Control
+        } else {
+            HostKind::Msi
+        };
+    }
+    let is_token_path = segments.len() == 4
+        && segments[1].eq_ignore_ascii_case("oauth2")
+        && segments[2].eq_ignore_ascii_case("v2.0")
+        && segments[3].eq_ignore_ascii_case("token");
+    if first == "kv" {
+        HostKind::KeyVault
+    } else if is_token_path {
+        HostKind::Entra
+    } else {
+        HostKind::Arm
+    }
+}
+
+fn decode_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    tls: bool,
+    req: Request<Incoming>,
+) -> Result<Response, Dropped> {
+    let (parts, body) = req.into_parts();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = parts
+        .headers
+        .get(&CORRELATION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| request_id.clone(), str::to_owned);
+    let path = parts.uri.path().to_owned();
+    let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let segments = decode_segments(&path);
+    let kind = classify(tls, &segments);
+
+    let body = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let response = cloud_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                "The request body could not be read.",
+            );
+            return Ok(stamp(response, &request_id, &correlation_id));
+        }
+    };
+    let json = serde_json::from_slice::<Value>(&body).ok();
+    let ctx = Ctx {
+        method: parts.method,
+        query: url::form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect(),
+        path,
+        segments,
+        headers: parts.headers,
+        body,
+        json,
+    };
+
+    if kind == HostKind::Control {
+        return Ok(stamp(
+            control::handle(&shared, &ctx),
+            &request_id,
+            &correlation_id,
+        ));
+    }
+
+    let log_id = record(&shared, &ctx, kind, &raw_query);
+    let result = match kind {
+        HostKind::Arm => arm_pipeline(&shared, &ctx).await,
+        HostKind::KeyVault => Ok(keyvault_pipeline(&shared, &ctx).await),
+        HostKind::Entra | HostKind::Msi | HostKind::Control => {
+            Ok(token_pipeline(&shared, &ctx, kind))
+        }
+    };
+    let status = result.as_ref().map_or(0, |r| r.status().as_u16());
+    {
+        let mut log = lock(&shared.log);
+        if let Some((_, entry)) = log.entries.iter_mut().rev().find(|(id, _)| *id == log_id) {
+            entry.status = status;
+        }
+    }
+    result.map(|response| stamp(response, &request_id, &correlation_id))
+}
+
+fn record(shared: &Shared, ctx: &Ctx, kind: HostKind, raw_query: &str) -> u64 {
+    let keep_body = matches!(kind, HostKind::Arm | HostKind::KeyVault);
+    let entry = RecordedRequest {
+        method: ctx.method.to_string(),
+        path: ctx.path.clone(),
+        query: raw_query.to_owned(),
+        host_kind: kind.as_str().to_owned(),
+        if_match: ctx.header(IF_MATCH.as_str()).map(str::to_owned),
+        had_bearer: ctx.bearer().is_some(),
+        body: if keep_body { ctx.json.clone() } else { None },
+        status: 0,
+        at_ms: u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let mut log = lock(&shared.log);
+    let id = log.next_id;
+    log.next_id += 1;
+    log.entries.push((id, entry));
+    id
+}
+
+fn stamp(mut response: Response, request_id: &str, correlation_id: &str) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        headers.insert(CORRELATION_ID, value);
+    }
+    response
+}
+
+async fn apply_latency(shared: &Shared) {
+    if let Some(delay) = shared.faults.latency() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// An injected 500 or 503 (503 with `Retry-After: 1`).
+fn injected_error(shared: &Shared, status: u16) -> Response {
+    shared.count(|c| c.injected_errors += 1);
+    if status == 503 {
+        let mut response = cloud_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please retry the request later.",
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    } else {
+        cloud_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An internal server error occurred. Please retry the request.",
+        )
+    }
+}
+
+async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
+    apply_latency(shared).await;
+    if shared.faults.roll_drop() {
+        shared.count(|c| c.dropped += 1);
+        return Err(Dropped);
+    }
+    let mut response = match shared.faults.roll_error() {
+        Some(status) => injected_error(shared, status),
+        None => arm::handle(shared, ctx),
+    };
+    arm::add_rate_limit_header(shared, ctx, &mut response);
+    Ok(response)
+}
+
+async fn keyvault_pipeline(shared: &Shared, ctx: &Ctx) -> Response {
+    apply_latency(shared).await;
+    match shared.faults.roll_error() {
+        Some(status) => injected_error(shared, status),
+        None => keyvault::handle(shared, ctx),
+    }
+}
+
+fn token_pipeline(shared: &Shared, ctx: &Ctx, kind: HostKind) -> Response {
+    if shared.faults.token_outage() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "error": "temporarily_unavailable",
+                "error_description": "The token service is temporarily unavailable.",
+            }),
+        );
+    }
+    if kind == HostKind::Msi {
+        tokens::managed_identity(shared, ctx)
+    } else {
+        tokens::entra(shared, ctx)
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// An ARM `CloudError`: `{"error":{"code":…,"message":…}}`.
+pub(crate) fn cloud_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, json!({"error": {"code": code, "message": message}}))
+}
+
+/// A 429 with `Retry-After`.
+pub(crate) fn too_many_requests(retry_after_secs: u64, body: Value) -> Response {
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body);
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
