@@ -8,7 +8,7 @@
 #
 # Usage:
 #   scripts/deploy.sh --resource-group RG --parameters FILE [--location REGION]
-#                     [--subscription ID] [--skip-build] [--name DEPLOYMENT]
+#                     [--subscription ID] [--skip-build] [--target TRIPLE] [--name DEPLOYMENT]
 #
 #   -g, --resource-group  resource group for the app (env ADF_REFRESH_RESOURCE_GROUP); created if
 #                         missing, which needs --location
@@ -16,6 +16,7 @@
 #   -l, --location        region of the resource group and the app (env ADF_REFRESH_LOCATION)
 #   -s, --subscription    subscription of the resource group (default: az's current one)
 #       --skip-build      package the release binary already built instead of building it
+#       --target          Rust target triple to build for (passed to scripts/package.sh)
 #       --name            ARM deployment name (default: adf-secret-refresh)
 set -euo pipefail
 
@@ -29,6 +30,7 @@ parameters="${ADF_REFRESH_PARAMETERS:-}"
 location="${ADF_REFRESH_LOCATION:-}"
 subscription=""
 skip_build=false
+package_args=()
 deployment_name="adf-secret-refresh"
 
 usage() { sed -n '2,20p' "$0"; }
@@ -46,6 +48,7 @@ while [ "$#" -gt 0 ]; do
     -l | --location) location="${2:?$1 needs a value}"; shift 2 ;;
     -s | --subscription) subscription="${2:?$1 needs a value}"; shift 2 ;;
     --skip-build) skip_build=true; shift ;;
+    --target) package_args+=(--target "${2:?$1 needs a value}"); shift 2 ;;
     --name) deployment_name="${2:?$1 needs a value}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -154,10 +157,9 @@ info "custom role:  $(output_value customRoleDefinitionId <<<"$outputs")"
 
 step "2/3 code: build, package, zip deploy to $app_name"
 if [ "$skip_build" = true ]; then
-  "$repo_root/scripts/package.sh" --skip-build
-else
-  "$repo_root/scripts/package.sh"
+  package_args+=(--skip-build)
 fi
+"$repo_root/scripts/package.sh" ${package_args[@]+"${package_args[@]}"}
 az functionapp deployment source config-zip \
   --resource-group "$resource_group" \
   --name "$app_name" \

@@ -6,8 +6,10 @@
 #   dist/app/adf-secret-refresh                (the release binary, executable)
 #   dist/adf-secret-refresh.zip                (the same tree, ready for config-zip)
 #
-# Usage: scripts/package.sh [--skip-build]
-#   --skip-build   package the release binary that is already in the target directory
+# Usage: scripts/package.sh [--skip-build] [--target TRIPLE]
+#   --skip-build      package the release binary that is already in the target directory
+#   --target TRIPLE   build for another target, e.g. x86_64-unknown-linux-musl for a static binary
+#                     that needs no glibc at all (rustup target add it first)
 #
 # The zip keeps the binary's executable bit: Linux Functions hosts run the package as it is,
 # and a handler without it fails to start with "permission denied".
@@ -22,19 +24,31 @@ app_dir="$dist_dir/app"
 zip_path="$dist_dir/$binary_name.zip"
 
 skip_build=false
-for arg in "$@"; do
-  case "$arg" in
-    --skip-build) skip_build=true ;;
+target=""
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --skip-build)
+      skip_build=true
+      shift
+      ;;
+    --target)
+      target="${2:?--target needs a target triple}"
+      shift 2
+      ;;
     -h | --help)
-      sed -n '2,14p' "$0"
+      sed -n '2,15p' "$0"
       exit 0
       ;;
     *)
-      echo "package.sh: unknown argument: $arg" >&2
+      echo "package.sh: unknown argument: $1" >&2
       exit 64
       ;;
   esac
 done
+target_args=()
+if [ -n "$target" ]; then
+  target_args=(--target "$target")
+fi
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -45,11 +59,12 @@ if [ -z "$target_dir" ]; then
   echo "package.sh: cargo metadata did not name a target directory" >&2
   exit 1
 fi
-binary_path="$target_dir/release/$binary_name"
+binary_path="$target_dir/${target:+$target/}release/$binary_name"
 
 if [ "$skip_build" = false ]; then
   log "building $binary_name (cargo build --release --locked); this takes a while"
-  cargo build --release --locked --package "$binary_name" --bin "$binary_name"
+  cargo build --release --locked --package "$binary_name" --bin "$binary_name" \
+    ${target_args[@]+"${target_args[@]}"}
 fi
 if [ ! -x "$binary_path" ]; then
   echo "package.sh: no executable at $binary_path (build first, or drop --skip-build)" >&2
