@@ -27,6 +27,9 @@ param managedScopes array
 @description('Resource ids of the Key Vaults whose secret events the app acts on (/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}).')
 param vaultIds array = []
 
+@description('Names of further vaults whose events reach the app by a subscription made by hand (for example on a system topic the vault already has). They are only added to ADF_REFRESH_VAULTS; see docs/deploy.md.')
+param manualVaultNames array = []
+
 @description('When to send notifications.')
 @allowed([
   'attention'
@@ -178,7 +181,7 @@ module functionApp 'modules/function-app.bicep' = {
       }
       {
         name: 'ADF_REFRESH_VAULTS'
-        value: join(vaultNames, ',')
+        value: join(concat(vaultNames, manualVaultNames), ',')
       }
       {
         name: 'ADF_REFRESH_NOTIFY'
