@@ -44,6 +44,9 @@ pub struct RunRequest {
     pub deadline: Option<Instant>,
 }
 
+/// The longest the product waits for Key Vault metadata, which only informs the report.
+const KEY_VAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How many times a 412 is answered by reading again and re-applying.
 const MAX_PRECONDITION_RETRIES: u32 = 3;
 
@@ -159,15 +162,28 @@ async fn secret_metadata(
         metadata: "ok".into(),
         ..SecretInfo::default()
     };
-    let listed = keyvault::list_versions(
-        &azure.http,
-        azure.credential.clone(),
-        &azure.vaults,
-        &secret.vault,
-        &secret.name,
-        request.secret_url.as_deref(),
+    let budget = request.deadline.map_or(KEY_VAULT_BUDGET, |d| {
+        d.saturating_duration_since(Instant::now())
+            .min(KEY_VAULT_BUDGET)
+    });
+    let listed = tokio::time::timeout(
+        budget,
+        keyvault::list_versions(
+            &azure.http,
+            azure.credential.clone(),
+            &azure.vaults,
+            &secret.vault,
+            &secret.name,
+            request.secret_url.as_deref(),
+        ),
     )
-    .await;
+    .await
+    .unwrap_or_else(|_| {
+        Err(KeyVaultError::Unavailable {
+            vault: secret.vault.clone(),
+            message: "no answer within the time budget".into(),
+        })
+    });
     let mut usable = Ok(());
     match listed {
         Ok(versions) => {

@@ -4,7 +4,7 @@
 //! `azure_core`'s transport option, so an extra CA (`--ca-file`) and timeouts apply everywhere alike.
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,10 +103,17 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, AuthError>
         .map_err(|e| AuthError::Client(e.to_string()))
 }
 
-/// `azure_core` client options that send through our client.
+/// `azure_core` client options that send through our client, with retries bounded so that a run's
+/// deadline, not the SDK's default patience, decides when to give up.
 pub fn client_options(http: &reqwest::Client) -> ClientOptions {
     ClientOptions {
         transport: Some(Transport::new(Arc::new(http.clone()))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(200),
+            max_retries: 3,
+            max_total_elapsed: azure_core::time::Duration::seconds(10),
+            max_delay: azure_core::time::Duration::seconds(3),
+        }),
         ..ClientOptions::default()
     }
 }

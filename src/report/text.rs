@@ -1,8 +1,16 @@
 //! The readable rendering of a report for a terminal, in the manner of `terraform plan`: one line per target
-//! with its verdict and outcome, then the details of those that need attention.
+//! with its verdict and outcome, then the details of those that need attention (why, ADF's message, the likely
+//! cause, numbered fix steps and who must act), then findings, run errors and the totals.
+//!
+//! Colour is added only when the caller asks for it (a terminal without `NO_COLOR`). The helpers marked
+//! `pub(crate)` are shared with the Markdown rendering and the notifications, so that every rendering uses the
+//! same words and the same idea of "needs attention".
 
-use super::{Report, ResaveStatus, Target, TestStatus, Verdict};
+use super::{Diagnosis, Report, ResaveStatus, Target, TargetKind, TestStatus, Verdict};
 use std::fmt::Write;
+
+/// The narrowest and widest the name column gets; longer names push their own line out.
+const NAME_COLUMN: (usize, usize) = (24, 60);
 
 /// Renders the report; `colour` adds ANSI colours (only on a terminal).
 pub fn render(report: &Report, colour: bool) -> String {
@@ -14,12 +22,7 @@ pub fn render(report: &Report, colour: bool) -> String {
         }
     };
     let mut out = String::new();
-    let what = match (report.command, report.dry_run) {
-        (super::Command::Audit, _) => "Audit".to_string(),
-        (_, true) => "Plan (dry run, nothing written)".to_string(),
-        (_, false) => "Refresh".to_string(),
-    };
-    let _ = writeln!(out, "{what} {}", report.id);
+    let _ = writeln!(out, "{} {}", title(report), report.id);
     if let Some(secret) = &report.secret {
         let _ = writeln!(
             out,
@@ -30,19 +33,29 @@ pub fn render(report: &Report, colour: bool) -> String {
             describe_secret(secret)
         );
     }
+    if let Some(first) = &report.duplicate_of {
+        let _ = writeln!(out, "Repeat of run {first}: nothing was done again.");
+    }
     let s = &report.summary;
     let _ = writeln!(
         out,
         "Scanned {} factories, {} linked services, {} credentials; {} affected.\n",
         s.factories_scanned, s.linked_services_scanned, s.credentials_scanned, s.affected
     );
+    let width = report
+        .targets
+        .iter()
+        .map(|t| display_name(t).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(NAME_COLUMN.0, NAME_COLUMN.1);
     for target in &report.targets {
         let (symbol, code) = symbol(target);
         let _ = writeln!(
             out,
-            "  {} {:<40} {:<13} {:<9} {}",
+            "  {} {:<width$} {:<13} {:<11} {}",
             paint(code, symbol),
-            format!("{}/{}", factory_name(&target.factory), target.name),
+            display_name(target),
             verdict_word(target.verdict),
             resave_word(target.resave.status),
             test_word(target.test.status),
@@ -56,44 +69,18 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !needing.is_empty() {
         let _ = writeln!(out, "\n{}", paint("1", "Needs attention:"));
         for target in needing {
-            let _ = writeln!(
-                out,
-                "\n  {}/{} ({})",
-                factory_name(&target.factory),
-                target.name,
-                target.adf_type
-            );
-            let _ = writeln!(out, "    why: {}", target.reason);
-            if !target.notes.is_empty() {
-                let _ = writeln!(out, "    notes: {}", target.notes.join(", "));
-            }
-            if let Some(error) = &target.resave.error {
-                let _ = writeln!(out, "    re-save: {error}");
-            }
-            if let Some(message) = &target.test.message
-                && target.test.status != TestStatus::Passed
-            {
-                let _ = writeln!(out, "    test: {message}");
-            }
-            for diagnosis in [&target.diagnosis, &target.test.diagnosis]
-                .into_iter()
-                .flatten()
-            {
-                let _ = writeln!(
-                    out,
-                    "    cause: {} (owner: {})",
-                    diagnosis.cause, diagnosis.owner
-                );
-                for (i, step) in diagnosis.fix.iter().enumerate() {
-                    let _ = writeln!(out, "      {}. {step}", i + 1);
-                }
-            }
+            details(&mut out, target);
         }
     }
     if !report.findings.is_empty() {
         let _ = writeln!(out, "\nFindings:");
         for f in &report.findings {
-            let _ = writeln!(out, "  [{}] {}", f.severity, f.message);
+            let subject = f
+                .subject
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  [{}] {}{subject}: {}", f.severity, f.code, f.message);
             for (i, step) in f.fix.iter().enumerate() {
                 let _ = writeln!(out, "      {}. {step}", i + 1);
             }
@@ -102,17 +89,38 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !report.errors.is_empty() {
         let _ = writeln!(out, "\n{}", paint("31", "The run did not complete:"));
         for e in &report.errors {
+            let subject = e
+                .subject
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {} ({}): {}",
+                "  {} ({}){subject}: {}",
                 e.stage,
                 if e.transient {
                     "transient"
                 } else {
                     "permanent"
                 },
-                e.message
+                indent_rest(&e.message, "    ")
             );
+        }
+    }
+    if !report.notifications.is_empty() {
+        let _ = writeln!(out, "\nNotifications:");
+        for n in &report.notifications {
+            match (&n.error, n.delivered) {
+                (_, true) => {
+                    let _ = writeln!(out, "  {}: delivered", n.channel);
+                }
+                (Some(error), false) => {
+                    let _ = writeln!(out, "  {}: not delivered: {error}", n.channel);
+                }
+                (None, false) => {
+                    let _ = writeln!(out, "  {}: not delivered", n.channel);
+                }
+            }
         }
     }
     let _ = writeln!(
@@ -122,7 +130,9 @@ pub fn render(report: &Report, colour: bool) -> String {
         s.tests_passed,
         s.tests_failed,
         s.skipped,
-        if s.attention {
+        if !report.complete {
+            paint("31", "Incomplete: attention needed.")
+        } else if s.attention {
             paint("33", "Attention needed.")
         } else {
             paint("32", "All fine.")
@@ -131,7 +141,86 @@ pub fn render(report: &Report, colour: bool) -> String {
     out
 }
 
-fn describe_secret(secret: &super::SecretInfo) -> String {
+/// The details block of one target that needs attention.
+fn details(out: &mut String, target: &Target) {
+    let kind = match target.kind {
+        TargetKind::LinkedService => "",
+        TargetKind::Credential => "credential, ",
+    };
+    let _ = writeln!(
+        out,
+        "\n  {} ({kind}{})",
+        display_name(target),
+        target.adf_type
+    );
+    let _ = writeln!(out, "    why: {}", target.reason);
+    if !target.notes.is_empty() {
+        let _ = writeln!(out, "    notes: {}", target.notes.join(", "));
+    }
+    if let Some(credential) = &target.via_credential {
+        let _ = writeln!(out, "    via credential: {credential}");
+    }
+    if !target.used_by.is_empty() {
+        let _ = writeln!(out, "    used by: {}", target.used_by.join(", "));
+    }
+    if let Some(ir) = &target.integration_runtime {
+        let _ = writeln!(
+            out,
+            "    integration runtime: {} ({}, {})",
+            ir.name,
+            ir.kind.as_deref().unwrap_or("unknown kind"),
+            ir.state.as_deref().unwrap_or("state unknown")
+        );
+    }
+    for r in &target.references {
+        let pin = r
+            .secret_version
+            .as_deref()
+            .map(|v| format!(" @ {v}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    reference: {} → {}/{}{pin} ({})",
+            r.path,
+            r.vault.as_deref().unwrap_or("?"),
+            r.secret_name.as_deref().unwrap_or("?"),
+            r.certainty
+        );
+    }
+    if let Some(error) = &target.resave.error {
+        let _ = writeln!(out, "    re-save: {}", indent_rest(error, "      "));
+    }
+    if let Some(message) = &target.test.message
+        && target.test.status != TestStatus::Passed
+    {
+        let _ = writeln!(out, "    test: {}", indent_rest(message, "      "));
+    }
+    for diagnosis in diagnoses(target) {
+        let _ = writeln!(
+            out,
+            "    cause: {} (owner: {})",
+            diagnosis.cause, diagnosis.owner
+        );
+        for (i, step) in diagnosis.fix.iter().enumerate() {
+            let _ = writeln!(out, "      {}. {step}", i + 1);
+        }
+    }
+    if !target.request_ids.is_empty() {
+        let _ = writeln!(out, "    request ids: {}", target.request_ids.join(", "));
+    }
+}
+
+/// "Plan (dry run, nothing written)", "Refresh" or "Audit".
+pub(crate) fn title(report: &Report) -> &'static str {
+    match (report.command, report.dry_run) {
+        (super::Command::Audit, _) => "Audit",
+        (_, true) => "Plan (dry run, nothing written)",
+        (_, false) => "Refresh",
+    }
+}
+
+/// `enabled, expires …`, or why the metadata is missing.
+pub(crate) fn describe_secret(secret: &super::SecretInfo) -> String {
     match secret.metadata.as_str() {
         "ok" => {
             let mut parts = vec![
@@ -151,7 +240,9 @@ fn describe_secret(secret: &super::SecretInfo) -> String {
     }
 }
 
-fn needs_attention(t: &Target) -> bool {
+/// Whether a person should look at this target: any verdict but a plain re-save, a re-save or test that did
+/// not succeed, or a diagnosis (e.g. Git mode).
+pub(crate) fn needs_attention(t: &Target) -> bool {
     t.verdict != Verdict::Resave
         || matches!(
             t.resave.status,
@@ -159,6 +250,22 @@ fn needs_attention(t: &Target) -> bool {
         )
         || matches!(t.test.status, TestStatus::Failed | TestStatus::Error)
         || t.diagnosis.is_some()
+        || t.test.diagnosis.is_some()
+}
+
+/// The target's diagnoses, the verdict's first, then the test's.
+pub(crate) fn diagnoses(t: &Target) -> impl Iterator<Item = &Diagnosis> {
+    [&t.diagnosis, &t.test.diagnosis].into_iter().flatten()
+}
+
+/// The diagnosis a person should act on first: a failed test's, else the verdict's, else the test's.
+pub(crate) fn primary_diagnosis(t: &Target) -> Option<&Diagnosis> {
+    let test_failed = matches!(t.test.status, TestStatus::Failed | TestStatus::Error);
+    match (&t.diagnosis, &t.test.diagnosis) {
+        (_, Some(test)) if test_failed => Some(test),
+        (Some(verdict), _) => Some(verdict),
+        (None, test) => test.as_ref(),
+    }
 }
 
 fn symbol(t: &Target) -> (&'static str, &'static str) {
@@ -171,6 +278,19 @@ fn symbol(t: &Target) -> (&'static str, &'static str) {
     } else {
         ("✓", "32")
     }
+}
+
+/// `factory/name`, as every rendering names a target.
+pub(crate) fn display_name(t: &Target) -> String {
+    format!("{}/{}", factory_name(&t.factory), t.name)
+}
+
+/// Indents every line after the first, so that multi-line messages stay inside their block.
+fn indent_rest(text: &str, indent: &str) -> String {
+    text.trim_end()
+        .lines()
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
 }
 
 pub(crate) fn factory_name(id: &str) -> &str {
