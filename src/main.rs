@@ -74,8 +74,13 @@ struct Global {
     /// How many ARM calls may run at once.
     #[arg(long, global = true, default_value_t = 8)]
     concurrency: usize,
-    /// The time budget of one run, in seconds.
-    #[arg(long, global = true, default_value_t = 480)]
+    /// The time budget of one run, in seconds; keep it below the Functions timeout.
+    #[arg(
+        long,
+        global = true,
+        env = "ADF_REFRESH_RUN_BUDGET_SECONDS",
+        default_value_t = 480
+    )]
     budget_seconds: u64,
 }
 
@@ -239,7 +244,7 @@ fn settings(g: &Global) -> Result<Settings, String> {
         teams_webhook_url: env("ADF_REFRESH_TEAMS_WEBHOOK_URL"),
         slack_webhook_url: env("ADF_REFRESH_SLACK_WEBHOOK_URL"),
         concurrency: g.concurrency.clamp(1, 64),
-        run_budget: Duration::from_secs(g.budget_seconds.max(5)),
+        run_budget: Duration::from_secs(g.budget_seconds.max(1)),
         expiry_warning_days: 30,
     })
 }

@@ -22,6 +22,7 @@ mod arm;
 mod connectivity;
 mod control;
 mod faults;
+pub mod host;
 mod keyvault;
 mod seeds;
 mod server;

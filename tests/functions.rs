@@ -1,0 +1,364 @@
+//! The custom handler under a simulated Functions host: the real binary, the envelopes the host posts, and
+//! the emulator as Azure.
+
+mod common;
+
+use adf_emulator::host::HostSimulator;
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+const FUNCTION_KEY: &str = "FAKE-TEST-ONLY-function-key-Zx81kq0w";
+
+fn events_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/events")
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(events_dir().join(name)).expect("sample exists");
+    serde_json::from_str(&text).expect("sample is JSON")
+}
+
+async fn host(emu: &adf_emulator::Emulator, vaults: &str) -> HostSimulator {
+    let mut env = emu.env();
+    env.push(("ADF_REFRESH_SCOPE".into(), format!("/subscriptions/{SUB}")));
+    env.push(("ADF_REFRESH_VAULTS".into(), vaults.into()));
+    env.push(("RUST_LOG".into(), "debug".into()));
+    HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
+        .await
+        .expect("handler starts")
+}
+
+fn jobs(answer: &adf_emulator::host::Answer) -> Vec<Value> {
+    match answer.output("job") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(one) => vec![one.clone()],
+        None => vec![],
+    }
+}
+
+/// A real sample, retargeted at the estate's vault and secret.
+fn rotation_event() -> Value {
+    let mut event = sample("kv-secret-new-version-created.eventgrid.restspec.json");
+    event["topic"] = json!(format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-kv/providers/Microsoft.KeyVault/vaults/contoso-kv"
+    ));
+    event["subject"] = json!("sql-password");
+    event["data"]["VaultName"] = json!("contoso-kv");
+    event["data"]["ObjectName"] = json!("sql-password");
+    event["data"]["Version"] = json!("00000000000000000000000000000002");
+    event["data"]["Id"] = json!(
+        "https://contoso-kv.vault.azure.net/secrets/sql-password/00000000000000000000000000000002"
+    );
+    event
+}
+
+#[tokio::test]
+async fn every_sample_payload_gives_the_right_outcome() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu, "sample-kv,contoso-kv").await;
+
+    for name in [
+        "kv-secret-new-version-created.eventgrid.docs-2021.json",
+        "kv-secret-new-version-created.eventgrid.docs-2020-lowercase.json",
+        "kv-secret-new-version-created.eventgrid.restspec.json",
+        "kv-secret-new-version-created.cloudevents.docs-2021.json",
+        "kv-secret-new-version-created.cloudevents.restspec.json",
+    ] {
+        let answer = host.event_grid(sample(name)).await;
+        assert_eq!(answer.status, 200, "{name}");
+        let jobs = jobs(&answer);
+        assert_eq!(jobs.len(), 1, "{name}: {:?}", answer.body);
+        assert_eq!(
+            (jobs[0]["vault"].as_str(), jobs[0]["secret"].as_str()),
+            (Some("sample-kv"), Some("newsecret")),
+            "{name}"
+        );
+        assert_eq!(jobs[0]["version"], "ee059b2bb5bc48398a53b168c6cdcb10");
+        assert_eq!(jobs[0]["eventKind"], "newVersion");
+        assert!(
+            jobs[0]["id"].is_string() && jobs[0]["date"].is_string(),
+            "the blob path needs id and date"
+        );
+    }
+    for (name, kind) in [
+        ("kv-secret-near-expiry.eventgrid.DERIVED.json", "nearExpiry"),
+        (
+            "kv-secret-near-expiry.cloudevents.DERIVED.json",
+            "nearExpiry",
+        ),
+        ("kv-secret-expired.eventgrid.DERIVED.json", "expired"),
+        ("kv-secret-expired.cloudevents.DERIVED.json", "expired"),
+    ] {
+        let answer = host.event_grid(sample(name)).await;
+        assert_eq!(jobs(&answer)[0]["eventKind"], kind, "{name}");
+    }
+
+    // Whole envelopes as the host posts them: the trigger value as an object and as a JSON string.
+    for name in [
+        "customhandler-request.eventgrid.DERIVED.json",
+        "customhandler-request.eventgrid.DERIVED-string-variant.json",
+    ] {
+        let answer = host
+            .post("KeyVaultSecretEvent", sample(name).to_string().into_bytes())
+            .await;
+        assert_eq!(answer.status, 200, "{name}");
+        assert_eq!(jobs(&answer).len(), 1, "{name}: {:?}", answer.body);
+    }
+
+    let validation = host
+        .event_grid(sample("eventgrid-subscription-validation.docs.json"))
+        .await;
+    assert_eq!(
+        validation.body["ReturnValue"],
+        sample("eventgrid-subscription-validation-response.docs.json")
+    );
+    assert!(jobs(&validation).is_empty());
+
+    // Envelopes of other triggers are refused with a 2xx (no retry) and a reason.
+    let queue_doc = host
+        .post(
+            "RefreshJob",
+            sample("customhandler-request.queue.docs.json")
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(queue_doc.status, 200);
+    assert!(queue_doc.output("report").is_none());
+    assert!(
+        queue_doc.body["Logs"]
+            .to_string()
+            .contains("no `job` trigger value")
+    );
+    let http_doc = host
+        .post(
+            "Refresh",
+            sample("customhandler-request.http-not-forwarded.docs.json")
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        http_doc.output("res").map(|r| r["statusCode"].clone()),
+        Some(json!(400))
+    );
+    assert!(
+        http_doc.output("res").unwrap()["body"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown field `id`")
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_an_unknown_type_and_a_foreign_vault() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu, "contoso-kv").await;
+    let mut other_secret = rotation_event();
+    other_secret["data"]["ObjectName"] = json!("sp-client-secret");
+    let mut unknown = rotation_event();
+    unknown["eventType"] = json!("Microsoft.KeyVault.KeyNewVersionCreated");
+    let foreign = sample("kv-secret-new-version-created.eventgrid.restspec.json");
+
+    let answer = host
+        .event_grid(json!([
+            rotation_event(),
+            other_secret,
+            unknown,
+            foreign,
+            rotation_event()
+        ]))
+        .await;
+    assert_eq!(answer.status, 200);
+    let jobs = jobs(&answer);
+    let secrets: Vec<&str> = jobs.iter().filter_map(|j| j["secret"].as_str()).collect();
+    assert_eq!(
+        secrets,
+        ["sql-password", "sp-client-secret"],
+        "one job per (vault, secret, version); foreign and unknown dropped"
+    );
+    let logs = answer.body["Logs"].to_string();
+    assert!(
+        logs.contains("ignored event type Microsoft.KeyVault.KeyNewVersionCreated"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("vault sample-kv is not in ADF_REFRESH_VAULTS"),
+        "{logs}"
+    );
+    // Queuing is all this function does: nothing reached ARM.
+    assert!(emu.requests().iter().all(|r| r.host_kind != "arm"));
+
+    let malformed = host.event_grid(json!({"eventType": "Microsoft.KeyVault.SecretNewVersionCreated", "data": {"VaultName": "contoso-kv"}})).await;
+    assert_eq!(malformed.status, 200, "a malformed event is not retried");
+    assert!(
+        malformed.body["Logs"]
+            .to_string()
+            .contains("names no secret")
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_grid_event_runs_all_the_way_to_a_report() {
+    let emu = emulator(estate(), 2).await;
+    let host = host(&emu, "contoso-kv").await;
+    let (queued, answers) = host.rotate(rotation_event(), 5).await;
+    assert_eq!(jobs(&queued).len(), 1);
+    assert_eq!(answers.len(), 1);
+    let answer = &answers[0];
+    assert_eq!(answer.status, 200);
+    let report = answer
+        .output("report")
+        .expect("the report goes to the blob output")
+        .clone();
+    assert!(
+        report.is_object(),
+        "outputs are JSON documents, never bare strings"
+    );
+    assert_eq!(
+        report["id"],
+        jobs(&queued)[0]["id"],
+        "the blob path {{id}} is the report id"
+    );
+    assert_eq!(report["trigger"]["kind"], "queue");
+    assert_eq!(
+        report["trigger"]["eventId"],
+        "00eccf70-95a7-4e7c-8299-2eb17ee9ad64"
+    );
+    assert_eq!(report["summary"]["resaved"], 8);
+    assert_eq!(target(&report, "SalesSql")["test"]["status"], "passed");
+    let attention = answer
+        .output("attention")
+        .expect("attention is needed: pinned, inline, failed tests");
+    assert_eq!(attention["reportId"], report["id"]);
+
+    // A duplicate delivery of the same version does no second round of PUTs.
+    let puts_before = emu.counters().puts;
+    let (_, again) = host.rotate(rotation_event(), 5).await;
+    let duplicate = again[0].output("report").expect("report");
+    assert_eq!(duplicate["duplicateOf"], report["id"]);
+    assert_eq!(emu.counters().puts, puts_before);
+
+    let logs = host.logs();
+    assert_no_secrets(&emu, &logs);
+    assert_no_secrets(&emu, &report.to_string());
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_transient_outage_asks_the_host_to_retry_and_the_retry_finishes() {
+    let emu = emulator(estate(), 50).await;
+    let mut env = emu.env();
+    env.push(("ADF_REFRESH_SCOPE".into(), format!("/subscriptions/{SUB}")));
+    env.push(("ADF_REFRESH_RUN_BUDGET_SECONDS".into(), "4".into()));
+    let host = HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
+        .await
+        .expect("starts");
+    let queued = host.event_grid(rotation_event()).await;
+    let job = jobs(&queued).remove(0);
+
+    emu.set_faults(adf_emulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let first = host.queue("RefreshJob", &job, 1).await;
+    assert_eq!(first.status, 503, "{:?}", first.body);
+    assert!(first.body["Logs"].to_string().contains("retry wanted"));
+    emu.set_faults(adf_emulator::Faults::default());
+    let second = host.queue("RefreshJob", &job, 2).await;
+    assert_eq!(second.status, 200);
+    let report = second.output("report").expect("report");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["summary"]["resaved"], 8);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu, "contoso-kv").await;
+    let status = |a: &adf_emulator::host::Answer| a.output("res").map(|r| r["statusCode"].clone());
+    let error = |a: &adf_emulator::host::Answer| {
+        a.output("res")
+            .map(|r| r["body"]["error"].to_string())
+            .unwrap_or_default()
+    };
+
+    for (body, code, needle) in [
+        ("", 400, "empty"),
+        ("{not json", 400, "not valid JSON"),
+        (r#"{"secret":"sql-password"}"#, 400, "`vault` is required"),
+        (
+            r#"{"vault":"contoso-kv","secret":12}"#,
+            400,
+            "`secret` must be a string",
+        ),
+        (
+            r#"{"vault":"contoso-kv","secret":"sql-password","dryRun":"yes"}"#,
+            400,
+            "`dryRun`",
+        ),
+        (
+            r#"{"vault":"elsewhere-kv","secret":"sql-password"}"#,
+            403,
+            "not in ADF_REFRESH_VAULTS",
+        ),
+        (
+            r#"{"vault":"contoso-kv","secret":"sql-password","scope":"/subscriptions/22222222-2222-2222-2222-222222222222"}"#,
+            403,
+            "inside the configured scope",
+        ),
+    ] {
+        let answer = host.http("Refresh", body, FUNCTION_KEY).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(status(&answer), Some(json!(code)), "{body}");
+        assert!(
+            error(&answer).contains(needle),
+            "{body}: {}",
+            error(&answer)
+        );
+    }
+    let huge = format!(
+        r#"{{"vault":"contoso-kv","secret":"sql-password","pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    assert_eq!(
+        status(&host.http("Refresh", &huge, FUNCTION_KEY).await),
+        Some(json!(413))
+    );
+    let envelope_too_big = host.post("Refresh", vec![b' '; 2 * 1024 * 1024]).await;
+    assert_eq!(envelope_too_big.status, 413);
+    assert!(
+        emu.requests().iter().all(|r| r.host_kind != "arm"),
+        "nothing reached ARM for a bad request"
+    );
+
+    let answer = host
+        .http(
+            "Refresh",
+            &format!(
+                r#"{{"vault":"contoso-kv","secret":"sql-password","dryRun":true,"scope":"{}"}}"#,
+                factory_id("rg-cn", "adf-china")
+            ),
+            FUNCTION_KEY,
+        )
+        .await;
+    assert_eq!(status(&answer), Some(json!(200)));
+    let report = &answer.output("res").unwrap()["body"];
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["trigger"]["kind"], "http");
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(1));
+    assert!(emu.requests().iter().all(|r| r.method != "PUT"));
+
+    let logs = host.logs();
+    assert!(
+        !logs.contains(FUNCTION_KEY),
+        "the function key reached the logs"
+    );
+    assert!(!logs.contains("code="), "a raw URL reached the logs");
+    assert_no_secrets(&emu, &logs);
+    host.stop().await;
+}
