@@ -105,10 +105,14 @@ pub(crate) fn test_connectivity(shared: &Shared, ctx: &Ctx, f: FactoryPath<'_>) 
 
     let mut references = Vec::new();
     collect_key_vault_references(properties, &mut references);
-    let credential = properties
-        .pointer("/credential/referenceName")
-        .and_then(Value::as_str)
-        .and_then(|c| factory.child(ChildKind::Credential, c));
+    // ADF keeps the credential reference in `typeProperties.credential`; accept the top level too.
+    let credential = [
+        "/typeProperties/credential/referenceName",
+        "/credential/referenceName",
+    ]
+    .iter()
+    .find_map(|pointer| properties.pointer(pointer).and_then(Value::as_str))
+    .and_then(|c| factory.child(ChildKind::Credential, c));
     if let Some(credential) = credential {
         collect_key_vault_references(&credential.properties, &mut references);
     }
