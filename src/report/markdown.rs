@@ -142,7 +142,6 @@ pub fn render(report: &Report) -> String {
             );
             quote(&mut out, &e.message, "  ");
         }
-        let _ = writeln!(out);
     }
 
     if !report.notifications.is_empty() {
@@ -218,11 +217,13 @@ fn details(out: &mut String, t: &Target) {
     if let Some(error) = &t.resave.error {
         quote(out, error, "  ");
     }
-    let _ = writeln!(out, "- **Test:** {}", test_word(t.test.status));
+    let _ = write!(out, "- **Test:** {}", test_word(t.test.status));
     if let Some(message) = &t.test.message
         && t.test.status != TestStatus::Passed
     {
-        quote(out, message, "  ");
+        message_block(out, message);
+    } else {
+        out.push('\n');
     }
     for d in diagnoses(t) {
         let _ = writeln!(out, "- **Cause** (`{}`): {}", code(&d.code), text(&d.cause));
@@ -267,6 +268,18 @@ fn symbol(t: &Target) -> &'static str {
     }
 }
 
+/// Ends a list item with a message from elsewhere: inline after a dash when it is short and on one line,
+/// else quoted in a block below.
+fn message_block(out: &mut String, message: &str) {
+    let message = message.trim();
+    if message.chars().count() <= 100 && !message.contains(['\n', '\r']) {
+        let _ = writeln!(out, " — {}", text(message));
+    } else {
+        out.push('\n');
+        quote(out, message, "  ");
+    }
+}
+
 /// Quotes a message from elsewhere (ADF, ARM) in a fenced block longer than any backtick run inside it.
 fn quote(out: &mut String, message: &str, indent: &str) {
     let longest = message.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -283,12 +296,19 @@ fn code(s: &str) -> String {
     s.replace('`', "'").replace(['\n', '\r'], " ")
 }
 
-/// Plain text from elsewhere: escapes the characters that would start Markdown or HTML constructs.
+/// Plain text from elsewhere: escapes what would start a Markdown or HTML construct inside a line (emphasis,
+/// links, code, table cells, tags). Underscores inside words are left alone, as GitHub does not read them.
 fn text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' => {
+            '_' if word(i.checked_sub(1)) && word(Some(i + 1)) => out.push(c),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -310,7 +330,8 @@ mod tests {
 
     #[test]
     fn markdown_specials_are_escaped_and_fences_outgrow_the_message() {
-        assert_eq!(text("a|b *c* <d>"), "a\\|b \\*c\\* \\<d\\>");
+        assert_eq!(text("a|b *c* <d>"), "a\\|b \\*c\\* \\<d>");
+        assert_eq!(text("ls_sql_dw _x_"), "ls_sql_dw \\_x\\_");
         assert_eq!(code("a`b\nc"), "a'b c");
         let mut out = String::new();
         quote(&mut out, "has ``` inside", "");
