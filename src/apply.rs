@@ -332,7 +332,7 @@ pub async fn discover(
             Err(e) => report.errors.push(e),
         }
     }
-    snapshots.sort_by(|a, b| a.id.to_ascii_lowercase().cmp(&b.id.to_ascii_lowercase()));
+    snapshots.sort_by_key(|s| s.id.to_ascii_lowercase());
     snapshots
 }
 

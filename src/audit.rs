@@ -12,6 +12,9 @@ use crate::report::{Command, Finding, Report, Summary, Target, Trigger, Verdict}
 use crate::scan::{self, FactoryIndex};
 use futures::StreamExt;
 use serde_json::Value;
+
+type SecretKey = (String, String);
+type VersionsResult = Result<Vec<VersionMetadata>, KeyVaultError>;
 use std::collections::BTreeMap;
 
 /// Runs the audit over the configured scopes.
@@ -100,10 +103,7 @@ pub async fn run(app: &App, trigger: Trigger, expiring_within_days: i64) -> Repo
         }
     }
 
-    let metadata: Vec<(
-        (String, String),
-        Result<Vec<VersionMetadata>, KeyVaultError>,
-    )> = futures::stream::iter(secrets.keys().cloned())
+    let metadata: Vec<(SecretKey, VersionsResult)> = futures::stream::iter(secrets.keys().cloned())
         .map(|(vault, secret)| async move {
             let r = keyvault::list_versions(
                 &app.azure.http,

@@ -96,6 +96,11 @@ enum Commands {
         #[arg(long, default_value_t = 30)]
         expiring_within_days: i64,
     },
+    /// Print a saved report (e.g. a blob from the `reports` container) as text, JSON or Markdown.
+    Show {
+        /// The report file; `-` reads standard input.
+        path: PathBuf,
+    },
     /// Run the Azure Functions custom handler.
     Serve {
         #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
@@ -139,6 +144,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
+    if let Commands::Show { path } = &cli.command {
+        return match read_report(path) {
+            Ok(report) => {
+                print(&report, cli.global.output);
+                report.exit_code() as u8
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     let settings = match settings(&cli.global) {
         Ok(s) => s,
         Err(e) => {
@@ -164,6 +181,7 @@ async fn run(cli: Cli) -> u8 {
                 }
             };
         }
+        Commands::Show { .. } => return 1,
         Commands::Plan(args) => secret_run(&app, args, true).await,
         Commands::Refresh(args) => secret_run(&app, args, false).await,
         Commands::Audit {
@@ -184,6 +202,26 @@ async fn run(cli: Cli) -> u8 {
     notify::send_all(&app, &mut report).await;
     print(&report, cli.global.output);
     report.exit_code() as u8
+}
+
+fn read_report(path: &std::path::Path) -> Result<Report, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    };
+    let report: Report = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a report: {e}", path.display()))?;
+    if report.schema != report::SCHEMA {
+        return Err(format!(
+            "{} is a `{}` document; this version reads `{}`",
+            path.display(),
+            report.schema,
+            report::SCHEMA
+        ));
+    }
+    Ok(report)
 }
 
 async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {

@@ -166,7 +166,6 @@ pub fn credential(
             azure_identity::WorkloadIdentityCredentialOptions {
                 credential_options: azure_identity::ClientAssertionCredentialOptions {
                     client_options: options,
-                    ..Default::default()
                 },
                 ..Default::default()
             },
