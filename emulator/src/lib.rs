@@ -105,7 +105,6 @@ impl From<std::io::Error> for Error {
 /// One request the emulator received (control API excluded). Never holds an `Authorization` value or a
 /// form body.
 #[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct RecordedRequest {
     pub method: String,
     /// The path, without the query.
@@ -126,7 +125,6 @@ pub struct RecordedRequest {
 
 /// What happened so far. Tests assert on these.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Counters {
     /// PUTs that wrote `"**********"` over a stored `SecureString` value (data loss).
     pub masked_writes: u64,

@@ -2,7 +2,7 @@
 //! credentials and integration runtimes, and Key Vault vaults with secret versions. Parsed from the seed,
 //! rendered in the exact ARM/Key Vault shapes, with ADF's masking of inline `SecureString` values.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -299,6 +299,12 @@ pub(crate) struct Store {
     pub vaults: Vec<Vault>,
     /// Every inline secret value ever stored (a PUT may replace one; tests still grep for it).
     pub inline_secrets_seen: BTreeSet<String>,
+    /// `sub/rg/name` (lowercase) → index in `factories`, for large estates.
+    factory_index: HashMap<String, usize>,
+}
+
+fn factory_key(sub: &str, rg: &str, name: &str) -> String {
+    format!("{sub}/{rg}/{name}").to_ascii_lowercase()
 }
 
 impl Store {
@@ -321,21 +327,18 @@ impl Store {
             factories: Vec::new(),
             vaults: Vec::new(),
             inline_secrets_seen: BTreeSet::new(),
+            factory_index: HashMap::new(),
         };
         for sub in doc.subscriptions {
             let mut resource_groups = Vec::new();
             for rg in sub.resource_groups {
                 for factory in rg.factories {
                     let factory = build_factory(&sub.subscription_id, &rg.name, factory)?;
-                    if store.factories.iter().any(|f| {
-                        f.subscription_id
-                            .eq_ignore_ascii_case(&factory.subscription_id)
-                            && f.resource_group
-                                .eq_ignore_ascii_case(&factory.resource_group)
-                            && f.name.eq_ignore_ascii_case(&factory.name)
-                    }) {
+                    let key = factory_key(&sub.subscription_id, &rg.name, &factory.name);
+                    if store.factory_index.contains_key(&key) {
                         return Err(format!("duplicate factory {}", factory.id()));
                     }
+                    store.factory_index.insert(key, store.factories.len());
                     store.factories.push(factory);
                 }
                 resource_groups.push(rg.name);
@@ -368,13 +371,9 @@ impl Store {
         {
             return Err(Missing::ResourceGroup);
         }
-        self.factories
-            .iter()
-            .position(|f| {
-                f.subscription_id.eq_ignore_ascii_case(sub)
-                    && f.resource_group.eq_ignore_ascii_case(rg)
-                    && f.name.eq_ignore_ascii_case(name)
-            })
+        self.factory_index
+            .get(&factory_key(sub, rg, name))
+            .copied()
             .ok_or(Missing::Factory)
     }
 

@@ -92,7 +92,7 @@ async fn latency_and_injected_errors() {
         .json()
         .await
         .expect("JSON");
-    assert_eq!(counters["injectedErrors"], 13);
+    assert_eq!(counters["injected_errors"], 13);
 }
 
 #[tokio::test]
@@ -362,7 +362,7 @@ async fn control_api_mirrors_the_rust_api() {
     let requests = get("requests").await;
     assert!(requests.as_array().is_some_and(|r| {
         r.iter()
-            .any(|r| r["hostKind"] == "arm" && r["status"] == 429)
+            .any(|r| r["host_kind"] == "arm" && r["status"] == 429)
     }));
     assert_eq!(get("counters").await["throttled"], 1);
     let state = get("state").await;

@@ -4,6 +4,7 @@
 mod arm;
 mod binary;
 mod conformance;
+mod demo;
 mod faults;
 mod keyvault;
 mod tokens;
