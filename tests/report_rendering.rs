@@ -94,11 +94,14 @@ fn an_audit_without_a_secret_and_a_clean_run_match_the_schema() {
     schema::assert_valid_report(&as_json(&clean));
 }
 
+/// A change that makes a report document invalid.
+type Breaker = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn the_schema_refuses_drift() {
     let good = as_json(&fixture::realistic_report());
     assert!(schema::is_valid_report(&good));
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let broken: Vec<(&str, Breaker)> = vec![
         (
             "an unknown top-level field",
             Box::new(|v| v["extra"] = json!(1)),
