@@ -59,6 +59,11 @@ param slackWebhookUrl string = ''
 @description('NCRONTAB schedule (six fields, UTC) of the daily audit.')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('Time budget of one refresh or audit run, in seconds. Must stay below functionTimeout in host.json (10 minutes), so a run stops cleanly and reports before the host kills it.')
+@minValue(30)
+@maxValue(570)
+param runBudgetSeconds int = 480
+
 @description('Create the Event Grid subscriptions to the KeyVaultSecretEvent function. Only after the code is deployed.')
 param deployEventSubscriptions bool = false
 
@@ -216,6 +221,10 @@ module functionApp 'modules/function-app.bicep' = {
       {
         name: 'ADF_REFRESH_AUDIT_SCHEDULE'
         value: auditSchedule
+      }
+      {
+        name: 'ADF_REFRESH_RUN_BUDGET_SECONDS'
+        value: string(runBudgetSeconds)
       }
     ]
   }

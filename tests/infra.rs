@@ -531,6 +531,35 @@ fn host_json_starts_this_binary_as_a_custom_handler() {
         "functionTimeout {timeout} should be at most 10 minutes"
     );
 
+    // A run must end (and report) before the host kills it.
+    let main = read("infra/main.bicep");
+    let budget: u32 = main
+        .lines()
+        .map(|l| strip_comment(l).trim())
+        .find_map(|l| l.strip_prefix("param runBudgetSeconds int = "))
+        .expect("infra/main.bicep has `param runBudgetSeconds int = <seconds>`")
+        .parse()
+        .expect("runBudgetSeconds default is a number");
+    assert!(
+        budget < seconds,
+        "the run budget ({budget} s) must stay below functionTimeout ({timeout})"
+    );
+    let max_budget: u32 = main
+        .lines()
+        .map(|l| strip_comment(l).trim())
+        .skip_while(|l| !l.starts_with("@description('Time budget"))
+        .find_map(|l| {
+            l.strip_prefix("@maxValue(")
+                .and_then(|v| v.strip_suffix(')'))
+        })
+        .expect("runBudgetSeconds has a @maxValue")
+        .parse()
+        .expect("@maxValue is a number");
+    assert!(
+        max_budget < seconds,
+        "runBudgetSeconds may be set to {max_budget} s, past functionTimeout"
+    );
+
     let queues = &host["extensions"]["queues"];
     assert_eq!(queues["maxDequeueCount"], 5);
     assert_eq!(queues["visibilityTimeout"], "00:00:30");
