@@ -214,3 +214,22 @@ fn markdown_keeps_adf_messages_from_breaking_the_document() {
         "{md}"
     );
 }
+
+#[test]
+fn the_example_in_the_docs_matches_the_schema() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reports.md"))
+        .expect("docs/reports.md");
+    let after = docs
+        .split_once("### A complete example")
+        .map(|(_, rest)| rest)
+        .expect("the example section");
+    let json = after
+        .split_once("```json\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(json, _)| json)
+        .expect("a JSON block");
+    let example: Value = serde_json::from_str(json).expect("the example is JSON");
+    schema::assert_valid_report(&example);
+    let report: Report = serde_json::from_value(example).expect("the example is a Report");
+    assert_eq!(report.exit_code(), 2);
+}
