@@ -24,11 +24,12 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
         actions: [
           'Microsoft.DataFactory/factories/credentials/read'
           'Microsoft.DataFactory/factories/credentials/write'
-          'Microsoft.DataFactory/factories/integrationruntimes/getstatus/action'
+          'Microsoft.DataFactory/factories/getDataPlaneAccess/read'
+          'Microsoft.DataFactory/factories/getFeatureValue/read'
+          'Microsoft.DataFactory/factories/integrationruntimes/getstatus/read'
           'Microsoft.DataFactory/factories/linkedservices/read'
           'Microsoft.DataFactory/factories/linkedservices/write'
           'Microsoft.DataFactory/factories/read'
-          'Microsoft.DataFactory/factories/testConnectivity/action'
         ]
         notActions: []
         dataActions: []

@@ -318,7 +318,11 @@ impl ArmClient {
                 });
             }
             self.pacer
-                .acquire(&subscription, factory.as_deref(), operation.is_write)
+                .acquire(
+                    &subscription,
+                    factory.as_deref(),
+                    operation.counts_as_write(),
+                )
                 .await;
             let token = self.token().await?;
             let method = reqwest::Method::from_bytes(operation.method.as_bytes())
@@ -356,14 +360,14 @@ impl ArmClient {
                     };
                     let request_id = header("x-ms-request-id");
                     let retry_after = parse_retry_after(header("retry-after").as_deref());
-                    let remaining_header = if operation.is_write {
+                    let remaining_header = if operation.counts_as_write() {
                         "x-ms-ratelimit-remaining-subscription-writes"
                     } else {
                         "x-ms-ratelimit-remaining-subscription-reads"
                     };
                     self.pacer.observe_remaining(
                         &subscription,
-                        operation.is_write,
+                        operation.counts_as_write(),
                         header(remaining_header).and_then(|v| v.parse().ok()),
                     );
                     let bytes = response.bytes().await.unwrap_or_default();
@@ -385,7 +389,7 @@ impl ArmClient {
                     let (code, message) = cloud_error(&body, status);
                     if status == 429 {
                         self.pacer
-                            .observe_throttled(&subscription, operation.is_write);
+                            .observe_throttled(&subscription, operation.counts_as_write());
                     }
                     if !is_retryable_status(status) {
                         return Err(match status {

@@ -12,71 +12,75 @@ pub const ADF_API_VERSION: &str = "2018-06-01";
 pub struct ArmOperation {
     pub name: &'static str,
     pub method: &'static str,
-    /// The RBAC action a role needs for this operation.
-    pub action: &'static str,
-    /// Whether ARM counts it against the write bucket.
-    pub is_write: bool,
+    /// The RBAC actions a role needs for this operation.
+    pub actions: &'static [&'static str],
+}
+
+impl ArmOperation {
+    /// ARM counts every method but GET against the subscription's write bucket.
+    pub fn counts_as_write(&self) -> bool {
+        self.method != "GET"
+    }
+    /// A write of an ADF entity, which ADF also limits per factory.
+    pub fn is_entity_write(&self) -> bool {
+        self.method == "PUT"
+    }
 }
 
 pub const LIST_FACTORIES: ArmOperation = ArmOperation {
     name: "listFactories",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/read"],
 };
 pub const GET_FACTORY: ArmOperation = ArmOperation {
     name: "getFactory",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/read"],
 };
 pub const LIST_LINKED_SERVICES: ArmOperation = ArmOperation {
     name: "listLinkedServices",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/linkedservices/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/linkedservices/read"],
 };
 pub const GET_LINKED_SERVICE: ArmOperation = ArmOperation {
     name: "getLinkedService",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/linkedservices/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/linkedservices/read"],
 };
 pub const PUT_LINKED_SERVICE: ArmOperation = ArmOperation {
     name: "putLinkedService",
     method: "PUT",
-    action: "Microsoft.DataFactory/factories/linkedservices/write",
-    is_write: true,
+    actions: &["Microsoft.DataFactory/factories/linkedservices/write"],
 };
 pub const LIST_CREDENTIALS: ArmOperation = ArmOperation {
     name: "listCredentials",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/credentials/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/credentials/read"],
 };
 pub const GET_CREDENTIAL: ArmOperation = ArmOperation {
     name: "getCredential",
     method: "GET",
-    action: "Microsoft.DataFactory/factories/credentials/read",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/credentials/read"],
 };
 pub const PUT_CREDENTIAL: ArmOperation = ArmOperation {
     name: "putCredential",
     method: "PUT",
-    action: "Microsoft.DataFactory/factories/credentials/write",
-    is_write: true,
+    actions: &["Microsoft.DataFactory/factories/credentials/write"],
 };
 pub const TEST_CONNECTIVITY: ArmOperation = ArmOperation {
     name: "testConnectivity",
     method: "POST",
-    action: "Microsoft.DataFactory/factories/testConnectivity/action",
-    is_write: false,
+    // Not in the provider's published operations; Microsoft documents these two as what "test connection"
+    // needs, and a custom role may only name published operations.
+    actions: &[
+        "Microsoft.DataFactory/factories/getFeatureValue/read",
+        "Microsoft.DataFactory/factories/getDataPlaneAccess/read",
+    ],
 };
 pub const GET_INTEGRATION_RUNTIME_STATUS: ArmOperation = ArmOperation {
     name: "getIntegrationRuntimeStatus",
     method: "POST",
-    action: "Microsoft.DataFactory/factories/integrationruntimes/getstatus/action",
-    is_write: false,
+    actions: &["Microsoft.DataFactory/factories/integrationruntimes/getstatus/read"],
 };
 
 /// All of them: the source of truth for the least-privilege role.
@@ -95,7 +99,10 @@ pub const ALL: &[ArmOperation] = &[
 
 /// The distinct RBAC actions of [`ALL`], sorted.
 pub fn required_actions() -> Vec<&'static str> {
-    let mut actions: Vec<&'static str> = ALL.iter().map(|op| op.action).collect();
+    let mut actions: Vec<&'static str> = ALL
+        .iter()
+        .flat_map(|op| op.actions.iter().copied())
+        .collect();
     actions.sort_unstable();
     actions.dedup();
     actions

@@ -130,13 +130,13 @@ impl Pacer {
         }
     }
 
-    /// Waits until the call may go: a read or a write in `subscription`, and for writes in `factory` too.
+    /// Waits until the call may go: a read or a write in `subscription`, and in `factory` for entity writes.
     pub async fn acquire(&self, subscription: &str, factory: Option<&str>, is_write: bool) {
         let mut keys = vec![format!(
             "{}:{subscription}",
             if is_write { "w" } else { "r" }
         )];
-        if let (true, Some(factory)) = (is_write, factory) {
+        if let Some(factory) = factory {
             keys.push(format!("f:{}", factory.to_ascii_lowercase()));
         }
         for key in keys {
