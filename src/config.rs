@@ -31,8 +31,9 @@ pub enum NotifyPolicy {
     Never,
 }
 
-/// Everything a run needs to know, whichever way it was started.
-#[derive(Debug, Clone)]
+/// Everything a run needs to know, whichever way it was started. Its `Debug` hides the webhook URLs and
+/// key, which are credentials.
+#[derive(Clone)]
 pub struct Settings {
     pub scopes: Vec<Scope>,
     pub arm_endpoint: String,
@@ -53,6 +54,28 @@ pub struct Settings {
     pub run_budget: Duration,
     /// Days before expiry that the audit warns.
     pub expiry_warning_days: i64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "***" } else { "unset" };
+        f.debug_struct("Settings")
+            .field("scopes", &self.scopes)
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("keyvault_endpoint", &self.keyvault_endpoint)
+            .field("ca_file", &self.ca_file)
+            .field("credential", &self.credential)
+            .field("vault_allow", &self.vault_allow)
+            .field("notify", &self.notify)
+            .field("webhook_url", &set(&self.webhook_url))
+            .field("webhook_secret", &self.webhook_secret)
+            .field("teams_webhook_url", &set(&self.teams_webhook_url))
+            .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("concurrency", &self.concurrency)
+            .field("run_budget", &self.run_budget)
+            .field("expiry_warning_days", &self.expiry_warning_days)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -197,6 +220,30 @@ mod tests {
             "",
         ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_debug_hides_webhook_urls() {
+        let settings = Settings {
+            scopes: vec![],
+            arm_endpoint: "https://management.azure.com".into(),
+            keyvault_endpoint: None,
+            ca_file: None,
+            credential: CredentialKind::DeveloperTools,
+            vault_allow: vec![],
+            notify: NotifyPolicy::Attention,
+            webhook_url: Some("https://hooks.example/secret-path".into()),
+            webhook_secret: Some(SecretString::new("hmac-key".into())),
+            teams_webhook_url: Some("https://teams.example/sig=abc".into()),
+            slack_webhook_url: Some("https://hooks.slack.com/services/T/B/X".into()),
+            concurrency: 1,
+            run_budget: Duration::from_secs(1),
+            expiry_warning_days: 30,
+        };
+        let printed = format!("{settings:?}");
+        for secret in ["secret-path", "hmac-key", "sig=abc", "services/T/B/X"] {
+            assert!(!printed.contains(secret), "{printed}");
         }
     }
 

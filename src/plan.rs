@@ -83,16 +83,22 @@ pub fn plan_factory(factory: &FactorySnapshot, secret: &SecretRef) -> Vec<Target
             &index,
             secret,
             None,
+            git_mode,
         ) {
             let name = target.name.clone();
             credential_targets.push((name, target));
         }
     }
     for ls in &factory.linked_services {
-        if let Some(mut target) =
-            target_for(factory, ls, TargetKind::LinkedService, &index, secret, None)
-        {
-            add_common_notes(&mut target, git_mode);
+        if let Some(target) = target_for(
+            factory,
+            ls,
+            TargetKind::LinkedService,
+            &index,
+            secret,
+            None,
+            git_mode,
+        ) {
             targets.push(target);
             continue;
         }
@@ -105,29 +111,22 @@ pub fn plan_factory(factory: &FactorySnapshot, secret: &SecretRef) -> Vec<Target
             continue;
         };
         let via = Some((cred_name.as_str(), &*cred_target));
-        if let Some(mut target) =
-            target_for(factory, ls, TargetKind::LinkedService, &index, secret, via)
-        {
+        if let Some(target) = target_for(
+            factory,
+            ls,
+            TargetKind::LinkedService,
+            &index,
+            secret,
+            via,
+            git_mode,
+        ) {
             cred_target.used_by.push(target.name.clone());
-            add_common_notes(&mut target, git_mode);
             targets.push(target);
         }
     }
-    let mut all: Vec<Target> = credential_targets
-        .into_iter()
-        .map(|(_, mut t)| {
-            add_common_notes(&mut t, git_mode);
-            t
-        })
-        .collect();
+    let mut all: Vec<Target> = credential_targets.into_iter().map(|(_, t)| t).collect();
     all.extend(targets);
     all
-}
-
-fn add_common_notes(target: &mut Target, git_mode: bool) {
-    if git_mode {
-        target.notes.push("gitMode".into());
-    }
 }
 
 fn target_for(
@@ -137,6 +136,7 @@ fn target_for(
     index: &FactoryIndex,
     secret: &SecretRef,
     via_credential: Option<(&str, &Target)>,
+    git_mode: bool,
 ) -> Option<Target> {
     let name = resource.get("name")?.as_str()?.to_string();
     let properties = resource.get("properties").unwrap_or(&Value::Null);
@@ -247,6 +247,9 @@ fn target_for(
     }
     if via_credential.is_some() {
         notes.push("viaCredential".into());
+    }
+    if git_mode {
+        notes.push("gitMode".into());
     }
 
     Some(Target {
@@ -492,10 +495,12 @@ mod tests {
         ]);
         f.resource =
             json!({"properties": {"repoConfiguration": {"type": "FactoryGitHubConfiguration"}}});
-        assert!(
-            plan_factory(&f, &secret())[0]
-                .notes
-                .contains(&"gitMode".to_string())
+        let t = &plan_factory(&f, &secret())[0];
+        assert!(t.notes.contains(&"gitMode".to_string()));
+        assert_eq!(
+            t.diagnosis.as_ref().map(|d| d.code.as_str()),
+            Some("gitMode"),
+            "Git mode carries its advice"
         );
     }
 

@@ -11,7 +11,7 @@ mod handlers;
 
 pub use dedupe::Dedupe;
 pub use envelope::{Invocation, InvocationResponse};
-pub use handlers::{RefreshJob, job_from_event};
+pub use handlers::{ManualRequest, RefreshJob, job_from_event};
 
 use crate::app::App;
 use axum::Router;
