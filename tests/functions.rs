@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::schema;
+
 use adf_emulator::host::HostSimulator;
 use common::*;
 use serde_json::{Value, json};
@@ -27,6 +29,16 @@ async fn host(emu: &adf_emulator::Emulator, vaults: &str) -> HostSimulator {
     HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
         .await
         .expect("handler starts")
+}
+
+/// The report in an answer's `report` output, checked against the published schema.
+fn report_of(answer: &adf_emulator::host::Answer) -> Value {
+    let report = answer
+        .output("report")
+        .expect("the report goes to the blob output")
+        .clone();
+    schema::assert_valid_report(&report);
+    report
 }
 
 fn jobs(answer: &adf_emulator::host::Answer) -> Vec<Value> {
@@ -210,10 +222,7 @@ async fn an_event_grid_event_runs_all_the_way_to_a_report() {
     assert_eq!(answers.len(), 1);
     let answer = &answers[0];
     assert_eq!(answer.status, 200);
-    let report = answer
-        .output("report")
-        .expect("the report goes to the blob output")
-        .clone();
+    let report = report_of(answer);
     assert!(
         report.is_object(),
         "outputs are JSON documents, never bare strings"
@@ -238,7 +247,7 @@ async fn an_event_grid_event_runs_all_the_way_to_a_report() {
     // A duplicate delivery of the same version does no second round of PUTs.
     let puts_before = emu.counters().puts;
     let (_, again) = host.rotate(rotation_event(), 5).await;
-    let duplicate = again[0].output("report").expect("report");
+    let duplicate = report_of(&again[0]);
     assert_eq!(duplicate["duplicateOf"], report["id"]);
     assert_eq!(emu.counters().puts, puts_before);
 
@@ -270,7 +279,7 @@ async fn a_transient_outage_asks_the_host_to_retry_and_the_retry_finishes() {
     emu.set_faults(adf_emulator::Faults::default());
     let second = host.queue("RefreshJob", &job, 2).await;
     assert_eq!(second.status, 200);
-    let report = second.output("report").expect("report");
+    let report = report_of(&second);
     assert_eq!(report["complete"], true);
     assert_eq!(report["summary"]["resaved"], 8);
     host.stop().await;
@@ -360,5 +369,46 @@ async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
     );
     assert!(!logs.contains("code="), "a raw URL reached the logs");
     assert_no_secrets(&emu, &logs);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_job_at_once_do_one_round_of_puts() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu, "contoso-kv").await;
+    let job = jobs(&host.event_grid(rotation_event()).await).remove(0);
+    let (a, b) = tokio::join!(
+        host.queue("RefreshJob", &job, 1),
+        host.queue("RefreshJob", &job, 1)
+    );
+    let (a, b) = (report_of(&a), report_of(&b));
+    let duplicates = [&a, &b]
+        .iter()
+        .filter(|r| r["duplicateOf"].is_string())
+        .count();
+    assert_eq!(duplicates, 1, "one ran, the other waited and saw it done");
+    let puts = emu.requests().iter().filter(|r| r.method == "PUT").count();
+    assert_eq!(puts, 8, "one round of PUTs");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_expiry_event_reports_the_consumers_at_risk_and_writes_nothing() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu, "contoso-kv").await;
+    let mut event = sample("kv-secret-near-expiry.eventgrid.DERIVED.json");
+    event[0]["data"]["VaultName"] = json!("contoso-kv");
+    event[0]["data"]["ObjectName"] = json!("sql-password");
+    event[0]["data"]["Version"] = json!("00000000000000000000000000000002");
+    let (_, answers) = host.rotate(event, 1).await;
+    let report = report_of(&answers[0]);
+    assert_eq!(report["dryRun"], true);
+    assert!(report["findings"].to_string().contains("secretNearExpiry"));
+    assert!(
+        target(&report, "SalesSql").is_object(),
+        "the consumers at risk are listed"
+    );
+    assert!(emu.requests().iter().all(|r| r.method != "PUT"));
+    assert!(answers[0].output("attention").is_some());
     host.stop().await;
 }

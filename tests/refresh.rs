@@ -406,3 +406,88 @@ fn find_seeded(seed: &Value, name: &str) -> Value {
     }
     panic!("{name} is not in the seed")
 }
+
+#[tokio::test]
+async fn a_disabled_new_version_is_a_finding_and_nothing_is_resaved() {
+    let mut seed = estate();
+    seed["vaults"][0]["secrets"][0]["versions"][1]["enabled"] = serde_json::json!(false);
+    let emu = emulator(seed, 50).await;
+    let run = exec(cli(
+        &emu,
+        &[
+            "refresh",
+            "--vault",
+            "contoso-kv",
+            "--secret",
+            "sql-password",
+        ],
+    ))
+    .await;
+    let report = run.report();
+    assert_eq!(run.code, 2);
+    assert_eq!(report["secret"]["enabled"], false);
+    assert_eq!(report["findings"][0]["code"], "secretVersionDisabled");
+    let t = target(&report, "SalesSql");
+    assert_eq!(t["resave"]["status"], "skipped");
+    assert!(
+        t["resave"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("disabled")
+    );
+    assert!(
+        puts(&emu).is_empty(),
+        "a re-save cannot help a disabled version"
+    );
+}
+
+#[tokio::test]
+async fn without_access_to_the_vault_the_refresh_carries_on() {
+    let mut seed = estate();
+    seed["vaults"][0]["forbidden"] = serde_json::json!(true);
+    let emu = emulator(seed, 50).await;
+    let run = exec(cli(
+        &emu,
+        &[
+            "refresh",
+            "--vault",
+            "contoso-kv",
+            "--secret",
+            "sql-password",
+        ],
+    ))
+    .await;
+    let report = run.report();
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["secret"]["metadata"], "forbidden");
+    assert!(report["findings"].to_string().contains("Key Vault Reader"));
+    assert_eq!(report["summary"]["resaved"], 8);
+}
+
+#[tokio::test]
+async fn the_audit_maps_secrets_to_consumers_with_findings() {
+    let mut seed = estate();
+    // The latest version expires in ten days.
+    let soon = time::OffsetDateTime::now_utc().unix_timestamp() + 10 * 86_400;
+    seed["vaults"][0]["secrets"][0]["versions"][1]["exp"] = serde_json::json!(soon);
+    let emu = emulator(seed, 50).await;
+    let mut cmd = command(&emu, &scope());
+    cmd.args(["audit", "--output", "json"]);
+    let run = exec(cmd).await;
+    let report = run.report();
+    assert_eq!(report["command"], "audit");
+    assert_eq!(run.code, 2);
+    let findings = report["findings"].to_string();
+    assert!(findings.contains("secretExpiring"), "{findings}");
+    assert!(findings.contains("pinnedToOldVersion"), "{findings}");
+    assert!(findings.contains("gitMode"), "{findings}");
+    // Every reference is inventoried, including the one to the other vault.
+    assert!(target(&report, "SalesSqlOtherVault")["references"][0]["vault"] == "other-kv");
+    assert!(puts(&emu).is_empty());
+    assert!(
+        !emu.requests()
+            .iter()
+            .any(|r| r.path.to_ascii_lowercase().ends_with("/testconnectivity"))
+    );
+    assert_eq!(emu.counters().secret_value_reads, 0);
+}

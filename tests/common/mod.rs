@@ -1,6 +1,9 @@
 //! Shared test support: a realistic estate, the emulator, and a way to run the real binary against it.
 #![allow(dead_code)]
 
+#[path = "../support/schema.rs"]
+pub mod schema;
+
 use adf_emulator::{Emulator, Options};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -153,13 +156,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// The one JSON report on stdout, checked against the published schema.
     pub fn report(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let report: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is one JSON report ({e}):\n{}\nstderr:\n{}",
                 self.stdout, self.stderr
             )
-        })
+        });
+        schema::assert_valid_report(&report);
+        report
     }
 }
 
