@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// The Azure side of a run: ARM, Key Vault, and the identity both use.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct RunRequest {
     pub scopes: Vec<Scope>,
     pub trigger: Trigger,
     pub deadline: Option<Instant>,
+    /// The report's id; a queued job passes its own so that the blob name and the logs agree.
+    pub report_id: Option<String>,
 }
 
 /// The longest the product waits for Key Vault metadata, which only informs the report.
@@ -53,13 +56,33 @@ const MAX_PRECONDITION_RETRIES: u32 = 3;
 /// Runs a plan (dry run) or a refresh and returns its report. It never panics on Azure's answers and
 /// always returns a report, which says in `errors` what stopped it, if anything did.
 pub async fn run(azure: &Azure, request: RunRequest) -> Report {
+    let report_id = request
+        .report_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Every log line of the run carries these, so one rotation can be followed end to end.
+    let span = tracing::info_span!(
+        "run",
+        report_id = %report_id,
+        vault = %request.secret.vault,
+        secret = %request.secret.name,
+        trigger = ?request.trigger.kind,
+        event_id = request.trigger.event_id.as_deref().unwrap_or(""),
+        invocation_id = request.trigger.invocation_id.as_deref().unwrap_or(""),
+    );
+    run_in_span(azure, request, report_id)
+        .instrument(span)
+        .await
+}
+
+async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> Report {
     let started_at = crate::report::now_rfc3339();
     let arm = azure.arm.clone().with_deadline(request.deadline);
     // Near-expiry and expired events report the consumers at risk; a re-save cannot help them.
     let dry_run = request.dry_run || request.event_kind != EventKind::NewVersion;
     let mut report = Report {
         schema: crate::report::SCHEMA.into(),
-        id: uuid::Uuid::new_v4().to_string(),
+        id: report_id,
         command: if dry_run {
             Command::Plan
         } else {
@@ -373,7 +396,11 @@ async fn apply_factory(
                 note_runtime(target, status);
             }
         }
-        if let Err(e) = apply_target(arm, factory, target, secret, mode).await {
+        let span = tracing::info_span!("target", factory = %factory.id, name = %target.name, kind = ?target.kind);
+        if let Err(e) = apply_target(arm, factory, target, secret, mode)
+            .instrument(span)
+            .await
+        {
             let transient = e.is_transient();
             errors.push(run_error(
                 "apply",

@@ -240,6 +240,7 @@ async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
             ..Trigger::default()
         },
         deadline: None,
+        report_id: None,
     })
     .await
 }

@@ -160,7 +160,7 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     let mut report = match previous {
         Some(previous_id) => duplicate_report(&h, &job, trigger, previous_id),
         None => {
-            let mut report = h
+            let report = h
                 .app
                 .run(RunRequest {
                     secret: SecretRef {
@@ -174,9 +174,9 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                     scopes: Vec::new(),
                     trigger,
                     deadline: None,
+                    report_id: Some(job.id.clone()),
                 })
                 .await;
-            report.id = job.id.clone();
             if report.complete {
                 h.dedupe.complete(&key, &report.id);
             }
@@ -263,6 +263,7 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
                 ..Trigger::default()
             },
             deadline: None,
+            report_id: None,
         })
         .await;
     crate::notify::send_all(&h.app, &mut report).await;
