@@ -25,14 +25,13 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
 const CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-request-id");
 
-/// Which surface a request is for.
+/// Which recorded surface a request is for (the control API is not one of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HostKind {
     Arm,
     KeyVault,
     Entra,
     Msi,
-    Control,
 }
 
 impl HostKind {
@@ -42,7 +41,6 @@ impl HostKind {
             HostKind::KeyVault => "keyvault",
             HostKind::Entra => "entra",
             HostKind::Msi => "msi",
-            HostKind::Control => "control",
         }
     }
 }
@@ -145,26 +143,23 @@ where
     }
 }
 
-fn classify(tls: bool, segments: &[String]) -> HostKind {
+/// The surface of a request; `None` for the control API.
+fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
     let first = segments.first().map(String::as_str).unwrap_or("");
     if !tls {
-        return if first == "_emulator" {
-            HostKind::Control
-        } else {
-            HostKind::Msi
-        };
+        return (first != "_emulator").then_some(HostKind::Msi);
     }
     let is_token_path = segments.len() == 4
         && segments[1].eq_ignore_ascii_case("oauth2")
         && segments[2].eq_ignore_ascii_case("v2.0")
         && segments[3].eq_ignore_ascii_case("token");
-    if first == "kv" {
+    Some(if first == "kv" {
         HostKind::KeyVault
     } else if is_token_path {
         HostKind::Entra
     } else {
         HostKind::Arm
-    }
+    })
 }
 
 fn decode_segments(path: &str) -> Vec<String> {
@@ -219,21 +214,19 @@ async fn handle(
         json,
     };
 
-    if kind == HostKind::Control {
+    let Some(kind) = kind else {
         return Ok(stamp(
             control::handle(&shared, &ctx),
             &request_id,
             &correlation_id,
         ));
-    }
+    };
 
     let log_id = record(&shared, &ctx, kind, &raw_query);
     let result = match kind {
         HostKind::Arm => arm_pipeline(&shared, &ctx).await,
         HostKind::KeyVault => Ok(keyvault_pipeline(&shared, &ctx).await),
-        HostKind::Entra | HostKind::Msi | HostKind::Control => {
-            Ok(token_pipeline(&shared, &ctx, kind))
-        }
+        HostKind::Entra | HostKind::Msi => Ok(token_pipeline(&shared, &ctx, kind)),
     };
     let status = result.as_ref().map_or(0, |r| r.status().as_u16());
     {
