@@ -124,6 +124,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         })
         .filter(|(_, t)| !t.is_empty())
         .collect();
+    let per_factory = interleave_by_subscription(per_factory, |(f, _)| f.id.as_str());
 
     let mode = Mode {
         dry_run,
@@ -161,6 +162,31 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         "run finished"
     );
     report
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn work_alternates_between_subscriptions() {
+        let ids = [
+            "/subscriptions/a/x/1",
+            "/subscriptions/a/x/2",
+            "/subscriptions/a/x/3",
+            "/subscriptions/b/x/1",
+            "/subscriptions/c/x/1",
+        ];
+        let ordered = super::interleave_by_subscription(ids.to_vec(), |s| s);
+        assert_eq!(
+            ordered,
+            [
+                "/subscriptions/a/x/1",
+                "/subscriptions/b/x/1",
+                "/subscriptions/c/x/1",
+                "/subscriptions/a/x/2",
+                "/subscriptions/a/x/3"
+            ]
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -320,34 +346,37 @@ pub async fn discover(
                 .push(run_error("discovery", &e, Some(scope.id().to_string()))),
         }
     }
-    let results: Vec<Result<FactorySnapshot, RunError>> =
-        futures::stream::iter(factories.into_values())
-            .map(|resource| async move {
-                let id = resource
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let linked_services = arm
-                    .list_linked_services(&id)
-                    .await
-                    .map_err(|e| run_error("discovery", &e, Some(id.clone())))?;
-                let credentials = match arm.list_credentials(&id).await {
-                    Ok(c) => c,
-                    // A factory without the credentials feature answers 404; it simply has none.
-                    Err(ArmError::NotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(run_error("discovery", &e, Some(id.clone()))),
-                };
-                Ok(FactorySnapshot {
-                    id,
-                    resource,
-                    linked_services,
-                    credentials,
-                })
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+    let results: Vec<Result<FactorySnapshot, RunError>> = futures::stream::iter(
+        interleave_by_subscription(factories.into_values().collect(), |f: &Value| {
+            f.get("id").and_then(Value::as_str).unwrap_or_default()
+        }),
+    )
+    .map(|resource| async move {
+        let id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let linked_services = arm
+            .list_linked_services(&id)
+            .await
+            .map_err(|e| run_error("discovery", &e, Some(id.clone())))?;
+        let credentials = match arm.list_credentials(&id).await {
+            Ok(c) => c,
+            // A factory without the credentials feature answers 404; it simply has none.
+            Err(ArmError::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(run_error("discovery", &e, Some(id.clone()))),
+        };
+        Ok(FactorySnapshot {
+            id,
+            resource,
+            linked_services,
+            credentials,
+        })
+    })
+    .buffer_unordered(concurrency.max(1))
+    .collect()
+    .await;
     let mut snapshots = Vec::new();
     for r in results {
         match r {
@@ -357,6 +386,28 @@ pub async fn discover(
     }
     snapshots.sort_by_key(|s| s.id.to_ascii_lowercase());
     snapshots
+}
+
+/// Orders work round-robin across subscriptions. ARM's limits are per subscription, so factories of one
+/// subscription side by side would queue behind one bucket while the others' stay full.
+pub fn interleave_by_subscription<T>(items: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut groups: BTreeMap<String, std::collections::VecDeque<T>> = BTreeMap::new();
+    for item in items {
+        let subscription = crate::azure::arm::segment_after(id(&item), "subscriptions")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        groups.entry(subscription).or_default().push_back(item);
+    }
+    let mut out = Vec::new();
+    while !groups.is_empty() {
+        groups.retain(|_, queue| {
+            if let Some(item) = queue.pop_front() {
+                out.push(item);
+            }
+            !queue.is_empty()
+        });
+    }
+    out
 }
 
 pub(crate) fn run_error(stage: &str, e: &ArmError, subject: Option<String>) -> RunError {
