@@ -491,3 +491,64 @@ async fn the_audit_maps_secrets_to_consumers_with_findings() {
     );
     assert_eq!(emu.counters().secret_value_reads, 0);
 }
+
+#[tokio::test]
+async fn a_client_secret_identity_works_and_its_secret_never_prints() {
+    let emu = emulator(estate(), 50).await;
+    let mut cmd = cli(
+        &emu,
+        &["plan", "--vault", "contoso-kv", "--secret", "sql-password"],
+    );
+    cmd.env_remove("IDENTITY_ENDPOINT")
+        .env_remove("IDENTITY_HEADER")
+        .env("ADF_REFRESH_CREDENTIAL", "client-secret")
+        .env("AZURE_TENANT_ID", emu.tenant_id())
+        .env("AZURE_CLIENT_ID", emu.client_id())
+        .env("AZURE_CLIENT_SECRET", emu.client_secret())
+        .env("AZURE_AUTHORITY_HOST", emu.authority_host());
+    let run = exec(cmd).await;
+    let report = run.report();
+    assert_eq!(report["complete"], true, "{}", run.stderr);
+    assert_eq!(report["summary"]["factoriesScanned"], 5);
+    assert!(
+        emu.requests().iter().any(|r| r.host_kind == "entra"),
+        "tokens came from the Entra endpoint"
+    );
+    assert!(!emu.requests().iter().any(|r| r.host_kind == "msi"));
+    assert_no_secrets(&emu, &run.stdout);
+    assert_no_secrets(&emu, &run.stderr);
+
+    // A wrong client secret: the error names the credential and its endpoint, never the secret.
+    let mut cmd = cli(
+        &emu,
+        &[
+            "plan",
+            "--vault",
+            "contoso-kv",
+            "--secret",
+            "sql-password",
+            "--budget-seconds",
+            "3",
+        ],
+    );
+    cmd.env_remove("IDENTITY_ENDPOINT")
+        .env("ADF_REFRESH_CREDENTIAL", "client-secret")
+        .env("AZURE_TENANT_ID", emu.tenant_id())
+        .env("AZURE_CLIENT_ID", emu.client_id())
+        .env("AZURE_CLIENT_SECRET", "FAKE-TEST-ONLY-wrong-client-secret")
+        .env("AZURE_AUTHORITY_HOST", emu.authority_host());
+    let run = exec(cmd).await;
+    assert_eq!(run.code, 1);
+    let error = run.report()["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("client-secret") && error.contains("/oauth2/v2.0/token"),
+        "{error}"
+    );
+    assert!(
+        !run.stdout.contains("FAKE-TEST-ONLY-wrong-client-secret")
+            && !run.stderr.contains("FAKE-TEST-ONLY-wrong-client-secret")
+    );
+}
