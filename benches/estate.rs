@@ -97,16 +97,7 @@ async fn end_to_end(
     target: Option<(f64, f64)>,
 ) -> bool {
     let estate = adf_emulator::large_estate(factories, per_factory);
-    let scopes: Vec<String> = estate["subscriptions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            s["subscriptionId"]
-                .as_str()
-                .map(|id| format!("/subscriptions/{id}"))
-        })
-        .collect();
+    let scopes = adf_emulator::subscription_scopes(&estate);
     let emulator = adf_emulator::start(estate, adf_emulator::Options::default())
         .await
         .expect("emulator");

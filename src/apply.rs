@@ -12,8 +12,8 @@ use crate::diagnose;
 use crate::event::EventKind;
 use crate::plan::{self, FactorySnapshot, SecretRef};
 use crate::report::{
-    Command, Finding, Report, Resave, ResaveStatus, RunError, RuntimeStatus, SecretInfo, Summary,
-    Target, TargetKind, Test, TestStatus, Trigger, Verdict,
+    Command, Finding, Report, Resave, ResaveStatus, RunError, RuntimeStatus, SecretInfo, Target,
+    TargetKind, Test, TestStatus, Trigger, Verdict,
 };
 use azure_core::credentials::TokenCredential;
 use futures::StreamExt;
@@ -76,32 +76,20 @@ pub async fn run(azure: &Azure, request: RunRequest) -> Report {
 }
 
 async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> Report {
-    let started_at = crate::report::now_rfc3339();
     let arm = azure.arm.clone().with_deadline(request.deadline);
     // Near-expiry and expired events report the consumers at risk; a re-save cannot help them.
     let dry_run = request.dry_run || request.event_kind != EventKind::NewVersion;
-    let mut report = Report {
-        schema: crate::report::SCHEMA.into(),
-        id: report_id,
-        command: if dry_run {
+    let mut report = Report::start(
+        report_id,
+        if dry_run {
             Command::Plan
         } else {
             Command::Refresh
         },
         dry_run,
-        trigger: request.trigger.clone(),
-        started_at,
-        finished_at: String::new(),
-        scope: request.scopes.iter().map(|s| s.id().to_string()).collect(),
-        secret: None,
-        summary: Summary::default(),
-        targets: Vec::new(),
-        findings: Vec::new(),
-        errors: Vec::new(),
-        complete: true,
-        duplicate_of: None,
-        notifications: Vec::new(),
-    };
+        request.trigger.clone(),
+        &request.scopes,
+    );
     tracing::info!(report_id = %report.id, vault = %request.secret.vault, secret = %request.secret.name, dry_run, "run started");
 
     let secret_usable = secret_metadata(azure, &request, &mut report).await;
@@ -148,11 +136,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
     report.targets.sort_by(|a, b| {
         (a.factory.to_ascii_lowercase(), &a.name).cmp(&(b.factory.to_ascii_lowercase(), &b.name))
     });
-    if !report.errors.is_empty() {
-        report.complete = false;
-    }
-    report.finished_at = crate::report::now_rfc3339();
-    report.summarise();
+    report.finish();
     tracing::info!(
         report_id = %report.id,
         affected = report.summary.affected,

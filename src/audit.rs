@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::apply;
 use crate::azure::keyvault::{self, KeyVaultError, VersionMetadata};
 use crate::plan::{self, FactorySnapshot, SecretRef};
-use crate::report::{Command, Finding, Report, Summary, Target, Trigger, Verdict};
+use crate::report::{Command, Finding, Report, Target, Trigger, Verdict};
 use crate::scan::{self, FactoryIndex};
 use futures::StreamExt;
 use serde_json::Value;
@@ -19,30 +19,13 @@ use std::collections::BTreeMap;
 
 /// Runs the audit over the configured scopes.
 pub async fn run(app: &App, trigger: Trigger, expiring_within_days: i64) -> Report {
-    let started_at = crate::report::now_rfc3339();
-    let mut report = Report {
-        schema: crate::report::SCHEMA.into(),
-        id: uuid::Uuid::new_v4().to_string(),
-        command: Command::Audit,
-        dry_run: true,
+    let mut report = Report::start(
+        uuid::Uuid::new_v4().to_string(),
+        Command::Audit,
+        true,
         trigger,
-        started_at,
-        finished_at: String::new(),
-        scope: app
-            .settings
-            .scopes
-            .iter()
-            .map(|s| s.id().to_string())
-            .collect(),
-        secret: None,
-        summary: Summary::default(),
-        targets: Vec::new(),
-        findings: Vec::new(),
-        errors: Vec::new(),
-        complete: true,
-        duplicate_of: None,
-        notifications: Vec::new(),
-    };
+        &app.settings.scopes,
+    );
     let arm = app
         .azure
         .arm
@@ -182,11 +165,7 @@ pub async fn run(app: &App, trigger: Trigger, expiring_within_days: i64) -> Repo
             }
         }
     }
-    report.finished_at = crate::report::now_rfc3339();
-    if !report.errors.is_empty() {
-        report.complete = false;
-    }
-    report.summarise();
+    report.finish();
     report
 }
 

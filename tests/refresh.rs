@@ -492,6 +492,21 @@ async fn the_audit_maps_secrets_to_consumers_with_findings() {
     assert_eq!(emu.counters().secret_value_reads, 0);
 }
 
+/// Runs the command as the emulator's app registration, with the given client secret.
+fn as_app_registration(
+    cmd: &mut std::process::Command,
+    emu: &adf_emulator::Emulator,
+    secret: &str,
+) {
+    cmd.env_remove("IDENTITY_ENDPOINT")
+        .env_remove("IDENTITY_HEADER")
+        .env("ADF_REFRESH_CREDENTIAL", "client-secret")
+        .env("AZURE_TENANT_ID", emu.tenant_id())
+        .env("AZURE_CLIENT_ID", emu.client_id())
+        .env("AZURE_CLIENT_SECRET", secret)
+        .env("AZURE_AUTHORITY_HOST", emu.authority_host());
+}
+
 #[tokio::test]
 async fn a_client_secret_identity_works_and_its_secret_never_prints() {
     let emu = emulator(estate(), 50).await;
@@ -499,13 +514,7 @@ async fn a_client_secret_identity_works_and_its_secret_never_prints() {
         &emu,
         &["plan", "--vault", "contoso-kv", "--secret", "sql-password"],
     );
-    cmd.env_remove("IDENTITY_ENDPOINT")
-        .env_remove("IDENTITY_HEADER")
-        .env("ADF_REFRESH_CREDENTIAL", "client-secret")
-        .env("AZURE_TENANT_ID", emu.tenant_id())
-        .env("AZURE_CLIENT_ID", emu.client_id())
-        .env("AZURE_CLIENT_SECRET", emu.client_secret())
-        .env("AZURE_AUTHORITY_HOST", emu.authority_host());
+    as_app_registration(&mut cmd, &emu, &emu.client_secret());
     let run = exec(cmd).await;
     let report = run.report();
     assert_eq!(report["complete"], true, "{}", run.stderr);
@@ -531,12 +540,7 @@ async fn a_client_secret_identity_works_and_its_secret_never_prints() {
             "3",
         ],
     );
-    cmd.env_remove("IDENTITY_ENDPOINT")
-        .env("ADF_REFRESH_CREDENTIAL", "client-secret")
-        .env("AZURE_TENANT_ID", emu.tenant_id())
-        .env("AZURE_CLIENT_ID", emu.client_id())
-        .env("AZURE_CLIENT_SECRET", "FAKE-TEST-ONLY-wrong-client-secret")
-        .env("AZURE_AUTHORITY_HOST", emu.authority_host());
+    as_app_registration(&mut cmd, &emu, "FAKE-TEST-ONLY-wrong-client-secret");
     let run = exec(cmd).await;
     assert_eq!(run.code, 1);
     let error = run.report()["errors"][0]["message"]

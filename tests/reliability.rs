@@ -12,17 +12,7 @@ const FACTORIES: usize = 40;
 const PER_FACTORY: usize = 10;
 
 fn large_scopes(seed: &Value) -> String {
-    seed["subscriptions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            s["subscriptionId"]
-                .as_str()
-                .map(|id| format!("/subscriptions/{id}"))
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    adf_emulator::subscription_scopes(seed).join(",")
 }
 
 /// (factory id, name) → seeded properties, for every linked service of the estate.

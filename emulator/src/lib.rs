@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Burst429, ConcurrentEdit, Faults};
-pub use seeds::{demo_seed, large_estate};
+pub use seeds::{demo_seed, large_estate, subscription_scopes};
 pub use serde_json::Value;
 
 /// How to start the emulator.

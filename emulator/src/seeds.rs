@@ -11,6 +11,17 @@ pub fn demo_seed() -> Value {
         .expect("the embedded seeds/demo.json is valid JSON (checked by a unit test)")
 }
 
+/// The ARM scope of every subscription in a seed (`/subscriptions/{id}`), for `ADF_REFRESH_SCOPE`.
+pub fn subscription_scopes(seed: &Value) -> Vec<String> {
+    seed["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["subscriptionId"].as_str())
+        .map(|id| format!("/subscriptions/{id}"))
+        .collect()
+}
+
 /// The tenant every generated estate uses.
 pub const LARGE_ESTATE_TENANT: &str = "4b1f8d6e-2c3a-4e5f-9a7b-0c1d2e3f4a5b";
 

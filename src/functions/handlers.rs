@@ -309,47 +309,32 @@ fn duplicate_report(
     trigger: Trigger,
     previous_id: String,
 ) -> Report {
-    let now = crate::report::now_rfc3339();
     tracing::info!(job_id = %job.id, previous = %previous_id, "duplicate delivery: already refreshed");
-    let mut report = Report {
-        schema: crate::report::SCHEMA.into(),
-        id: job.id.clone(),
-        command: crate::report::Command::Refresh,
-        dry_run: false,
+    let mut report = Report::start(
+        job.id.clone(),
+        crate::report::Command::Refresh,
+        false,
         trigger,
-        started_at: now.clone(),
-        finished_at: now,
-        scope: h
-            .app
-            .settings
-            .scopes
-            .iter()
-            .map(|s| s.id().to_string())
-            .collect(),
-        secret: Some(crate::report::SecretInfo {
-            vault: job.vault.clone(),
-            name: job.secret.clone(),
-            version: job.version.clone(),
-            metadata: "notRead".into(),
-            ..Default::default()
-        }),
-        summary: Default::default(),
-        targets: Vec::new(),
-        findings: vec![crate::report::Finding {
-            code: "duplicateDelivery".into(),
-            severity: "info".into(),
-            message: format!(
-                "This (vault, secret, version) was already refreshed by report {previous_id}; nothing was done again."
-            ),
-            subject: None,
-            fix: Vec::new(),
-        }],
-        errors: Vec::new(),
-        complete: true,
-        duplicate_of: Some(previous_id),
-        notifications: Vec::new(),
-    };
-    report.summarise();
+        &h.app.settings.scopes,
+    );
+    report.secret = Some(crate::report::SecretInfo {
+        vault: job.vault.clone(),
+        name: job.secret.clone(),
+        version: job.version.clone(),
+        metadata: "notRead".into(),
+        ..Default::default()
+    });
+    report.findings.push(crate::report::Finding {
+        code: "duplicateDelivery".into(),
+        severity: "info".into(),
+        message: format!(
+            "This (vault, secret, version) was already refreshed by report {previous_id}; nothing was done again."
+        ),
+        subject: None,
+        fix: Vec::new(),
+    });
+    report.duplicate_of = Some(previous_id);
+    report.finish();
     report
 }
 

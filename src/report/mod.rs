@@ -298,6 +298,43 @@ pub struct NotificationOutcome {
 }
 
 impl Report {
+    /// An empty report for a run that starts now; the run fills in the rest.
+    pub fn start(
+        id: String,
+        command: Command,
+        dry_run: bool,
+        trigger: Trigger,
+        scopes: &[crate::config::Scope],
+    ) -> Report {
+        Report {
+            schema: SCHEMA.into(),
+            id,
+            command,
+            dry_run,
+            trigger,
+            started_at: now_rfc3339(),
+            finished_at: String::new(),
+            scope: scopes.iter().map(|s| s.id().to_string()).collect(),
+            secret: None,
+            summary: Summary::default(),
+            targets: Vec::new(),
+            findings: Vec::new(),
+            errors: Vec::new(),
+            complete: true,
+            duplicate_of: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Closes the run: the finish time, completeness and the summary.
+    pub fn finish(&mut self) {
+        self.finished_at = now_rfc3339();
+        if !self.errors.is_empty() {
+            self.complete = false;
+        }
+        self.summarise();
+    }
+
     /// Recomputes the summary counts from the targets and findings.
     pub fn summarise(&mut self) {
         let s = &mut self.summary;
