@@ -15,6 +15,15 @@ fn cli(emu: &adf_emulator::Emulator, args: &[&str]) -> std::process::Command {
     cmd
 }
 
+/// Runs `plan` or `refresh` of `contoso-kv/sql-password` over the whole subscription.
+async fn run_command(emu: &adf_emulator::Emulator, command: &str) -> Run {
+    exec(cli(
+        emu,
+        &[command, "--vault", "contoso-kv", "--secret", "sql-password"],
+    ))
+    .await
+}
+
 fn puts(emu: &adf_emulator::Emulator) -> Vec<adf_emulator::RecordedRequest> {
     emu.requests()
         .into_iter()
@@ -25,11 +34,7 @@ fn puts(emu: &adf_emulator::Emulator) -> Vec<adf_emulator::RecordedRequest> {
 #[tokio::test]
 async fn plan_classifies_every_case_and_writes_nothing() {
     let emu = emulator(estate(), 2).await;
-    let run = exec(cli(
-        &emu,
-        &["plan", "--vault", "contoso-kv", "--secret", "sql-password"],
-    ))
-    .await;
+    let run = run_command(&emu, "plan").await;
     let report = run.report();
     assert_eq!(
         run.code, 2,
@@ -116,17 +121,7 @@ async fn plan_classifies_every_case_and_writes_nothing() {
 async fn refresh_resaves_exactly_what_it_read_and_tests_it() {
     let seed = estate();
     let emu = emulator(seed.clone(), 2).await;
-    let run = exec(cli(
-        &emu,
-        &[
-            "refresh",
-            "--vault",
-            "contoso-kv",
-            "--secret",
-            "sql-password",
-        ],
-    ))
-    .await;
+    let run = run_command(&emu, "refresh").await;
     let report = run.report();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(report["dryRun"], false);
@@ -256,30 +251,8 @@ async fn refresh_resaves_exactly_what_it_read_and_tests_it() {
 #[tokio::test]
 async fn a_second_refresh_is_harmless() {
     let emu = emulator(estate(), 50).await;
-    let first = exec(cli(
-        &emu,
-        &[
-            "refresh",
-            "--vault",
-            "contoso-kv",
-            "--secret",
-            "sql-password",
-        ],
-    ))
-    .await
-    .report();
-    let second = exec(cli(
-        &emu,
-        &[
-            "refresh",
-            "--vault",
-            "contoso-kv",
-            "--secret",
-            "sql-password",
-        ],
-    ))
-    .await
-    .report();
+    let first = run_command(&emu, "refresh").await.report();
+    let second = run_command(&emu, "refresh").await.report();
     assert_eq!(first["summary"]["resaved"], second["summary"]["resaved"]);
     assert_eq!(target(&second, "SalesSql")["test"]["status"], "passed");
     assert_eq!(emu.counters().masked_writes, 0);
@@ -412,17 +385,7 @@ async fn a_disabled_new_version_is_a_finding_and_nothing_is_resaved() {
     let mut seed = estate();
     seed["vaults"][0]["secrets"][0]["versions"][1]["enabled"] = serde_json::json!(false);
     let emu = emulator(seed, 50).await;
-    let run = exec(cli(
-        &emu,
-        &[
-            "refresh",
-            "--vault",
-            "contoso-kv",
-            "--secret",
-            "sql-password",
-        ],
-    ))
-    .await;
+    let run = run_command(&emu, "refresh").await;
     let report = run.report();
     assert_eq!(run.code, 2);
     assert_eq!(report["secret"]["enabled"], false);
@@ -446,17 +409,7 @@ async fn without_access_to_the_vault_the_refresh_carries_on() {
     let mut seed = estate();
     seed["vaults"][0]["forbidden"] = serde_json::json!(true);
     let emu = emulator(seed, 50).await;
-    let run = exec(cli(
-        &emu,
-        &[
-            "refresh",
-            "--vault",
-            "contoso-kv",
-            "--secret",
-            "sql-password",
-        ],
-    ))
-    .await;
+    let run = run_command(&emu, "refresh").await;
     let report = run.report();
     assert_eq!(report["complete"], true);
     assert_eq!(report["secret"]["metadata"], "forbidden");
