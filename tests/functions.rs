@@ -263,6 +263,12 @@ async fn a_transient_outage_asks_the_host_to_retry_and_the_retry_finishes() {
     let mut env = emu.env();
     env.push(("ADF_REFRESH_SCOPE".into(), format!("/subscriptions/{SUB}")));
     env.push(("ADF_REFRESH_RUN_BUDGET_SECONDS".into(), "4".into()));
+    let (webhook_url, received) = counting_webhook().await;
+    env.push(("ADF_REFRESH_WEBHOOK_URL".into(), webhook_url));
+    env.push((
+        "ADF_REFRESH_WEBHOOK_SECRET".into(),
+        "FAKE-TEST-ONLY-hmac-key".into(),
+    ));
     let host = HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
         .await
         .expect("starts");
@@ -276,13 +282,46 @@ async fn a_transient_outage_asks_the_host_to_retry_and_the_retry_finishes() {
     let first = host.queue("RefreshJob", &job, 1).await;
     assert_eq!(first.status, 503, "{:?}", first.body);
     assert!(first.body["Logs"].to_string().contains("retry wanted"));
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a delivery that asks for a retry does not notify"
+    );
     emu.set_faults(adf_emulator::Faults::default());
     let second = host.queue("RefreshJob", &job, 2).await;
     assert_eq!(second.status, 200);
     let report = report_of(&second);
     assert_eq!(report["complete"], true);
     assert_eq!(report["summary"]["resaved"], 8);
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the final answer notifies once"
+    );
+    assert_eq!(report["notifications"][0]["delivered"], true);
     host.stop().await;
+}
+
+/// A loopback webhook receiver that counts what it receives.
+async fn counting_webhook() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
 }
 
 #[tokio::test]

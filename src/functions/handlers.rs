@@ -183,7 +183,6 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
             report
         }
     };
-    crate::notify::send_all(&h.app, &mut report).await;
     let last_try = invocation.dequeue_count() >= MAX_DEQUEUE_COUNT;
     if report.retry_may_help() && !last_try {
         tracing::warn!(job_id = %job.id, dequeue_count = invocation.dequeue_count(), "the run hit a transient failure; asking the host to retry");
@@ -197,6 +196,8 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
         ));
         return response;
     }
+    // Only the final answer notifies: a delivery that asks for a retry is not the end of the story.
+    crate::notify::send_all(&h.app, &mut report).await;
     report_outputs(report)
 }
 
@@ -267,7 +268,12 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
         })
         .await;
     crate::notify::send_all(&h.app, &mut report).await;
-    let status = if report.complete { 200 } else { 503 };
+    // 503 when trying again later may help (an outage, throttling, the time budget); 502 when Azure refused.
+    let status = match (report.complete, report.retry_may_help()) {
+        (true, _) => 200,
+        (false, true) => 503,
+        (false, false) => 502,
+    };
     let body = serde_json::to_value(&report).unwrap_or(Value::Null);
     InvocationResponse::ok().output("res", http_response(status, body))
 }
