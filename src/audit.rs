@@ -8,12 +8,14 @@ use crate::app::App;
 use crate::apply;
 use crate::azure::keyvault::{self, KeyVaultError, VersionMetadata};
 use crate::plan::{self, FactorySnapshot, SecretRef};
-use crate::report::{Command, Finding, Report, Target, Trigger, Verdict};
+use crate::report::{Command, Finding, Report, Target, TargetKind, Trigger, Verdict};
 use crate::scan::{self, FactoryIndex};
 use futures::StreamExt;
 use serde_json::Value;
 
 type SecretKey = (String, String);
+/// A definition to classify: its kind, its name, and its references.
+type Member = (TargetKind, String, Vec<scan::KeyVaultReference>);
 type VersionsResult = Result<Vec<VersionMetadata>, KeyVaultError>;
 use std::collections::BTreeMap;
 
@@ -172,40 +174,55 @@ pub async fn run(app: &App, trigger: Trigger, expiring_within_days: i64) -> Repo
 /// Every linked service and credential of a factory that holds a Key Vault reference, as audit targets.
 pub fn inventory(factory: &FactorySnapshot) -> Vec<Target> {
     let index = FactoryIndex::new(&factory.linked_services);
-    let mut targets = Vec::new();
-    for resource in factory.credentials.iter().chain(&factory.linked_services) {
+    // Each definition is classified against the secret of its first reference, exactly as a rotation of
+    // that secret would classify it; one plan per distinct secret serves every definition that names it.
+    let mut by_secret: BTreeMap<SecretKey, Vec<Member>> = BTreeMap::new();
+    let kinds = factory
+        .credentials
+        .iter()
+        .map(|r| (TargetKind::Credential, r))
+        .chain(
+            factory
+                .linked_services
+                .iter()
+                .map(|r| (TargetKind::LinkedService, r)),
+        );
+    for (kind, resource) in kinds {
         let properties = resource.get("properties").unwrap_or(&Value::Null);
         let references = scan::find_references(properties, &index);
         let Some(first) = references.first() else {
             continue;
         };
-        // Plan against the first reference's own secret: that classifies it exactly as a rotation would.
-        let secret = SecretRef {
-            vault: first.vault.value().unwrap_or("?").to_string(),
-            name: first.secret_name.value().unwrap_or("?").to_string(),
-            version: None,
-        };
+        let key = (
+            first.vault.value().unwrap_or("?").to_string(),
+            first.secret_name.value().unwrap_or("?").to_string(),
+        );
         let name = resource
             .get("name")
             .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut single = FactorySnapshot {
-            id: factory.id.clone(),
-            resource: factory.resource.clone(),
-            linked_services: factory.linked_services.clone(),
-            credentials: Vec::new(),
+            .unwrap_or_default()
+            .to_string();
+        by_secret
+            .entry(key)
+            .or_default()
+            .push((kind, name, references));
+    }
+    let mut targets = Vec::new();
+    for ((vault, name), members) in by_secret {
+        let secret = SecretRef {
+            vault,
+            name,
+            version: None,
         };
-        if factory
-            .credentials
-            .iter()
-            .any(|c| std::ptr::eq(c, resource))
-        {
-            single.credentials = vec![resource.clone()];
-        }
-        if let Some(mut target) = plan::plan_factory(&single, &secret)
-            .into_iter()
-            .find(|t| t.name == name)
-        {
+        let planned = plan::plan_factory(factory, &secret);
+        for (kind, member, references) in members {
+            let Some(mut target) = planned
+                .iter()
+                .find(|t| t.kind == kind && t.name == member)
+                .cloned()
+            else {
+                continue;
+            };
             // The inventory lists every reference, not only those of one secret.
             target.references = references.iter().map(plan::to_report_reference).collect();
             target.test = crate::report::Test::not_tested("audit: nothing is tested");
@@ -215,6 +232,7 @@ pub fn inventory(factory: &FactorySnapshot) -> Vec<Target> {
             targets.push(target);
         }
     }
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
     targets
 }
 
