@@ -674,23 +674,7 @@ fn still_safe(
     fresh: &Value,
     secret: &SecretRef,
 ) -> Result<(), String> {
-    let mut snapshot = factory.clone();
-    let list = match target.kind {
-        TargetKind::LinkedService => &mut snapshot.linked_services,
-        TargetKind::Credential => &mut snapshot.credentials,
-    };
-    match list
-        .iter_mut()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(target.name.as_str()))
-    {
-        Some(slot) => *slot = fresh.clone(),
-        None => list.push(fresh.clone()),
-    }
-    let replanned = plan::plan_factory(&snapshot, secret);
-    match replanned
-        .iter()
-        .find(|t| t.name == target.name && t.kind == target.kind)
-    {
+    match plan::plan_one(factory, target.kind, fresh, secret) {
         Some(t) if t.verdict == Verdict::Resave => Ok(()),
         Some(t) => Err(format!(
             "it changed since discovery and is now {:?}: {}",

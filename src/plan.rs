@@ -129,6 +129,52 @@ pub fn plan_factory(factory: &FactorySnapshot, secret: &SecretRef) -> Vec<Target
     all
 }
 
+/// Classifies one definition as [`plan_factory`] would, given a fresh copy of it, without re-planning the
+/// whole factory. `None` when it no longer references the secret.
+pub fn plan_one(
+    factory: &FactorySnapshot,
+    kind: TargetKind,
+    fresh: &Value,
+    secret: &SecretRef,
+) -> Option<Target> {
+    let index = FactoryIndex::new(&factory.linked_services);
+    let git_mode = factory.git_mode();
+    let direct = target_for(factory, fresh, kind, &index, secret, None, git_mode);
+    if direct.is_some() || kind == TargetKind::Credential {
+        return direct;
+    }
+    // A linked service may reach the secret through one of the factory's credentials.
+    let properties = fresh.get("properties").unwrap_or(&Value::Null);
+    scan::credential_references(properties)
+        .iter()
+        .find_map(|used| {
+            let credential = factory.credentials.iter().find(|c| {
+                c.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(used))
+            })?;
+            let credential_target = target_for(
+                factory,
+                credential,
+                TargetKind::Credential,
+                &index,
+                secret,
+                None,
+                git_mode,
+            )?;
+            let name = credential_target.name.clone();
+            target_for(
+                factory,
+                fresh,
+                kind,
+                &index,
+                secret,
+                Some((name.as_str(), &credential_target)),
+                git_mode,
+            )
+        })
+}
+
 fn target_for(
     factory: &FactorySnapshot,
     resource: &Value,
@@ -485,6 +531,45 @@ mod tests {
             targets[1].references[0].path,
             "credential:SpCred/typeProperties.servicePrincipalKey"
         );
+    }
+
+    #[test]
+    fn one_definition_is_classified_as_the_whole_factory_would() {
+        let mut f = factory(vec![
+            kv("KV", KV_URL),
+            json!({"name": "Lake", "properties": {"type": "AzureBlobFS", "typeProperties": {
+                "credential": {"referenceName": "SpCred", "type": "CredentialReference"}}}}),
+            sql("Sql", kv_ref("KV", "sql-password")),
+        ]);
+        f.credentials = vec![
+            json!({"name": "SpCred", "properties": {"type": "ServicePrincipal", "typeProperties": {
+            "servicePrincipalKey": kv_ref("KV", "sql-password")}}}),
+        ];
+        let whole = plan_factory(&f, &secret());
+        for target in &whole {
+            let list = if target.kind == TargetKind::Credential {
+                &f.credentials
+            } else {
+                &f.linked_services
+            };
+            let fresh = list
+                .iter()
+                .find(|r| r["name"] == target.name.as_str())
+                .unwrap();
+            let one = plan_one(&f, target.kind, fresh, &secret()).expect("still a target");
+            assert_eq!(
+                (one.verdict, &one.references, &one.via_credential),
+                (target.verdict, &target.references, &target.via_credential)
+            );
+        }
+        let mut edited = f.linked_services[2].clone();
+        edited["properties"]["typeProperties"]["password"]["secretVersion"] = json!("v1");
+        assert_eq!(
+            plan_one(&f, TargetKind::LinkedService, &edited, &secret()).map(|t| t.verdict),
+            Some(Verdict::Pinned)
+        );
+        edited["properties"]["typeProperties"]["password"] = json!("inline now");
+        assert!(plan_one(&f, TargetKind::LinkedService, &edited, &secret()).is_none());
     }
 
     #[test]
