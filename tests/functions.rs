@@ -31,6 +31,36 @@ async fn host(emu: &adf_emulator::Emulator, vaults: &str) -> HostSimulator {
         .expect("handler starts")
 }
 
+/// Fails if the answer sets an output that the function's function.json does not declare: the host only
+/// knows the declared bindings.
+fn assert_outputs_declared(function: &str, answer: &adf_emulator::host::Answer) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("function")
+        .join(function)
+        .join("function.json");
+    let definition: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("function.json"))
+            .expect("JSON");
+    let declared: Vec<&str> = definition["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["direction"] == "out")
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    for name in answer.body["Outputs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        assert!(
+            declared.contains(&name.as_str()),
+            "{function} sets output `{name}`, which function.json does not declare"
+        );
+    }
+}
+
 /// The report in an answer's `report` output, checked against the published schema.
 fn report_of(answer: &adf_emulator::host::Answer) -> Value {
     let report = answer
@@ -222,6 +252,8 @@ async fn an_event_grid_event_runs_all_the_way_to_a_report() {
     assert_eq!(answers.len(), 1);
     let answer = &answers[0];
     assert_eq!(answer.status, 200);
+    assert_outputs_declared("KeyVaultSecretEvent", &queued);
+    assert_outputs_declared("RefreshJob", answer);
     let report = report_of(answer);
     assert!(
         report.is_object(),
@@ -395,6 +427,7 @@ async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
         )
         .await;
     assert_eq!(status(&answer), Some(json!(200)));
+    assert_outputs_declared("Refresh", &answer);
     let report = &answer.output("res").unwrap()["body"];
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["trigger"]["kind"], "http");

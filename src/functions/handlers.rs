@@ -352,12 +352,11 @@ fn first_error(report: &Report) -> String {
         .unwrap_or_default()
 }
 
-/// A 2xx that tells the host not to retry, with the reason in the invocation logs.
+/// A 2xx that tells the host not to retry, with the reason in the invocation logs. No outputs: the host
+/// only knows the bindings in function.json.
 fn rejected(message: &str) -> InvocationResponse {
     tracing::warn!(reason = message, "invocation rejected");
-    InvocationResponse::ok()
-        .log(message.to_string())
-        .output("rejected", json!({ "error": message }))
+    InvocationResponse::ok().log(message.to_string())
 }
 
 fn http_error(status: u16, message: &str) -> InvocationResponse {
