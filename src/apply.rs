@@ -420,8 +420,8 @@ async fn apply_factory(
             target.test = Test::not_tested(why.clone());
             continue;
         }
-        let properties = resource_properties(factory, target);
-        if let Some(runtime) = properties.as_ref().and_then(crate::scan::connect_via) {
+        let properties = listed_resource(factory, target).and_then(|r| r.get("properties"));
+        if let Some(runtime) = properties.and_then(crate::scan::connect_via) {
             if !runtimes.contains_key(&runtime) {
                 let status =
                     runtime_status(arm, &factory.id, &runtime, &mut target.request_ids).await;
@@ -451,14 +451,14 @@ async fn apply_factory(
     (targets, errors)
 }
 
-fn resource_properties(factory: &FactorySnapshot, target: &Target) -> Option<Value> {
+/// The target's definition as discovery listed it.
+fn listed_resource<'a>(factory: &'a FactorySnapshot, target: &Target) -> Option<&'a Value> {
     let list = match target.kind {
         TargetKind::LinkedService => &factory.linked_services,
         TargetKind::Credential => &factory.credentials,
     };
     list.iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(target.name.as_str()))
-        .and_then(|r| r.get("properties").cloned())
 }
 
 async fn runtime_status(
@@ -593,22 +593,14 @@ async fn apply_target(
     } else {
         let resource = match tested_resource {
             Some(r) => r,
-            None => match resource_from_snapshot(factory, target) {
-                Some(r) => r,
+            None => match listed_resource(factory, target) {
+                Some(r) => r.clone(),
                 None => return Ok(()),
             },
         };
         test_connection(arm, &factory.id, target, &resource).await?
     };
     Ok(())
-}
-
-fn resource_from_snapshot(factory: &FactorySnapshot, target: &Target) -> Option<Value> {
-    factory
-        .linked_services
-        .iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(target.name.as_str()))
-        .cloned()
 }
 
 /// GET fresh, check it is still safe, PUT exactly its properties with `If-Match`; on 412, again.

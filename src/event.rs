@@ -72,13 +72,10 @@ const MAX_FIELD_LEN: usize = 2048;
 /// Parses a delivery: one event, a batch, or a JSON-encoded string of either.
 pub fn parse_delivery(body: &Value) -> Result<Vec<Parsed>, EventError> {
     match body {
+        // A delivery may arrive JSON-encoded as a string, once or more; each level is shorter, so this ends.
         Value::String(text) => {
             let inner: Value =
                 serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
-            if inner.is_string() {
-                // One level of string encoding is normal; a second is what the host does to some triggers.
-                return parse_delivery(&inner);
-            }
             parse_delivery(&inner)
         }
         Value::Array(items) if items.is_empty() => Err(EventError::EmptyBatch),

@@ -144,64 +144,45 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
-    if let Commands::Show { path } = &cli.command {
-        return match read_report(path) {
-            Ok(report) => {
-                print(&report, cli.global.output);
-                report.exit_code() as u8
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                1
-            }
-        };
+    match run_command(cli.command, &cli.global).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
-    let settings = match settings(&cli.global) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+}
+
+/// Runs one command; `Err` is a problem that stopped it before a report could be made.
+async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
+    // Showing a saved report needs no Azure settings.
+    if let Commands::Show { path } = &command {
+        let report = read_report(path)?;
+        print(&report, global.output);
+        return Ok(report.exit_code() as u8);
+    }
+    let app = App::new(settings(global)?).map_err(|e| e.to_string())?;
+    let trigger = Trigger {
+        kind: TriggerKind::Cli,
+        ..Trigger::default()
     };
-    let app = match App::new(settings) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let report = match cli.command {
+    let mut report = match command {
         Commands::Serve { port } => {
-            let port = port.unwrap_or(0);
-            return match functions::serve(app, port).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    1
-                }
-            };
+            functions::serve(app, port.unwrap_or(0))
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(0);
         }
-        Commands::Show { .. } => return 1,
         Commands::Plan(args) => secret_run(&app, args, true).await,
         Commands::Refresh(args) => secret_run(&app, args, false).await,
         Commands::Audit {
             expiring_within_days,
-        } => {
-            audit::run(
-                &app,
-                Trigger {
-                    kind: TriggerKind::Cli,
-                    ..Trigger::default()
-                },
-                expiring_within_days,
-            )
-            .await
-        }
+        } => audit::run(&app, trigger, expiring_within_days).await,
+        Commands::Show { .. } => unreachable!("handled above"),
     };
-    let mut report = report;
     notify::send_all(&app, &mut report).await;
-    print(&report, cli.global.output);
-    report.exit_code() as u8
+    print(&report, global.output);
+    Ok(report.exit_code() as u8)
 }
 
 fn read_report(path: &std::path::Path) -> Result<Report, String> {

@@ -70,63 +70,33 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
 /// The targets of one factory for the rotated secret: linked services and credentials that reference it,
 /// and linked services that use such a credential.
 pub fn plan_factory(factory: &FactorySnapshot, secret: &SecretRef) -> Vec<Target> {
-    let index = FactoryIndex::new(&factory.linked_services);
-    let git_mode = factory.git_mode();
-    let mut targets = Vec::new();
-    let mut credential_targets: Vec<(String, Target)> = Vec::new();
-
-    for credential in &factory.credentials {
-        if let Some(target) = target_for(
-            factory,
-            credential,
-            TargetKind::Credential,
-            &index,
-            secret,
-            None,
-            git_mode,
-        ) {
-            let name = target.name.clone();
-            credential_targets.push((name, target));
-        }
-    }
+    let planner = Planner::new(factory, secret);
+    let mut credentials: Vec<Target> = factory
+        .credentials
+        .iter()
+        .filter_map(|c| planner.target(c, TargetKind::Credential, None))
+        .collect();
+    let mut linked_services = Vec::new();
     for ls in &factory.linked_services {
-        if let Some(target) = target_for(
-            factory,
-            ls,
-            TargetKind::LinkedService,
-            &index,
-            secret,
-            None,
-            git_mode,
-        ) {
-            targets.push(target);
+        if let Some(target) = planner.target(ls, TargetKind::LinkedService, None) {
+            linked_services.push(target);
             continue;
         }
         let properties = ls.get("properties").unwrap_or(&Value::Null);
         let uses = scan::credential_references(properties);
-        let Some((cred_name, cred_target)) = credential_targets
+        let Some(credential) = credentials
             .iter_mut()
-            .find(|(name, _)| uses.iter().any(|u| u.eq_ignore_ascii_case(name)))
+            .find(|c| uses.iter().any(|u| u.eq_ignore_ascii_case(&c.name)))
         else {
             continue;
         };
-        let via = Some((cred_name.as_str(), &*cred_target));
-        if let Some(target) = target_for(
-            factory,
-            ls,
-            TargetKind::LinkedService,
-            &index,
-            secret,
-            via,
-            git_mode,
-        ) {
-            cred_target.used_by.push(target.name.clone());
-            targets.push(target);
+        if let Some(target) = planner.target(ls, TargetKind::LinkedService, Some(credential)) {
+            credential.used_by.push(target.name.clone());
+            linked_services.push(target);
         }
     }
-    let mut all: Vec<Target> = credential_targets.into_iter().map(|(_, t)| t).collect();
-    all.extend(targets);
-    all
+    credentials.extend(linked_services);
+    credentials
 }
 
 /// Classifies one definition as [`plan_factory`] would, given a fresh copy of it, without re-planning the
@@ -137,9 +107,8 @@ pub fn plan_one(
     fresh: &Value,
     secret: &SecretRef,
 ) -> Option<Target> {
-    let index = FactoryIndex::new(&factory.linked_services);
-    let git_mode = factory.git_mode();
-    let direct = target_for(factory, fresh, kind, &index, secret, None, git_mode);
+    let planner = Planner::new(factory, secret);
+    let direct = planner.target(fresh, kind, None);
     if direct.is_some() || kind == TargetKind::Credential {
         return direct;
     }
@@ -153,175 +122,177 @@ pub fn plan_one(
                     .and_then(Value::as_str)
                     .is_some_and(|n| n.eq_ignore_ascii_case(used))
             })?;
-            let credential_target = target_for(
-                factory,
-                credential,
-                TargetKind::Credential,
-                &index,
-                secret,
-                None,
-                git_mode,
-            )?;
-            let name = credential_target.name.clone();
-            target_for(
-                factory,
-                fresh,
-                kind,
-                &index,
-                secret,
-                Some((name.as_str(), &credential_target)),
-                git_mode,
-            )
+            let credential = planner.target(credential, TargetKind::Credential, None)?;
+            planner.target(fresh, kind, Some(&credential))
         })
 }
 
-fn target_for(
-    factory: &FactorySnapshot,
-    resource: &Value,
-    kind: TargetKind,
-    index: &FactoryIndex,
-    secret: &SecretRef,
-    via_credential: Option<(&str, &Target)>,
+/// What stays the same while one factory is planned for one secret.
+struct Planner<'a> {
+    factory: &'a FactorySnapshot,
+    index: FactoryIndex<'a>,
+    secret: &'a SecretRef,
     git_mode: bool,
-) -> Option<Target> {
-    let name = resource.get("name")?.as_str()?.to_string();
-    let properties = resource.get("properties").unwrap_or(&Value::Null);
-    let adf_type = properties
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("Unknown")
-        .to_string();
+}
 
-    let (matched, references): (Vec<(KeyVaultReference, Match)>, Vec<Reference>) =
-        match via_credential {
-            Some((_, credential)) => (
-                Vec::new(),
-                credential
-                    .references
-                    .iter()
-                    .map(|r| Reference {
-                        path: format!("credential:{}/{}", credential.name, r.path),
-                        ..r.clone()
-                    })
-                    .collect(),
-            ),
-            None => {
-                let matched: Vec<_> = scan::find_references(properties, index)
-                    .into_iter()
-                    .map(|r| {
-                        let m = match_reference(&r, secret);
-                        (r, m)
-                    })
-                    .filter(|(_, m)| *m != Match::No)
-                    .collect();
-                let references = matched
-                    .iter()
-                    .map(|(r, _)| to_report_reference(r))
-                    .collect();
-                (matched, references)
-            }
-        };
-    if matched.is_empty() && via_credential.is_none() {
-        return None;
+impl<'a> Planner<'a> {
+    fn new(factory: &'a FactorySnapshot, secret: &'a SecretRef) -> Self {
+        Planner {
+            factory,
+            index: FactoryIndex::new(&factory.linked_services),
+            secret,
+            git_mode: factory.git_mode(),
+        }
     }
 
-    let inline = scan::inline_secret_paths(properties);
-    let pinned: Vec<&KeyVaultReference> = matched
-        .iter()
-        .filter(|(r, m)| *m == Match::Certain && r.secret_version.is_some())
-        .map(|(r, _)| r)
-        .collect();
-    let guessed = matched.iter().any(|(_, m)| *m == Match::Possible);
-    let mut notes = Vec::new();
+    /// The target for one definition, or `None` if it does not reference the secret. A linked service that
+    /// gets the secret through a credential passes that credential's target as `via_credential`.
+    fn target(
+        &self,
+        resource: &Value,
+        kind: TargetKind,
+        via_credential: Option<&Target>,
+    ) -> Option<Target> {
+        let (factory, index, secret, git_mode) =
+            (self.factory, &self.index, self.secret, self.git_mode);
+        let name = resource.get("name")?.as_str()?.to_string();
+        let properties = resource.get("properties").unwrap_or(&Value::Null);
+        let adf_type = properties
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown")
+            .to_string();
 
-    let (verdict, reason) = if let Some((cred, credential)) =
-        via_credential.filter(|(_, c)| c.verdict != Verdict::Resave)
-    {
-        (
-            credential.verdict,
-            format!(
-                "it gets the secret through credential `{cred}`, whose verdict is {:?}",
-                credential.verdict
-            ),
-        )
-    } else if !pinned.is_empty() {
-        let versions: Vec<&str> = pinned
+        let (matched, references): (Vec<(KeyVaultReference, Match)>, Vec<Reference>) =
+            match via_credential {
+                Some(credential) => (
+                    Vec::new(),
+                    credential
+                        .references
+                        .iter()
+                        .map(|r| Reference {
+                            path: format!("credential:{}/{}", credential.name, r.path),
+                            ..r.clone()
+                        })
+                        .collect(),
+                ),
+                None => {
+                    let matched: Vec<_> = scan::find_references(properties, index)
+                        .into_iter()
+                        .map(|r| {
+                            let m = match_reference(&r, secret);
+                            (r, m)
+                        })
+                        .filter(|(_, m)| *m != Match::No)
+                        .collect();
+                    let references = matched
+                        .iter()
+                        .map(|(r, _)| to_report_reference(r))
+                        .collect();
+                    (matched, references)
+                }
+            };
+        if matched.is_empty() && via_credential.is_none() {
+            return None;
+        }
+
+        let inline = scan::inline_secret_paths(properties);
+        let pinned: Vec<&KeyVaultReference> = matched
             .iter()
-            .filter_map(|r| r.secret_version.as_deref())
+            .filter(|(r, m)| *m == Match::Certain && r.secret_version.is_some())
+            .map(|(r, _)| r)
             .collect();
-        if secret
-            .version
-            .as_deref()
-            .is_some_and(|v| versions.iter().all(|p| p.eq_ignore_ascii_case(v)))
-        {
-            notes.push("pinnedToCurrentVersion".into());
-        }
-        (
-            Verdict::Pinned,
-            format!("the reference pins secretVersion {}", versions.join(", ")),
-        )
-    } else if !inline.is_empty() {
-        let shir_credential = properties
-            .pointer("/typeProperties/encryptedCredential")
-            .is_some()
-            && scan::connect_via(properties).is_some();
-        if shir_credential {
-            notes.push("selfHostedIntegrationRuntimeCredential".into());
-        }
-        (
-            Verdict::InlineSecret,
-            format!("it also holds an inline secret at {}", inline.join(", ")),
-        )
-    } else if guessed {
-        (
+        let guessed = matched.iter().any(|(_, m)| *m == Match::Possible);
+        let mut notes = Vec::new();
+
+        let (verdict, reason) =
+            if let Some(credential) = via_credential.filter(|c| c.verdict != Verdict::Resave) {
+                (
+                    credential.verdict,
+                    format!(
+                        "it gets the secret through credential `{}`, whose verdict is {:?}",
+                        credential.name, credential.verdict
+                    ),
+                )
+            } else if !pinned.is_empty() {
+                let versions: Vec<&str> = pinned
+                    .iter()
+                    .filter_map(|r| r.secret_version.as_deref())
+                    .collect();
+                if secret
+                    .version
+                    .as_deref()
+                    .is_some_and(|v| versions.iter().all(|p| p.eq_ignore_ascii_case(v)))
+                {
+                    notes.push("pinnedToCurrentVersion".into());
+                }
+                (
+                    Verdict::Pinned,
+                    format!("the reference pins secretVersion {}", versions.join(", ")),
+                )
+            } else if !inline.is_empty() {
+                let shir_credential = properties
+                    .pointer("/typeProperties/encryptedCredential")
+                    .is_some()
+                    && scan::connect_via(properties).is_some();
+                if shir_credential {
+                    notes.push("selfHostedIntegrationRuntimeCredential".into());
+                }
+                (
+                    Verdict::InlineSecret,
+                    format!("it also holds an inline secret at {}", inline.join(", ")),
+                )
+            } else if guessed {
+                (
             Verdict::Ambiguous,
             "the match rests on a parameter default or an expression that cannot be evaluated"
                 .into(),
         )
-    } else {
-        (
-            Verdict::Resave,
-            "every matching reference is certain, unpinned, and nothing is inline".into(),
-        )
-    };
-    if properties
-        .get("parameters")
-        .and_then(Value::as_object)
-        .is_some_and(|p| !p.is_empty())
-    {
-        notes.push("parameterised".into());
-    }
-    if via_credential.is_some() {
-        notes.push("viaCredential".into());
-    }
-    if git_mode {
-        notes.push("gitMode".into());
-    }
-
-    Some(Target {
-        kind,
-        factory: factory.id.clone(),
-        name,
-        adf_type,
-        references,
-        verdict,
-        reason,
-        diagnosis: diagnose::for_verdict(verdict, &notes),
-        notes,
-        via_credential: via_credential.map(|(c, _)| c.to_string()),
-        used_by: Vec::new(),
-        integration_runtime: None,
-        resave: Resave::with_status(
-            if verdict == Verdict::Resave {
-                ResaveStatus::DryRun
             } else {
-                ResaveStatus::Skipped
-            },
-            None,
-        ),
-        test: Test::not_tested("not run yet"),
-        request_ids: Vec::new(),
-    })
+                (
+                    Verdict::Resave,
+                    "every matching reference is certain, unpinned, and nothing is inline".into(),
+                )
+            };
+        if properties
+            .get("parameters")
+            .and_then(Value::as_object)
+            .is_some_and(|p| !p.is_empty())
+        {
+            notes.push("parameterised".into());
+        }
+        if via_credential.is_some() {
+            notes.push("viaCredential".into());
+        }
+        if git_mode {
+            notes.push("gitMode".into());
+        }
+
+        Some(Target {
+            kind,
+            factory: factory.id.clone(),
+            name,
+            adf_type,
+            references,
+            verdict,
+            reason,
+            diagnosis: diagnose::for_verdict(verdict, &notes),
+            notes,
+            via_credential: via_credential.map(|c| c.name.clone()),
+            used_by: Vec::new(),
+            integration_runtime: None,
+            resave: Resave::with_status(
+                if verdict == Verdict::Resave {
+                    ResaveStatus::DryRun
+                } else {
+                    ResaveStatus::Skipped
+                },
+                None,
+            ),
+            test: Test::not_tested("not run yet"),
+            request_ids: Vec::new(),
+        })
+    }
 }
 
 pub fn to_report_reference(r: &KeyVaultReference) -> Reference {

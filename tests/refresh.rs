@@ -24,6 +24,17 @@ async fn run_command(emu: &adf_emulator::Emulator, command: &str) -> Run {
     .await
 }
 
+/// No PUT, no test connection, and no secret value read.
+fn assert_wrote_nothing(emu: &adf_emulator::Emulator) {
+    assert!(puts(emu).is_empty());
+    assert!(
+        !emu.requests()
+            .iter()
+            .any(|r| r.path.to_ascii_lowercase().ends_with("/testconnectivity"))
+    );
+    assert_eq!(emu.counters().secret_value_reads, 0);
+}
+
 fn puts(emu: &adf_emulator::Emulator) -> Vec<adf_emulator::RecordedRequest> {
     emu.requests()
         .into_iter()
@@ -98,13 +109,7 @@ async fn plan_classifies_every_case_and_writes_nothing() {
     );
 
     // Nothing written: no PUT, no test connection, and no secret value read.
-    assert!(puts(&emu).is_empty());
-    assert!(
-        !emu.requests()
-            .iter()
-            .any(|r| r.path.to_ascii_lowercase().ends_with("/testconnectivity"))
-    );
-    assert_eq!(emu.counters().secret_value_reads, 0);
+    assert_wrote_nothing(&emu);
     // Discovery used LISTs only: no GET of a single linked service.
     assert!(
         !emu.requests()
@@ -436,13 +441,7 @@ async fn the_audit_maps_secrets_to_consumers_with_findings() {
     assert!(findings.contains("gitMode"), "{findings}");
     // Every reference is inventoried, including the one to the other vault.
     assert!(target(&report, "SalesSqlOtherVault")["references"][0]["vault"] == "other-kv");
-    assert!(puts(&emu).is_empty());
-    assert!(
-        !emu.requests()
-            .iter()
-            .any(|r| r.path.to_ascii_lowercase().ends_with("/testconnectivity"))
-    );
-    assert_eq!(emu.counters().secret_value_reads, 0);
+    assert_wrote_nothing(&emu);
 }
 
 /// Runs the command as the emulator's app registration, with the given client secret.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use adf_emulator::{Burst429, ConcurrentEdit, Faults, Options};
+use adf_emulator::{Burst429, ConcurrentEdit, Faults};
 use common::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -97,16 +97,7 @@ async fn a_fault_storm_loses_nothing_and_reports_the_truth() {
         seed: 7,
         ..Faults::default()
     };
-    let emu = adf_emulator::start(
-        seed.clone(),
-        Options {
-            page_size: 5,
-            faults,
-            ..Options::default()
-        },
-    )
-    .await
-    .expect("emulator");
+    let emu = emulator_with_faults(seed.clone(), 5, faults).await;
     let run = exec(refresh(&emu, &large_scopes(&seed))).await;
     let report = run.report();
     assert_eq!(
@@ -209,16 +200,7 @@ async fn with_arm_limits_enforced_the_pacer_meets_no_429() {
         token_buckets: true,
         ..Faults::default()
     };
-    let emu = adf_emulator::start(
-        seed.clone(),
-        Options {
-            page_size: 5,
-            faults,
-            ..Options::default()
-        },
-    )
-    .await
-    .expect("emulator");
+    let emu = emulator_with_faults(seed.clone(), 5, faults).await;
     let run = exec(refresh(&emu, &large_scopes(&seed))).await;
     let report = run.report();
     assert_eq!(report["complete"], true, "{}", report["errors"]);

@@ -357,8 +357,7 @@ impl Report {
                 .targets
                 .iter()
                 .any(|t| t.resave.status == ResaveStatus::Failed)
-            || self.findings.iter().any(|f| f.severity != "info")
-            || (self.dry_run && self.targets.iter().any(|t| t.verdict != Verdict::Resave));
+            || self.findings.iter().any(|f| f.severity != "info");
     }
 
     /// The process exit code: 0 all fine, 2 something needs a person, 1 the run could not complete.

@@ -137,10 +137,20 @@ pub fn estate() -> Value {
 }
 
 pub async fn emulator(seed: Value, page_size: usize) -> Emulator {
+    emulator_with_faults(seed, page_size, adf_emulator::Faults::default()).await
+}
+
+/// The emulator with faults active from the start.
+pub async fn emulator_with_faults(
+    seed: Value,
+    page_size: usize,
+    faults: adf_emulator::Faults,
+) -> Emulator {
     adf_emulator::start(
         seed,
         Options {
             page_size,
+            faults,
             ..Options::default()
         },
     )
