@@ -19,6 +19,7 @@ enum Route<'a> {
     Children(FactoryPath<'a>, ChildKind),
     Child(FactoryPath<'a>, ChildKind, &'a str),
     TestConnectivity(FactoryPath<'a>),
+    IntegrationRuntimes(FactoryPath<'a>),
     IntegrationRuntime(FactoryPath<'a>, &'a str),
     IntegrationRuntimeStatus(FactoryPath<'a>, &'a str),
 }
@@ -69,6 +70,7 @@ fn parse_route(segments: &[String]) -> Option<Route<'_>> {
             match rest {
                 [] => Some(Route::Factory(f)),
                 [kind] if is(kind, "testConnectivity") => Some(Route::TestConnectivity(f)),
+                [kind] if is(kind, "integrationRuntimes") => Some(Route::IntegrationRuntimes(f)),
                 [kind] => child_kind(kind).map(|k| Route::Children(f, k)),
                 [kind, ir] if is(kind, "integrationRuntimes") => {
                     Some(Route::IntegrationRuntime(f, ir))
@@ -254,6 +256,9 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Route::TestConnectivity(f) if *method == Method::POST => {
             connectivity::test_connectivity(shared, ctx, f)
         }
+        Route::IntegrationRuntimes(f) if *method == Method::GET => {
+            list_integration_runtimes(shared, ctx, f)
+        }
         Route::IntegrationRuntime(f, ir) if *method == Method::GET => {
             connectivity::integration_runtime(shared, f, ir)
         }
@@ -405,6 +410,23 @@ fn list_children(shared: &Shared, ctx: &Ctx, f: FactoryPath<'_>, kind: ChildKind
     page(shared, ctx, items)
 }
 
+/// `GET …/integrationRuntimes`, shaped like `IntegrationRuntimes_ListByFactory.json` and paged like the
+/// other lists.
+fn list_integration_runtimes(shared: &Shared, ctx: &Ctx, f: FactoryPath<'_>) -> Response {
+    let store = lock(&shared.store);
+    let factory = match store.find_factory(f.sub, f.rg, f.name) {
+        Ok(i) => &store.factories[i],
+        Err(missing) => return not_found(missing, f, None),
+    };
+    let items = factory
+        .integration_runtimes
+        .iter()
+        .map(|ir| factory.integration_runtime_json(ir))
+        .collect();
+    drop(store);
+    page(shared, ctx, items)
+}
+
 fn get_child(shared: &Shared, f: FactoryPath<'_>, kind: ChildKind, name: &str) -> Response {
     let mut store = lock(&shared.store);
     let index = match store.find_factory(f.sub, f.rg, f.name) {
@@ -447,6 +469,36 @@ fn bad_request(message: &str) -> Response {
     cloud_error(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
+/// Whether an `If-Match` header holds for a resource whose current etag is `current` (`None`: it does not
+/// exist).
+///
+/// - `*` holds when the resource exists (RFC 9110 §13.1.1).
+/// - A list of entity tags holds when one of them matches. Each may be quoted (`"<etag>"`, the RFC 9110
+///   form that azure-mgmt-datafactory 10.0 sends: `_utils/utils.py`, `quote_etag`) or bare (the value from
+///   the body as ARM returns it, which older SDKs and the product send). ARM accepts both.
+/// - A weak tag (`W/"…"`) never matches: If-Match uses the strong comparison (RFC 9110 §13.1.1, "An origin
+///   server MUST use the strong comparison function when comparing entity-tags for If-Match"), so a write
+///   conditioned on one fails with 412.
+fn if_match_holds(header: &str, current: Option<&str>) -> bool {
+    let header = header.trim();
+    let Some(current) = current else {
+        return false;
+    };
+    if header == "*" {
+        return true;
+    }
+    header.split(',').map(str::trim).any(|tag| {
+        if tag.starts_with("W/") {
+            return false;
+        }
+        let tag = tag
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(tag);
+        !tag.is_empty() && tag == current
+    })
+}
+
 fn put_child(
     shared: &Shared,
     ctx: &Ctx,
@@ -483,11 +535,8 @@ fn put_child(
         .iter()
         .position(|c| c.name.eq_ignore_ascii_case(name));
     let current_etag = existing.map(|p| store.factories[index].children(kind)[p].etag.clone());
-    let precondition_holds = match if_match {
-        None => true,
-        Some("*") => existing.is_some(),
-        Some(expected) => current_etag.as_deref() == Some(expected),
-    };
+    let precondition_holds =
+        if_match.is_none_or(|header| if_match_holds(header, current_etag.as_deref()));
     if !precondition_holds {
         return cloud_error(
             StatusCode::PRECONDITION_FAILED,
@@ -577,5 +626,26 @@ mod tests {
             Some(Route::ListFactories { sub: "s" })
         ));
         assert!(parse_route(&segs(&format!("{base}/pipelines/p"))).is_none());
+        assert!(matches!(
+            parse_route(&segs(&format!("{base}/IntegrationRuntimes"))),
+            Some(Route::IntegrationRuntimes(_))
+        ));
+    }
+
+    #[test]
+    fn if_match_takes_quoted_or_bare_tags_and_refuses_weak_ones() {
+        let etag = "0a00-0000";
+        assert!(if_match_holds(etag, Some(etag)));
+        assert!(if_match_holds("\"0a00-0000\"", Some(etag)));
+        assert!(if_match_holds(" \"0a00-0000\" ", Some(etag)));
+        assert!(if_match_holds("\"other\", \"0a00-0000\"", Some(etag)));
+        assert!(if_match_holds("*", Some(etag)));
+        assert!(!if_match_holds("*", None));
+        assert!(!if_match_holds(etag, None));
+        assert!(!if_match_holds("W/\"0a00-0000\"", Some(etag)));
+        assert!(!if_match_holds("\"stale\"", Some(etag)));
+        assert!(!if_match_holds("stale", Some(etag)));
+        assert!(!if_match_holds("\"\"", Some(etag)));
+        assert!(!if_match_holds("\"0a00-0000", Some(etag)));
     }
 }

@@ -109,18 +109,21 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             }}),
         );
     }
-    let base = format!("{}/kv/{}", shared.config.https_url, vault.name);
+    let urls = VaultUrls {
+        ids: canonical_vault_url(&vault.name),
+        pages: format!("{}/kv/{}", shared.config.https_url, vault.name),
+    };
     match rest {
-        ["secrets"] => list_secrets(shared, ctx, vault, &base),
+        ["secrets"] => list_secrets(shared, ctx, vault, &urls),
         ["secrets", name, "versions"] => match vault.secret(name) {
-            Some(secret) => list_versions(shared, ctx, secret, &base),
+            Some(secret) => list_versions(shared, ctx, secret, &urls),
             None => secret_not_found(name),
         },
         ["secrets", name] => {
             shared.count(|c| c.secret_value_reads += 1);
             match vault.secret(name) {
                 Some(secret) => match secret.current() {
-                    Some(version) => secret_bundle(&base, secret, version),
+                    Some(version) => secret_bundle(&urls.ids, secret, version),
                     None => secret_not_found(name),
                 },
                 None => secret_not_found(name),
@@ -132,7 +135,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
                 .secret(name)
                 .and_then(|s| s.version(version).map(|v| (s, v)))
             {
-                Some((secret, version)) => secret_bundle(&base, secret, version),
+                Some((secret, version)) => secret_bundle(&urls.ids, secret, version),
                 None => secret_not_found(&format!("{name}/{version}")),
             }
         }
@@ -145,6 +148,24 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             ),
         ),
     }
+}
+
+/// The URL a vault's object ids start with: `https://{vault}.vault.azure.net`, whatever URL the client
+/// used ("Object identifiers" in
+/// <https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates>; the
+/// `SecretNewVersionCreated` payloads under `reference/events/` carry ids of that form). The SDKs parse
+/// ids as `{vault URL}/secrets/{name}[/{version}]` (azure-keyvault-secrets 4.12,
+/// `_shared/__init__.py`, `parse_key_vault_id`) and refuse anything with a longer path. Other clouds'
+/// suffixes (`vault.azure.cn`, …) are not modelled.
+fn canonical_vault_url(vault: &str) -> String {
+    format!("https://{vault}.vault.azure.net")
+}
+
+/// Where ids point (the vault's own host) and where `nextLink`s point (back at the emulator, so a client
+/// can follow them).
+struct VaultUrls {
+    ids: String,
+    pages: String,
 }
 
 fn secret_not_found(id: &str) -> Response {
@@ -221,28 +242,33 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, base_path: &str) -> Respo
     )
 }
 
-fn list_versions(shared: &Shared, ctx: &Ctx, secret: &Secret, base: &str) -> Response {
+fn list_versions(shared: &Shared, ctx: &Ctx, secret: &Secret, urls: &VaultUrls) -> Response {
     let items = secret
         .versions
         .iter()
-        .map(|v| properties_item(format!("{base}/secrets/{}/{}", secret.name, v.version), v))
+        .map(|v| {
+            properties_item(
+                format!("{}/secrets/{}/{}", urls.ids, secret.name, v.version),
+                v,
+            )
+        })
         .collect();
     page(
         shared,
         ctx,
         items,
-        &format!("{base}/secrets/{}/versions", secret.name),
+        &format!("{}/secrets/{}/versions", urls.pages, secret.name),
     )
 }
 
-fn list_secrets(shared: &Shared, ctx: &Ctx, vault: &Vault, base: &str) -> Response {
+fn list_secrets(shared: &Shared, ctx: &Ctx, vault: &Vault, urls: &VaultUrls) -> Response {
     let items = vault
         .secrets
         .iter()
         .filter_map(|s| {
             s.current()
-                .map(|v| properties_item(format!("{base}/secrets/{}", s.name), v))
+                .map(|v| properties_item(format!("{}/secrets/{}", urls.ids, s.name), v))
         })
         .collect();
-    page(shared, ctx, items, &format!("{base}/secrets"))
+    page(shared, ctx, items, &format!("{}/secrets", urls.pages))
 }

@@ -155,7 +155,7 @@ fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
         && segments[3].eq_ignore_ascii_case("token");
     Some(if first == "kv" {
         HostKind::KeyVault
-    } else if is_token_path {
+    } else if is_token_path || tokens::is_discovery_path(segments) {
         HostKind::Entra
     } else {
         HostKind::Arm

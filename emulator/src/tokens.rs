@@ -192,9 +192,69 @@ fn entra_error(
     )
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with a client-credentials form body.
+/// Whether `segments` are `{tenant}/v2.0/.well-known/openid-configuration`, the OpenID discovery document
+/// MSAL (and so azure-identity's `ClientSecretCredential`) reads before it asks for a token.
+pub(crate) fn is_discovery_path(segments: &[String]) -> bool {
+    segments.len() == 4
+        && segments[1].eq_ignore_ascii_case("v2.0")
+        && segments[2] == ".well-known"
+        && segments[3] == "openid-configuration"
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: the fields MSAL reads (`token_endpoint`,
+/// `authorization_endpoint`, `issuer`), pointing at this emulator. Shape from
+/// <https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc> ("Find your app's OpenID
+/// configuration document URI"); MSAL Python 1.x `authority.py` (`tenant_discovery`) fetches it for every
+/// authority. An unknown tenant gets AADSTS90002, as on login.microsoftonline.com. Only
+/// `token_endpoint` is served; the others are there because MSAL requires them.
+fn openid_configuration(shared: &Shared, ctx: &Ctx, trace: &str) -> Response {
+    let config = &shared.config;
+    if ctx.method != Method::GET {
+        return entra_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900_561,
+            "The discovery document only answers GET.",
+            trace,
+        );
+    }
+    let tenant = ctx.segments.first().map(String::as_str).unwrap_or("");
+    if !tenant.eq_ignore_ascii_case(&config.tenant_id) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            90_002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+            trace,
+        );
+    }
+    let base = format!("{}/{}", config.https_url, config.tenant_id);
+    json_response(
+        StatusCode::OK,
+        json!({
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "issuer": format!("{base}/v2.0"),
+            "jwks_uri": format!("{}/{}/discovery/v2.0/keys", config.https_url, config.tenant_id),
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "tenant_region_scope": "EU",
+        }),
+    )
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` with a client-credentials form body (and the discovery document,
+/// see [`openid_configuration`]).
 pub(crate) fn entra(shared: &Shared, ctx: &Ctx) -> Response {
     let trace = uuid::Uuid::new_v4().to_string();
+    if is_discovery_path(&ctx.segments) {
+        return openid_configuration(shared, ctx, &trace);
+    }
     let config = &shared.config;
     if ctx.method != Method::POST {
         return entra_error(

@@ -648,3 +648,98 @@ async fn integration_runtime_status_has_the_spec_shape() {
         "a POST is a write for ARM"
     );
 }
+
+#[tokio::test]
+async fn if_match_takes_the_etag_quoted_or_bare_and_refuses_weak_tags() {
+    let h = Harness::start(estate(0, vec![kv_ls("kv")], vec![], vec![])).await;
+    let path = format!("{}/linkedservices/kv", factory_path("rg1", "f1"));
+    let read = h.arm_get(&path).await.body;
+    let body = json!({"properties": read["properties"]});
+    let etag = read["etag"].as_str().expect("etag").to_owned();
+
+    // The RFC 9110 form, as azure-mgmt-datafactory 10.0 sends it.
+    let quoted = h
+        .arm(
+            Method::PUT,
+            &path,
+            Some(&body),
+            &[("If-Match", &format!("\"{etag}\""))],
+        )
+        .await;
+    assert_eq!(quoted.status, StatusCode::OK, "{}", quoted.body);
+    let etag = quoted.body["etag"].as_str().expect("etag").to_owned();
+
+    // A weak tag never matches (strong comparison), even with the current value.
+    let weak = h
+        .arm(
+            Method::PUT,
+            &path,
+            Some(&body),
+            &[("If-Match", &format!("W/\"{etag}\""))],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(weak.body["error"]["code"], "PreconditionFailed");
+
+    // The bare value from the body, as older SDKs and the product send it.
+    let bare = h
+        .arm(Method::PUT, &path, Some(&body), &[("If-Match", &etag)])
+        .await;
+    assert_eq!(bare.status, StatusCode::OK, "{}", bare.body);
+    let stale_quoted = h
+        .arm(
+            Method::PUT,
+            &path,
+            Some(&body),
+            &[("If-Match", &format!("\"{etag}\""))],
+        )
+        .await;
+    assert_eq!(stale_quoted.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(h.emu.counters().puts, 2);
+}
+
+fn kv_ls(name: &str) -> Value {
+    json!({"name": name, "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://kv1.vault.azure.net/"}}})
+}
+
+#[tokio::test]
+async fn integration_runtimes_list_pages_like_the_spec_example() {
+    let h = Harness::start_with(
+        connectivity_estate(),
+        Options {
+            page_size: 3,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (items, pages) = h
+        .arm_list(&format!(
+            "{}/integrationRuntimes",
+            factory_path("rg1", "f1")
+        ))
+        .await;
+    assert_eq!(pages, 2);
+    let names: Vec<&str> = items.iter().filter_map(|ir| ir["name"].as_str()).collect();
+    assert_eq!(names, ["shir-off", "shir-on", "shir-limited", "mvnet-ir"]);
+    // IntegrationRuntimes_ListByFactory.json: id, name, type, properties, etag.
+    let first = &items[0];
+    assert_eq!(
+        first["type"],
+        "Microsoft.DataFactory/factories/integrationruntimes"
+    );
+    assert!(
+        first["id"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/factories/f1/integrationruntimes/shir-off")
+    );
+    assert_eq!(first["properties"]["type"], "SelfHosted");
+    assert!(first["etag"].is_string());
+    let missing = h
+        .arm_get(&format!(
+            "{}/integrationRuntimes",
+            factory_path("rg1", "nope")
+        ))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

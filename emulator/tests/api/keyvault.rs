@@ -72,13 +72,33 @@ async fn challenge_then_versions_pager_without_values() {
             ids.push(item["id"].as_str().unwrap_or_default().to_owned());
         }
         next = reply.body["nextLink"].as_str().map(str::to_owned);
+        if let Some(link) = &next {
+            assert!(
+                link.starts_with(&format!("{base}/secrets/sql-password/versions?")),
+                "nextLink points back at the emulator: {link}"
+            );
+        }
     }
+    // Ids are the vault's own, whatever URL the client used (the SDKs refuse any other form).
     assert_eq!(
         ids,
         [
-            format!("{base}/secrets/sql-password/00000000000000000000000000000001"),
-            format!("{base}/secrets/sql-password/00000000000000000000000000000002"),
+            "https://kv1.vault.azure.net/secrets/sql-password/00000000000000000000000000000001",
+            "https://kv1.vault.azure.net/secrets/sql-password/00000000000000000000000000000002",
         ]
+    );
+    let secrets = h
+        .send(
+            Method::GET,
+            &format!("{base}/secrets?api-version=7.6"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        secrets.body["value"][0]["id"],
+        "https://kv1.vault.azure.net/secrets/sql-password"
     );
 
     let dates = h
@@ -170,11 +190,9 @@ async fn errors_and_value_reads_are_realistic_and_counted() {
         .await;
     assert_eq!(latest.status, StatusCode::OK);
     assert_eq!(latest.body["value"], "TEST-ONLY-new-value");
-    assert!(
-        latest.body["id"]
-            .as_str()
-            .unwrap_or_default()
-            .ends_with("/secrets/sql-password/00000000000000000000000000000002")
+    assert_eq!(
+        latest.body["id"],
+        "https://kv1.vault.azure.net/secrets/sql-password/00000000000000000000000000000002"
     );
     let old = h
         .send(

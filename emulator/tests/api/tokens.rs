@@ -187,3 +187,37 @@ async fn entra_client_credentials_flow() {
             .contains(&h.emu.client_secret())
     );
 }
+
+#[tokio::test]
+async fn entra_serves_the_openid_discovery_document_msal_reads() {
+    let h = Harness::start(estate(0, vec![], vec![], vec![])).await;
+    let url = |tenant: &str| {
+        format!(
+            "{}/{tenant}/v2.0/.well-known/openid-configuration",
+            h.emu.authority_host()
+        )
+    };
+    let reply = h
+        .send(Method::GET, &url(&h.emu.tenant_id()), None, None, &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.body["token_endpoint"],
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            h.emu.authority_host(),
+            h.emu.tenant_id()
+        )
+    );
+    assert!(reply.body["authorization_endpoint"].is_string());
+    assert!(reply.body["issuer"].is_string());
+    let unknown = h
+        .send(Method::GET, &url("other-tenant"), None, None, &[])
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body["error"], "invalid_tenant");
+    assert!(
+        h.emu.requests().iter().all(|r| r.host_kind == "entra"),
+        "the discovery document is the Entra surface"
+    );
+}
