@@ -188,6 +188,31 @@ def test_credentials_list_and_get(adf_factory):
     assert credential.properties.type
 
 
+def test_credential_create_or_update_with_etag(adf_factory, emulator):
+    client = adf_factory(SUB_A)
+    credential = client.credential_operations.get(RG, FINANCE, "cred_sp_finance")
+    saved = client.credential_operations.create_or_update(
+        RG, FINANCE, "cred_sp_finance", credential, etag=credential.etag,
+        match_condition=MatchConditions.IfNotModified,
+    )
+    assert saved.etag != credential.etag
+    put = arm_calls(emulator, "PUT")[-1]
+    assert put["status"] == 200 and put["if_match"] == f'"{credential.etag}"'
+    with pytest.raises(HttpResponseError) as raised:
+        client.credential_operations.create_or_update(
+            RG, FINANCE, "cred_sp_finance", credential, etag=credential.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    assert raised.value.status_code == 412
+
+
+def test_create_or_update_in_a_missing_factory_is_404(adf_factory):
+    client = adf_factory(SUB_A)
+    ls = client.linked_services.get(RG, SALES, "ls_sql_sales")
+    with pytest.raises(ResourceNotFoundError):
+        client.linked_services.create_or_update(RG, "no-such-factory", "ls_sql_sales", ls)
+
+
 # ---- integration runtimes ----------------------------------------------------------------------
 
 
