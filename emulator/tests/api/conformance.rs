@@ -235,3 +235,22 @@ async fn factories_list_items_match_the_example() {
     // The example's items were created with an older API version; the shape is what matters.
     assert_same_shape(&reply.body, &json!({"value": [first]}), "Factories_List");
 }
+
+#[tokio::test]
+async fn integration_runtimes_list_matches_the_example() {
+    let list = response_body(&example("IntegrationRuntimes_ListByFactory.json"), "200");
+    let first = &list["value"][0];
+    let h = Harness::start(seed(
+        json!({"name": EXAMPLE_FACTORY, "integrationRuntimes": [
+            {"name": first["name"], "properties": first["properties"]}
+        ]}),
+    ))
+    .await;
+    let reply = h
+        .arm_get(&format!("{}/integrationRuntimes", factory_path()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_same_shape(&reply.body, &list, "IntegrationRuntimes_ListByFactory");
+    assert_eq!(reply.body["value"][0]["id"], first["id"]);
+    assert_eq!(reply.body["value"][0]["properties"], first["properties"]);
+}
