@@ -62,6 +62,9 @@ impl HostSimulator {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(600))
+                // A handler that answers 413 before reading a large body closes that connection; a pooled
+                // connection could be reused just as it closes and fail the next invocation for no reason.
+                .pool_max_idle_per_host(0)
                 .build()
                 .map_err(std::io::Error::other)?,
             log_path,
