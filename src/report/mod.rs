@@ -158,6 +158,42 @@ pub struct Target {
     /// ARM request ids of the calls made for this target, for support cases.
     #[serde(default)]
     pub request_ids: Vec<String>,
+    /// For a target that needs attention: the pipelines it stops and when the next of them runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+}
+
+/// What a broken linked service stops in its factory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Impact {
+    /// Pipelines that use it directly, through a dataset or data flow, or by calling such a pipeline.
+    pub pipelines: Vec<String>,
+    /// The triggers that start those pipelines, soonest next run first.
+    pub triggers: Vec<TriggerImpact>,
+    /// The soonest next run of a started trigger (RFC 3339, UTC), or null when none has a clock.
+    pub next_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_flows: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerImpact {
+    pub name: String,
+    /// ADF's trigger type, e.g. `ScheduleTrigger`, `TumblingWindowTrigger`, `BlobEventsTrigger`.
+    #[serde(rename = "type")]
+    pub trigger_type: String,
+    /// ADF's `runtimeState`: `Started`, `Stopped` or `Disabled`.
+    pub state: String,
+    /// RFC 3339, UTC; null when stopped, event-driven, ended, or not evaluable (`note` says which).
+    pub next_run: Option<String>,
+    /// The affected pipelines this trigger starts.
+    pub pipelines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -75,6 +75,7 @@ pub fn target(factory_name: &str, name: &str, adf_type: &str, verdict: Verdict) 
         test: passed(),
         diagnosis: diagnose::for_verdict(verdict, &[]),
         request_ids: vec![],
+        impact: None,
     }
 }
 
