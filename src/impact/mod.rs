@@ -180,7 +180,7 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
     if factories.is_empty() {
         return;
     }
-    let read: Vec<(String, (String, Result<Authoring, String>))> = futures::stream::iter(factories)
+    let read: Vec<(String, (String, AuthoringRead))> = futures::stream::iter(factories)
         .map(|(key, id)| async move {
             let result = read_authoring(arm, &id).await;
             (key, (id, result))
@@ -188,7 +188,7 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let read: BTreeMap<String, (String, Result<Authoring, String>)> = read.into_iter().collect();
+    let read: BTreeMap<String, (String, AuthoringRead)> = read.into_iter().collect();
     for target in report.targets.iter_mut().filter(|t| needs_attention(t)) {
         match read.get(&target.factory.to_ascii_lowercase()) {
             Some((_, Ok(authoring))) => {
@@ -214,6 +214,9 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
         }
     }
 }
+
+/// A factory's authoring collections, or why they could not be read.
+type AuthoringRead = Result<Authoring, String>;
 
 fn is_data_factory(id: &str) -> bool {
     id.to_ascii_lowercase()

@@ -243,8 +243,8 @@ fn hourly_with_minutes(
     let step = interval * 3600;
     let elapsed = (now.as_second() - hour_start.as_second()).max(0);
     // Begin one period early: a later minute of the previous period may still be ahead.
-    let mut period = (elapsed / step - 1).max(0);
-    for _ in 0..4 {
+    let first = (elapsed / step - 1).max(0);
+    for period in first..first + 4 {
         let base = hour_start
             .checked_add(SignedDuration::from_secs(period * step))
             .map_err(|e| e.to_string())?;
@@ -256,7 +256,6 @@ fn hourly_with_minutes(
                 return Ok(run);
             }
         }
-        period += 1;
     }
     Err("no run found for the hourly schedule".into())
 }
@@ -451,7 +450,7 @@ pub fn tumbling_next_run(
         }
     };
     // Window k (from 1) ends at start + k·interval; find the first whose end + delay is at or after now.
-    let mut k = match frequency {
+    let k = match frequency {
         Frequency::Minute | Frequency::Hour => {
             let unit = if frequency == Frequency::Minute {
                 60
@@ -466,9 +465,16 @@ pub fn tumbling_next_run(
                 (elapsed + step - 1) / step
             }
         }
-        _ => 1,
+        _ => {
+            let (from, to) = (utc.to_datetime(start), utc.to_datetime(now));
+            let months = (i64::from(to.year()) - i64::from(from.year())) * 12
+                + i64::from(to.month())
+                - i64::from(from.month());
+            (months / interval).max(1)
+        }
     };
-    for _ in 0..(12 * i64::from(SEARCH_YEARS) + 2) {
+    let first = k;
+    for k in first..first + 12 * i64::from(SEARCH_YEARS) + 2 {
         let window = window_end(k)?;
         if end.is_some_and(|end| window > end) {
             return Ok(None);
@@ -477,7 +483,6 @@ pub fn tumbling_next_run(
         if run >= now {
             return Ok(Some(run));
         }
-        k += 1;
     }
     Err(format!("no window ends within {SEARCH_YEARS} years"))
 }

@@ -334,6 +334,15 @@ fn monthly_tumbling_window_and_end() {
             .to_string(),
         "2026-11-30T00:00:00Z"
     );
+    let old_monthly =
+        json!({"frequency": "Month", "interval": 1, "startTime": "2012-05-01T00:00:00Z"});
+    assert_eq!(
+        tumbling_next_run(&old_monthly, now)
+            .unwrap()
+            .unwrap()
+            .to_string(),
+        "2026-12-01T00:00:00Z"
+    );
     let ended = json!({"frequency": "Hour", "interval": 1, "startTime": "2026-01-01T00:00:00Z", "endTime": "2026-02-01T00:00:00Z"});
     assert_eq!(tumbling_next_run(&ended, now).unwrap(), None);
     let bad_delay =
