@@ -1,6 +1,8 @@
 //! The real binary against the emulator: what a broken linked service stops, and when it next runs.
 
 mod common;
+#[path = "support/report_fixture.rs"]
+mod fixture;
 
 use common::*;
 use serde_json::{Value, json};
@@ -312,4 +314,72 @@ async fn a_plan_reads_impact_only_for_targets_that_would_need_attention() {
     let run = exec(cmd).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(authoring_reads(&emu, "adf-hr").is_empty());
+}
+
+#[test]
+fn notifications_lead_with_the_impact_and_order_targets_by_the_soonest_next_run() {
+    let report = fixture::realistic_report();
+    let order = |texts: Vec<String>| -> Vec<&'static str> {
+        let all = [
+            "ls_fileshare_landing",
+            "ls_rest_partner_api",
+            "ls_oracle_erp",
+            "ls_sftp_vendor",
+        ];
+        let mut found: Vec<(usize, &'static str)> = all
+            .iter()
+            .filter_map(|name| {
+                texts
+                    .iter()
+                    .position(|t| t.contains(name))
+                    .map(|i| (i, *name))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, n)| n).collect()
+    };
+    let expected = [
+        "ls_fileshare_landing",
+        "ls_rest_partner_api",
+        "ls_oracle_erp",
+        "ls_sftp_vendor",
+    ];
+
+    let slack = adf_secret_refresh::notify::slack_payload(&report);
+    let sections: Vec<String> = slack["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(order(sections.clone()), expected, "soonest next run first");
+    assert!(sections.iter().any(|s| s.contains(
+        "breaks 1 pipeline; next run 06:30 UTC (in 27 min, trigger `landing_half_hourly`)"
+    )));
+
+    let teams = adf_secret_refresh::notify::teams_payload(&report);
+    let containers: Vec<String> = teams["attachments"][0]["content"]["body"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "Container")
+        .map(|b| b.to_string())
+        .collect();
+    assert_eq!(order(containers.clone()), expected);
+    assert!(containers[1].contains(
+        "breaks 4 pipelines; next run 09:15 UTC (in 3 h 12 min, trigger `nightly_load`)"
+    ));
+
+    let webhook = adf_secret_refresh::notify::webhook_payload(&report);
+    let names: Vec<String> = webhook["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["name"].to_string())
+        .collect();
+    assert_eq!(order(names)[..2], expected[..2]);
+    assert_eq!(
+        webhook["targets"][0]["impact"]["nextRun"],
+        "2024-05-14T06:30:00Z"
+    );
 }
