@@ -383,3 +383,40 @@ fn notifications_lead_with_the_impact_and_order_targets_by_the_soonest_next_run(
         "2024-05-14T06:30:00Z"
     );
 }
+
+#[tokio::test]
+async fn unreadable_triggers_leave_impact_out_and_say_why_without_failing_the_rotation() {
+    let mut seed = seed();
+    let factories = seed["subscriptions"][0]["resourceGroups"][0]["factories"]
+        .as_array_mut()
+        .expect("factories");
+    let orders = factories
+        .iter_mut()
+        .find(|f| f["name"] == "adf-orders")
+        .expect("adf-orders");
+    orders["forbiddenCollections"] = json!(["triggers"]);
+    let emu = emulator(seed, 50).await;
+    let run = refresh_in(&emu, &factory_id(RG, "adf-orders")).await;
+    let report = run.report();
+    assert_eq!(
+        run.code, 2,
+        "the rotation completed; the failed test needs a person\n{}",
+        run.stderr
+    );
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["errors"], json!([]));
+    let orders_sql = target(&report, "OrdersSql");
+    assert!(orders_sql.get("impact").is_none());
+    assert!(names(&orders_sql["notes"]).contains(&"impactNotRead"));
+    let finding = report["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["code"] == "impactNotRead"))
+        .expect("an impactNotRead finding");
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(finding["subject"], factory_id(RG, "adf-orders").as_str());
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("triggers/read"))
+    );
+}

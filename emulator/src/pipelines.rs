@@ -7,7 +7,8 @@
 //! (`Microsoft.DataFactory/factories/{collection}`), `properties`, `etag`. A trigger's `runtimeState` is
 //! read-only in the spec (`Trigger.json`: "Updated when Start/Stop APIs are called"); a seed sets it, and a
 //! trigger without one is `Stopped`, as ADF creates triggers. The product never writes these, so any
-//! other method is answered 405.
+//! other method is answered 405. A seed's `forbiddenCollections` makes those collections answer 403
+//! `AuthorizationFailed`, as ARM does for a role that lacks their read action.
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -64,6 +65,8 @@ pub(crate) struct Authoring {
     pub pipelines: Vec<Entity>,
     pub data_flows: Vec<Entity>,
     pub triggers: Vec<Entity>,
+    /// Collections the caller's role may not read (a role without `…/{collection}/read`): 403.
+    pub forbidden: Vec<Collection>,
 }
 
 impl Authoring {
@@ -107,7 +110,13 @@ impl Authoring {
                 }
                 Ok(out)
             };
+        let forbidden = seed
+            .forbidden_collections
+            .iter()
+            .map(|c| Collection::parse(c).ok_or_else(|| format!("unknown collection {c}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Authoring {
+            forbidden,
             datasets: build(Collection::Datasets, seed.datasets)?,
             pipelines: build(Collection::Pipelines, seed.pipelines)?,
             data_flows: build(Collection::DataFlows, seed.dataflows)?,
@@ -127,6 +136,9 @@ pub(crate) struct SeedAuthoring {
     dataflows: Vec<SeedEntity>,
     #[serde(default)]
     triggers: Vec<SeedEntity>,
+    /// `["triggers", …]`: these answer 403, as ARM does for a role without their read action.
+    #[serde(default, rename = "forbiddenCollections")]
+    forbidden_collections: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +215,18 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Option<Response> {
             ));
         }
     };
+    if factory.authoring.forbidden.contains(&collection) {
+        // ARM's answer when the role lacks the action (learn.microsoft.com/azure/role-based-access-control/troubleshooting).
+        return Some(cloud_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!(
+                "The client does not have authorization to perform action 'Microsoft.DataFactory/factories/{}/read' over scope '{}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                collection.segment(),
+                factory.id()
+            ),
+        ));
+    }
     let entities = factory.authoring.of(collection);
     Some(match item {
         None => {
