@@ -566,3 +566,44 @@ fn attention_is_a_target_not_resaved_or_not_passing() {
         T::NotTested
     )));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A daily schedule in a zone with daylight saving runs at or after `now`, within a day and an hour,
+        /// at its wall-clock time (or an hour later on the day that time does not exist).
+        #[test]
+        fn daily_runs_are_soon_and_at_their_wall_clock_time(
+            seconds in 1_577_836_800i64..2_051_222_400,
+            hour in 0i64..24,
+            minute in 0i64..60,
+            zone in prop::sample::select(vec!["W. Europe Standard Time", "Pacific Standard Time", "AUS Eastern Standard Time", "UTC"]),
+        ) {
+            let now = Timestamp::from_second(seconds).expect("in range");
+            let recurrence = json!({"frequency": "Day", "interval": 1, "startTime": "2019-06-01T00:00:00",
+                "timeZone": zone, "schedule": {"hours": [hour], "minutes": [minute]}});
+            let next = schedule_next_run(&recurrence, now).expect("evaluable").expect("no end");
+            prop_assert!(next >= now);
+            prop_assert!(next.as_second() - now.as_second() <= 25 * 3600);
+            let tz = windows_zones::time_zone(zone).expect("known zone");
+            let local = tz.to_datetime(next);
+            let wall = i64::from(local.hour()) * 60 + i64::from(local.minute());
+            let wanted = hour * 60 + minute;
+            prop_assert!(wall == wanted || wall == wanted + 60, "{next} is {local} locally, not {hour}:{minute}");
+        }
+
+        /// A monthly schedule on the last day runs on a month's last day.
+        #[test]
+        fn last_day_runs_on_the_last_day(seconds in 1_577_836_800i64..2_051_222_400) {
+            let now = Timestamp::from_second(seconds).expect("in range");
+            let recurrence = json!({"frequency": "Month", "startTime": "2019-01-01T00:00:00Z",
+                "schedule": {"monthDays": [-1], "hours": [12], "minutes": [0]}});
+            let next = schedule_next_run(&recurrence, now).expect("evaluable").expect("no end");
+            let date = jiff::tz::TimeZone::UTC.to_datetime(next).date();
+            prop_assert_eq!(date, date.last_of_month());
+            prop_assert!(next >= now && next.as_second() - now.as_second() <= 32 * 86_400);
+        }
+    }
+}
