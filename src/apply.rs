@@ -136,6 +136,8 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
     report.targets.sort_by(|a, b| {
         (a.factory.to_ascii_lowercase(), &a.name).cmp(&(b.factory.to_ascii_lowercase(), &b.name))
     });
+    // What the targets that need attention stop, and when: read only for their factories.
+    crate::impact::attach(&arm, &mut report, jiff::Timestamp::now()).await;
     report.finish();
     tracing::info!(
         report_id = %report.id,

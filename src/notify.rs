@@ -21,7 +21,9 @@ use crate::config::{NotifyPolicy, SecretString, Settings};
 use crate::report::text::{
     display_name, needs_attention, primary_diagnosis, resave_word, test_word, title, verdict_word,
 };
-use crate::report::{NotificationOutcome, Report, Target};
+use crate::report::{
+    NotificationOutcome, Report, Target, by_soonest_next_run, impact_headline, reference_time,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -363,7 +365,7 @@ pub fn webhook_payload(report: &Report) -> Value {
         "complete": report.complete,
         "exitCode": report.exit_code(),
         "duplicateOf": report.duplicate_of,
-        "targets": report.targets.iter().map(|t| json!({
+        "targets": by_soonest_next_run(&report.targets).into_iter().map(|t| json!({
             "kind": t.kind,
             "factory": t.factory,
             "name": t.name,
@@ -371,6 +373,13 @@ pub fn webhook_payload(report: &Report) -> Value {
             "verdict": t.verdict,
             "notes": t.notes,
             "attention": needs_attention(t),
+            "impact": t.impact.as_ref().map(|i| json!({
+                "pipelines": i.pipelines,
+                "nextRun": i.next_run,
+                "triggers": i.triggers.iter().map(|tr| json!({
+                    "name": tr.name, "type": tr.trigger_type, "state": tr.state, "nextRun": tr.next_run,
+                })).collect::<Vec<_>>(),
+            })),
             "diagnosis": t.diagnosis.as_ref().map(|d| json!({"code": d.code, "owner": d.owner})),
             "resave": {"status": t.resave.status},
             "test": {
@@ -461,6 +470,7 @@ fn secret_line(report: &Report) -> String {
 
 /// The Teams Workflows message: one Adaptive Card 1.4 attachment.
 pub fn teams_payload(report: &Report) -> Value {
+    let now = reference_time(report);
     let mut body = vec![
         json!({
             "type": "TextBlock",
@@ -476,18 +486,20 @@ pub fn teams_payload(report: &Report) -> Value {
             "facts": counts(report).into_iter().map(|(title, value)| json!({"title": title, "value": value})).collect::<Vec<_>>(),
         }),
     ];
-    let needing: Vec<&Target> = report
-        .targets
-        .iter()
-        .filter(|t| needs_attention(t))
-        .collect();
+    let needing: Vec<&Target> =
+        by_soonest_next_run(report.targets.iter().filter(|t| needs_attention(t)));
     if !needing.is_empty() {
         body.push(json!({"type": "TextBlock", "text": "Needs attention", "weight": "Bolder", "wrap": true, "separator": true}));
         for t in needing.iter().take(MAX_LISTED) {
             let mut items = vec![
                 json!({"type": "TextBlock", "text": display_name(t), "weight": "Bolder", "wrap": true}),
-                json!({"type": "TextBlock", "text": outcome_line(t), "wrap": true, "spacing": "None"}),
             ];
+            if let Some(impact) = &t.impact {
+                items.push(json!({"type": "TextBlock", "text": impact_headline(impact, now), "wrap": true, "spacing": "None"}));
+            }
+            items.extend([
+                json!({"type": "TextBlock", "text": outcome_line(t), "wrap": true, "spacing": "None"}),
+            ]);
             if let Some(step) = first_fix(t) {
                 items.push(json!({"type": "TextBlock", "text": format!("Fix: {step}"), "isSubtle": true, "wrap": true, "spacing": "None"}));
             }
@@ -534,6 +546,7 @@ fn cap(s: String, max: usize) -> String {
 
 /// The Slack incoming-webhook message: a fallback `text` and Block Kit blocks (at most 50, as Slack allows).
 pub fn slack_payload(report: &Report) -> Value {
+    let now = reference_time(report);
     let s = &report.summary;
     let fallback = format!(
         "{}: {} affected, {} re-saved, {} tests failed, {} skipped",
@@ -551,20 +564,21 @@ pub fn slack_payload(report: &Report) -> Value {
             "fields": counts(report).into_iter().take(10).map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})).collect::<Vec<_>>(),
         }),
     ];
-    let needing: Vec<&Target> = report
-        .targets
-        .iter()
-        .filter(|t| needs_attention(t))
-        .collect();
+    let needing: Vec<&Target> =
+        by_soonest_next_run(report.targets.iter().filter(|t| needs_attention(t)));
     if !needing.is_empty() {
         blocks.push(json!({"type": "divider"}));
         for t in needing.iter().take(MAX_LISTED) {
             let mut text = format!(
-                "*{}* ({})\n{}",
+                "*{}* ({})\n",
                 slack_escape(&display_name(t)),
                 slack_escape(&t.adf_type),
-                slack_escape(&outcome_line(t))
             );
+            if let Some(impact) = &t.impact {
+                text.push_str(&slack_escape(&impact_headline(impact, now)));
+                text.push('\n');
+            }
+            text.push_str(&slack_escape(&outcome_line(t)));
             if let Some(step) = first_fix(t) {
                 text.push_str(&format!("\n_Fix:_ {}", slack_escape(step)));
             }

@@ -291,6 +291,7 @@ impl<'a> Planner<'a> {
             ),
             test: Test::not_tested("not run yet"),
             request_ids: Vec::new(),
+            impact: None,
         })
     }
 }

@@ -208,6 +208,10 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             }}),
         );
     }
+    // Datasets, pipelines, data flows and triggers live in their own module.
+    if let Some(response) = crate::pipelines::handle(shared, ctx) {
+        return response;
+    }
     let Some(route) = parse_route(&ctx.segments) else {
         return cloud_error(
             StatusCode::NOT_FOUND,
@@ -329,7 +333,7 @@ pub(crate) fn not_found(
 }
 
 /// One page of `items` with an absolute `nextLink` (absent on the last page).
-fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
+pub(crate) fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
     let skip = match ctx.query_param("$skipToken") {
         None => 0,
         Some(token) => match token.parse::<usize>() {

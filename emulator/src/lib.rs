@@ -24,6 +24,7 @@ mod control;
 mod faults;
 pub mod host;
 mod keyvault;
+mod pipelines;
 mod seeds;
 mod server;
 mod store;

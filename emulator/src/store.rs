@@ -105,6 +105,8 @@ pub(crate) struct Factory {
     pub linked_services: Vec<Child>,
     pub credentials: Vec<Child>,
     pub integration_runtimes: Vec<IntegrationRuntime>,
+    /// Datasets, pipelines, data flows and triggers.
+    pub authoring: crate::pipelines::Authoring,
 }
 
 impl Factory {
@@ -654,6 +656,8 @@ struct SeedFactory {
     credentials: Vec<SeedChild>,
     #[serde(default)]
     integration_runtimes: Vec<SeedIntegrationRuntime>,
+    #[serde(flatten)]
+    authoring: crate::pipelines::SeedAuthoring,
 }
 
 #[derive(Deserialize)]
@@ -732,6 +736,7 @@ fn build_factory(sub: &str, rg: &str, seed: SeedFactory) -> Result<Factory, Stri
         linked_services: Vec::new(),
         credentials: Vec::new(),
         integration_runtimes: Vec::new(),
+        authoring: crate::pipelines::Authoring::from_seed(seed.authoring)?,
         name: seed.name,
     };
     for (kind, children) in [

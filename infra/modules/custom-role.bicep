@@ -17,19 +17,23 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionGuid
   properties: {
     roleName: roleName
-    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status. No secret values, no factory writes.'
+    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, read datasets, pipelines, data flows and triggers (to say what a broken linked service stops). No secret values, no factory writes.'
     type: 'CustomRole'
     permissions: [
       {
         actions: [
           'Microsoft.DataFactory/factories/credentials/read'
           'Microsoft.DataFactory/factories/credentials/write'
+          'Microsoft.DataFactory/factories/dataflows/read'
+          'Microsoft.DataFactory/factories/datasets/read'
           'Microsoft.DataFactory/factories/getDataPlaneAccess/read'
           'Microsoft.DataFactory/factories/getFeatureValue/read'
           'Microsoft.DataFactory/factories/integrationruntimes/getstatus/read'
           'Microsoft.DataFactory/factories/linkedservices/read'
           'Microsoft.DataFactory/factories/linkedservices/write'
+          'Microsoft.DataFactory/factories/pipelines/read'
           'Microsoft.DataFactory/factories/read'
+          'Microsoft.DataFactory/factories/triggers/read'
         ]
         notActions: []
         dataActions: []

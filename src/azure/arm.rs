@@ -496,6 +496,22 @@ pub fn arm_audience(endpoint: &str) -> String {
     "https://management.azure.com".into()
 }
 
+/// A factory's authoring collections: read only to tell what a broken linked service stops.
+impl ArmClient {
+    /// Lists a factory's datasets, pipelines, data flows or triggers, following `nextLink` to the end.
+    pub async fn list_factory_collection(
+        &self,
+        factory_id: &str,
+        collection: operations::FactoryCollection,
+    ) -> Result<Vec<Value>, ArmError> {
+        self.list(
+            collection.operation(),
+            &format!("{factory_id}/{}", collection.segment()),
+        )
+        .await
+    }
+}
+
 /// `(code, message)` from an ARM CloudError body.
 fn cloud_error(body: &Value, status: u16) -> (String, String) {
     let error = body.get("error").unwrap_or(body);

@@ -83,6 +83,58 @@ pub const GET_INTEGRATION_RUNTIME_STATUS: ArmOperation = ArmOperation {
     actions: &["Microsoft.DataFactory/factories/integrationruntimes/getstatus/read"],
 };
 
+// Read only to tell what a broken linked service stops, for factories with a target that needs attention.
+pub const LIST_DATASETS: ArmOperation = ArmOperation {
+    name: "listDatasets",
+    method: "GET",
+    actions: &["Microsoft.DataFactory/factories/datasets/read"],
+};
+pub const LIST_PIPELINES: ArmOperation = ArmOperation {
+    name: "listPipelines",
+    method: "GET",
+    actions: &["Microsoft.DataFactory/factories/pipelines/read"],
+};
+pub const LIST_DATA_FLOWS: ArmOperation = ArmOperation {
+    name: "listDataFlows",
+    method: "GET",
+    actions: &["Microsoft.DataFactory/factories/dataflows/read"],
+};
+pub const LIST_TRIGGERS: ArmOperation = ArmOperation {
+    name: "listTriggers",
+    method: "GET",
+    actions: &["Microsoft.DataFactory/factories/triggers/read"],
+};
+
+/// A factory's authoring collections, listed as `GET {factory}/{segment}?api-version=2018-06-01`
+/// (2018-06-01 spec: `Datasets_ListByFactory`, `Pipelines_ListByFactory`, `DataFlows_ListByFactory`,
+/// `Triggers_ListByFactory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactoryCollection {
+    Datasets,
+    Pipelines,
+    DataFlows,
+    Triggers,
+}
+
+impl FactoryCollection {
+    pub fn segment(self) -> &'static str {
+        match self {
+            FactoryCollection::Datasets => "datasets",
+            FactoryCollection::Pipelines => "pipelines",
+            FactoryCollection::DataFlows => "dataflows",
+            FactoryCollection::Triggers => "triggers",
+        }
+    }
+    pub fn operation(self) -> ArmOperation {
+        match self {
+            FactoryCollection::Datasets => LIST_DATASETS,
+            FactoryCollection::Pipelines => LIST_PIPELINES,
+            FactoryCollection::DataFlows => LIST_DATA_FLOWS,
+            FactoryCollection::Triggers => LIST_TRIGGERS,
+        }
+    }
+}
+
 /// All of them: the source of truth for the least-privilege role.
 pub const ALL: &[ArmOperation] = &[
     LIST_FACTORIES,
@@ -95,6 +147,10 @@ pub const ALL: &[ArmOperation] = &[
     PUT_CREDENTIAL,
     TEST_CONNECTIVITY,
     GET_INTEGRATION_RUNTIME_STATUS,
+    LIST_DATASETS,
+    LIST_PIPELINES,
+    LIST_DATA_FLOWS,
+    LIST_TRIGGERS,
 ];
 
 /// The distinct RBAC actions of [`ALL`], sorted.

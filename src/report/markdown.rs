@@ -95,8 +95,9 @@ pub fn render(report: &Report) -> String {
         .collect();
     if !needing.is_empty() {
         let _ = writeln!(out, "## Needs attention\n");
+        let now = super::reference_time(report);
         for t in needing {
-            details(&mut out, t);
+            details(&mut out, t, now);
         }
     }
 
@@ -170,13 +171,42 @@ pub fn render(report: &Report) -> String {
 }
 
 /// The "Needs attention" section of one target.
-fn details(out: &mut String, t: &Target) {
+fn details(out: &mut String, t: &Target, now: Option<jiff::Timestamp>) {
     let _ = writeln!(
         out,
         "### {} `{}`\n",
         text(&display_name(t)),
         code(&t.adf_type)
     );
+    if let Some(impact) = &t.impact {
+        let _ = writeln!(
+            out,
+            "- **Impact:** {}",
+            super::impact_headline_with(impact, now, &text, &|name| format!("`{}`", code(name)))
+        );
+        if !impact.pipelines.is_empty() {
+            let pipelines: Vec<String> = impact
+                .pipelines
+                .iter()
+                .map(|p| format!("`{}`", code(p)))
+                .collect();
+            let _ = writeln!(out, "- **Pipelines:** {}", pipelines.join(", "));
+        }
+        for trigger in &impact.triggers {
+            let when = match (&trigger.next_run, &trigger.note) {
+                (Some(next), _) => format!("next run {}", text(next)),
+                (None, Some(note)) => text(note),
+                (None, None) => "no next run".into(),
+            };
+            let _ = writeln!(
+                out,
+                "- **Trigger** `{}` ({}, {}): {when}",
+                code(&trigger.name),
+                text(&trigger.trigger_type),
+                text(&trigger.state)
+            );
+        }
+    }
     let _ = writeln!(out, "- **Why:** {}", text(&t.reason));
     if !t.notes.is_empty() {
         let notes: Vec<String> = t.notes.iter().map(|n| format!("`{}`", code(n))).collect();

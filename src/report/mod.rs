@@ -158,6 +158,42 @@ pub struct Target {
     /// ARM request ids of the calls made for this target, for support cases.
     #[serde(default)]
     pub request_ids: Vec<String>,
+    /// For a target that needs attention: the pipelines it stops and when the next of them runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+}
+
+/// What a broken linked service stops in its factory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Impact {
+    /// Pipelines that use it directly, through a dataset or data flow, or by calling such a pipeline.
+    pub pipelines: Vec<String>,
+    /// The triggers that start those pipelines, soonest next run first.
+    pub triggers: Vec<TriggerImpact>,
+    /// The soonest next run of a started trigger (RFC 3339, UTC), or null when none has a clock.
+    pub next_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_flows: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerImpact {
+    pub name: String,
+    /// ADF's trigger type, e.g. `ScheduleTrigger`, `TumblingWindowTrigger`, `BlobEventsTrigger`.
+    #[serde(rename = "type")]
+    pub trigger_type: String,
+    /// ADF's `runtimeState`: `Started`, `Stopped` or `Disabled`.
+    pub state: String,
+    /// RFC 3339, UTC; null when stopped, event-driven, ended, or not evaluable (`note` says which).
+    pub next_run: Option<String>,
+    /// The affected pipelines this trigger starts.
+    pub pipelines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -403,4 +439,194 @@ pub fn capitalise(s: &str) -> String {
         .next()
         .map(|f| f.to_uppercase().collect::<String>() + chars.as_str())
         .unwrap_or_default()
+}
+
+/// The time a report's relative times ("in 3 h 12 min") count from: when the run finished (or started).
+pub fn reference_time(report: &Report) -> Option<jiff::Timestamp> {
+    [&report.finished_at, &report.started_at]
+        .into_iter()
+        .find_map(|t| t.parse().ok())
+}
+
+/// The line every rendering leads a target's details with, e.g.
+/// "breaks 4 pipelines; next run 02:00 UTC (in 3 h 12 min, trigger `nightly_load`)".
+pub fn impact_headline(impact: &Impact, now: Option<jiff::Timestamp>) -> String {
+    impact_headline_with(impact, now, &|prose| prose.to_string(), &|name| {
+        format!("`{name}`")
+    })
+}
+
+/// [`impact_headline`] with the renderer's own escaping of prose and quoting of names (Markdown).
+pub fn impact_headline_with(
+    impact: &Impact,
+    now: Option<jiff::Timestamp>,
+    prose: &dyn Fn(&str) -> String,
+    name: &dyn Fn(&str) -> String,
+) -> String {
+    let breaks = match impact.pipelines.len() {
+        0 => return prose("breaks no pipeline"),
+        1 => "breaks 1 pipeline".to_string(),
+        n => format!("breaks {n} pipelines"),
+    };
+    let soonest = impact.next_run.as_deref().and_then(|next| {
+        impact
+            .triggers
+            .iter()
+            .find(|t| t.next_run.as_deref() == Some(next))
+    });
+    let next: Option<jiff::Timestamp> = impact.next_run.as_deref().and_then(|t| t.parse().ok());
+    match (next, soonest) {
+        (Some(next), Some(trigger)) => {
+            let within_a_day = now.is_some_and(|now| next.as_second() - now.as_second() < 86_400);
+            let when = if within_a_day {
+                next.strftime("%H:%M UTC").to_string()
+            } else {
+                next.strftime("%Y-%m-%d %H:%M UTC").to_string()
+            };
+            let relative = now
+                .map(|now| format!("{}, ", until(next.as_second() - now.as_second())))
+                .unwrap_or_default();
+            format!(
+                "{}{})",
+                prose(&format!("{breaks}; next run {when} ({relative}trigger ")),
+                name(&trigger.name)
+            )
+        }
+        _ if impact.triggers.is_empty() => prose(&format!("{breaks}; no trigger starts them")),
+        _ => match impact
+            .triggers
+            .iter()
+            .find(|t| t.state.eq_ignore_ascii_case("Started"))
+        {
+            Some(t) => format!(
+                "{}{}{})",
+                prose(&format!("{breaks}; no scheduled run (trigger ")),
+                name(&t.name),
+                prose(&format!(": {}", t.note.as_deref().unwrap_or("no clock")))
+            ),
+            None => prose(&format!("{breaks}; no started trigger")),
+        },
+    }
+}
+
+/// "in 3 h 12 min", "in 2 d 4 h", "in 5 min", or "due now".
+fn until(seconds: i64) -> String {
+    if seconds < 60 {
+        return "due now".into();
+    }
+    let minutes = seconds / 60;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    if days > 0 {
+        format!("in {days} d {hours} h")
+    } else if hours > 0 {
+        format!("in {hours} h {minutes} min")
+    } else {
+        format!("in {minutes} min")
+    }
+}
+
+/// The targets in the order a person should look at them: the soonest next run first, then those whose
+/// impact has no clock, then the rest, each group in report order.
+pub fn by_soonest_next_run<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Vec<&'a Target> {
+    let mut ordered: Vec<&Target> = targets.into_iter().collect();
+    ordered.sort_by_key(|t| match &t.impact {
+        Some(Impact {
+            next_run: Some(next),
+            ..
+        }) => (0, next.parse::<jiff::Timestamp>().ok()),
+        Some(_) => (1, None),
+        None => (2, None),
+    });
+    ordered
+}
+
+#[cfg(test)]
+mod impact_rendering_tests {
+    use super::*;
+
+    fn trigger(name: &str, state: &str, next: Option<&str>, note: Option<&str>) -> TriggerImpact {
+        TriggerImpact {
+            name: name.into(),
+            trigger_type: "ScheduleTrigger".into(),
+            state: state.into(),
+            next_run: next.map(str::to_string),
+            pipelines: vec!["p".into()],
+            note: note.map(str::to_string),
+        }
+    }
+
+    fn impact(pipelines: usize, triggers: Vec<TriggerImpact>) -> Impact {
+        Impact {
+            pipelines: (0..pipelines).map(|i| format!("p{i}")).collect(),
+            next_run: triggers.iter().find_map(|t| t.next_run.clone()),
+            triggers,
+            datasets: vec![],
+            data_flows: vec![],
+        }
+    }
+
+    #[test]
+    fn the_headline_says_what_breaks_and_when() {
+        let now = "2026-11-27T22:48:00Z".parse().ok();
+        let soon = impact(
+            4,
+            vec![trigger(
+                "nightly_load",
+                "Started",
+                Some("2026-11-28T02:00:00Z"),
+                None,
+            )],
+        );
+        assert_eq!(
+            impact_headline(&soon, now),
+            "breaks 4 pipelines; next run 02:00 UTC (in 3 h 12 min, trigger `nightly_load`)"
+        );
+        let later = impact(
+            1,
+            vec![trigger(
+                "monthly",
+                "Started",
+                Some("2026-12-01T02:00:00Z"),
+                None,
+            )],
+        );
+        assert_eq!(
+            impact_headline(&later, now),
+            "breaks 1 pipeline; next run 2026-12-01 02:00 UTC (in 3 d 3 h, trigger `monthly`)"
+        );
+        let event = impact(
+            2,
+            vec![
+                trigger(
+                    "paused",
+                    "Stopped",
+                    None,
+                    Some("Stopped: it starts nothing until it is started"),
+                ),
+                trigger(
+                    "on_drop",
+                    "Started",
+                    None,
+                    Some("event trigger: runs when an event arrives, not on a clock"),
+                ),
+            ],
+        );
+        assert_eq!(
+            impact_headline(&event, now),
+            "breaks 2 pipelines; no scheduled run (trigger `on_drop`: event trigger: runs when an event arrives, not on a clock)"
+        );
+        let stopped = impact(2, vec![trigger("paused", "Stopped", None, None)]);
+        assert_eq!(
+            impact_headline(&stopped, now),
+            "breaks 2 pipelines; no started trigger"
+        );
+        assert_eq!(
+            impact_headline(&impact(3, vec![]), now),
+            "breaks 3 pipelines; no trigger starts them"
+        );
+        assert_eq!(
+            impact_headline(&impact(0, vec![]), now),
+            "breaks no pipeline"
+        );
+    }
 }

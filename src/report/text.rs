@@ -68,8 +68,9 @@ pub fn render(report: &Report, colour: bool) -> String {
         .collect();
     if !needing.is_empty() {
         let _ = writeln!(out, "\n{}", paint("1", "Needs attention:"));
+        let now = super::reference_time(report);
         for target in needing {
-            details(&mut out, target);
+            details(&mut out, target, now);
         }
     }
     if !report.findings.is_empty() {
@@ -142,7 +143,7 @@ pub fn render(report: &Report, colour: bool) -> String {
 }
 
 /// The details block of one target that needs attention.
-fn details(out: &mut String, target: &Target) {
+fn details(out: &mut String, target: &Target, now: Option<jiff::Timestamp>) {
     let kind = match target.kind {
         TargetKind::LinkedService => "",
         TargetKind::Credential => "credential, ",
@@ -153,6 +154,24 @@ fn details(out: &mut String, target: &Target) {
         display_name(target),
         target.adf_type
     );
+    if let Some(impact) = &target.impact {
+        let _ = writeln!(out, "    impact: {}", super::impact_headline(impact, now));
+        if !impact.pipelines.is_empty() {
+            let _ = writeln!(out, "    pipelines: {}", impact.pipelines.join(", "));
+        }
+        for t in &impact.triggers {
+            let when = match (&t.next_run, &t.note) {
+                (Some(next), _) => format!("next {next}"),
+                (None, Some(note)) => note.clone(),
+                (None, None) => "no next run".into(),
+            };
+            let _ = writeln!(
+                out,
+                "    trigger: {} ({}, {}): {when}",
+                t.name, t.trigger_type, t.state
+            );
+        }
+    }
     let _ = writeln!(out, "    why: {}", target.reason);
     if !target.notes.is_empty() {
         let _ = writeln!(out, "    notes: {}", target.notes.join(", "));

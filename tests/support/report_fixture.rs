@@ -8,8 +8,9 @@
 
 use adf_secret_refresh::diagnose;
 use adf_secret_refresh::report::{
-    Command, Finding, Reference, Report, Resave, ResaveStatus, RunError, RuntimeStatus, SCHEMA,
-    SecretInfo, Summary, Target, TargetKind, Test, TestStatus, Trigger, TriggerKind, Verdict,
+    Command, Finding, Impact, Reference, Report, Resave, ResaveStatus, RunError, RuntimeStatus,
+    SCHEMA, SecretInfo, Summary, Target, TargetKind, Test, TestStatus, Trigger, TriggerImpact,
+    TriggerKind, Verdict,
 };
 use serde_json::json;
 
@@ -75,6 +76,26 @@ pub fn target(factory_name: &str, name: &str, adf_type: &str, verdict: Verdict) 
         test: passed(),
         diagnosis: diagnose::for_verdict(verdict, &[]),
         request_ids: vec![],
+        impact: None,
+    }
+}
+
+const EVENT_NOTE: &str = "event trigger: runs when an event arrives, not on a clock";
+
+fn trigger(
+    name: &str,
+    trigger_type: &str,
+    state: &str,
+    next_run: Option<&str>,
+    note: Option<&str>,
+) -> TriggerImpact {
+    TriggerImpact {
+        name: name.into(),
+        trigger_type: trigger_type.into(),
+        state: state.into(),
+        next_run: next_run.map(str::to_string),
+        pipelines: vec!["pl_partner_orders".into()],
+        note: note.map(str::to_string),
     }
 }
 
@@ -233,6 +254,68 @@ pub fn realistic_report() -> Report {
     credential.test = Test::not_tested(
         "a credential is tested through the linked services that use it: ls_rest_partner_api",
     );
+
+    // What each broken target stops: the partner feed runs tonight, the landing share within the hour.
+    partner.impact = Some(Impact {
+        pipelines: vec![
+            "pl_partner_orders".into(),
+            "pl_partner_returns".into(),
+            "pl_nightly_master".into(),
+            "pl_finance_close".into(),
+        ],
+        triggers: vec![
+            trigger(
+                "nightly_load",
+                "ScheduleTrigger",
+                "Started",
+                Some("2024-05-14T09:15:00Z"),
+                None,
+            ),
+            trigger(
+                "partner_dropped",
+                "BlobEventsTrigger",
+                "Started",
+                None,
+                Some(EVENT_NOTE),
+            ),
+        ],
+        next_run: Some("2024-05-14T09:15:00Z".into()),
+        datasets: vec!["ds_partner_api".into()],
+        data_flows: vec![],
+    });
+    landing.impact = Some(Impact {
+        pipelines: vec!["pl_landing_ingest".into()],
+        triggers: vec![trigger(
+            "landing_half_hourly",
+            "TumblingWindowTrigger",
+            "Started",
+            Some("2024-05-14T06:30:00Z"),
+            None,
+        )],
+        next_run: Some("2024-05-14T06:30:00Z".into()),
+        datasets: vec!["ds_landing_files".into()],
+        data_flows: vec!["df_landing_clean".into()],
+    });
+    oracle.impact = Some(Impact {
+        pipelines: vec!["pl_erp_extract".into()],
+        triggers: vec![trigger(
+            "erp_weekly",
+            "ScheduleTrigger",
+            "Stopped",
+            None,
+            Some("Stopped: it starts nothing until it is started"),
+        )],
+        next_run: None,
+        datasets: vec![],
+        data_flows: vec![],
+    });
+    sftp.impact = Some(Impact {
+        pipelines: vec![],
+        triggers: vec![],
+        next_run: None,
+        datasets: vec![],
+        data_flows: vec![],
+    });
 
     report.targets = vec![
         synapse, warehouse, partner, landing, oracle, sftp, generic, credential,

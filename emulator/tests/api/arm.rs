@@ -205,7 +205,7 @@ async fn arm_requires_a_management_token_and_the_api_version() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.body["error"]["code"], "MissingApiVersionParameter");
     let unknown = h
-        .arm_get(&format!("{}/pipelines", factory_path("rg1", "f1")))
+        .arm_get(&format!("{}/notebooks", factory_path("rg1", "f1")))
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
