@@ -20,6 +20,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
     if let Some(map) = state.as_object_mut() {
         map.insert("counters".into(), json!(*lock(&shared.counters)));
         map.insert("faults".into(), json!(shared.faults.current()));
+        map.insert("workspaces".into(), lock(&shared.synapse).to_state_json());
     }
     state
 }
@@ -27,6 +28,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
 /// Every secret string the emulator knows, sorted and deduplicated.
 pub(crate) fn known_secrets(shared: &Shared) -> Vec<String> {
     let mut secrets = lock(&shared.store).secret_values();
+    secrets.extend(lock(&shared.synapse).secret_values());
     secrets.extend(shared.tokens.all());
     secrets.insert(shared.config.identity_header.clone());
     secrets.insert(shared.config.client_secret.clone());

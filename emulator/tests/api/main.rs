@@ -7,6 +7,7 @@ mod conformance;
 mod demo;
 mod faults;
 mod keyvault;
+mod synapse;
 mod tokens;
 
 use adf_emulator::{Emulator, Options};
