@@ -17,7 +17,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionGuid
   properties: {
     roleName: roleName
-    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status. No secret values, no factory writes.'
+    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, list Synapse workspaces. No secret values, no factory or workspace writes.'
     type: 'CustomRole'
     permissions: [
       {
@@ -30,6 +30,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.DataFactory/factories/linkedservices/read'
           'Microsoft.DataFactory/factories/linkedservices/write'
           'Microsoft.DataFactory/factories/read'
+          'Microsoft.Synapse/workspaces/read'
         ]
         notActions: []
         dataActions: []
