@@ -633,3 +633,27 @@ async fn a_missing_linked_service_is_not_found() {
         "the name stays one segment: {path}"
     );
 }
+
+#[tokio::test]
+async fn transient_errors_are_retried_then_reported_as_unavailable() {
+    let setup = Setup::start(50, 0).await;
+    setup.emu.set_faults(adf_emulator::Faults {
+        error_rate: 1.0,
+        ..adf_emulator::Faults::default()
+    });
+    let error = setup
+        .client()
+        .list_linked_services(&setup.base("syn-live"))
+        .await
+        .expect_err("always failing");
+    assert!(
+        matches!(error, SynapseError::Unavailable { attempts: 2, .. }),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    assert_eq!(
+        setup.synapse_requests().len(),
+        2,
+        "retried once, as the policy allows"
+    );
+}

@@ -125,6 +125,45 @@ impl Workspace {
     }
 }
 
+/// The ARM path that lists the Synapse workspaces of a scope, without the api-version
+/// ([`SYNAPSE_ARM_API_VERSION`]): `{scope}/providers/Microsoft.Synapse/workspaces` for a subscription or a
+/// resource group. `None` for any other scope (a factory holds no workspace).
+pub fn workspaces_list_path(scope: &str) -> Option<String> {
+    let trimmed = scope.trim_end_matches('/');
+    let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    let is = |i: usize, name: &str| {
+        segments
+            .get(i)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    };
+    let shaped = match segments.len() {
+        2 => is(0, "subscriptions"),
+        4 => is(0, "subscriptions") && is(2, "resourceGroups"),
+        _ => false,
+    };
+    (shaped && segments.iter().all(|s| !s.is_empty()))
+        .then(|| format!("{trimmed}/providers/Microsoft.Synapse/workspaces"))
+}
+
+/// Whether a resource id is a Synapse workspace's
+/// (`/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Synapse/workspaces/{w}`), compared by
+/// segments and case-insensitively: a target whose `factory` is one is re-saved through this client.
+pub fn is_workspace_id(id: &str) -> bool {
+    let segments: Vec<&str> = id.trim_matches('/').split('/').collect();
+    let is = |i: usize, name: &str| {
+        segments
+            .get(i)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    };
+    segments.len() == 8
+        && is(0, "subscriptions")
+        && is(2, "resourceGroups")
+        && is(4, "providers")
+        && is(5, "Microsoft.Synapse")
+        && is(6, "workspaces")
+        && segments.iter().all(|s| !s.is_empty())
+}
+
 /// The two workspace artifacts that hold Key Vault references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArtifactKind {
@@ -836,6 +875,44 @@ mod tests {
         assert!(matches!(
             none.endpoint(None),
             Err(SynapseError::Endpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn workspaces_are_listed_for_subscriptions_and_groups_only() {
+        assert_eq!(
+            workspaces_list_path("/subscriptions/s").as_deref(),
+            Some("/subscriptions/s/providers/Microsoft.Synapse/workspaces")
+        );
+        assert_eq!(
+            workspaces_list_path("/subscriptions/s/resourceGroups/rg/").as_deref(),
+            Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces")
+        );
+        assert!(
+            workspaces_list_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+            )
+            .is_none()
+        );
+        assert!(workspaces_list_path("/subscriptions//resourceGroups/rg").is_none());
+    }
+
+    #[test]
+    fn workspace_ids_are_told_apart_from_factory_ids() {
+        assert!(is_workspace_id(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w"
+        ));
+        assert!(is_workspace_id(
+            "/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.synapse/WORKSPACES/w/"
+        ));
+        assert!(!is_workspace_id(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+        ));
+        assert!(!is_workspace_id(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w/linkedservices/x"
+        ));
+        assert!(!is_workspace_id(
+            "/subscriptions/s/resourceGroups//providers/Microsoft.Synapse/workspaces/w"
         ));
     }
 
