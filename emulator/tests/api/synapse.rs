@@ -729,3 +729,34 @@ async fn the_demo_estate_has_a_synapse_workspace_beside_its_factories() {
             .is_some_and(|v| v.contains("synapse-demo"))
     );
 }
+
+#[tokio::test]
+async fn the_control_api_shows_a_stored_synapse_linked_service_unmasked() {
+    let h = Harness::start(seed()).await;
+    let url = format!(
+        "{}/_emulator/synapse-linked-service?workspace=syn-one&name=ls_inline",
+        h.emu.http_url()
+    );
+    let reply = h.client.get(&url).send().await.expect("answers");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let body: Value = reply.json().await.expect("JSON");
+    assert!(
+        body["properties"]["typeProperties"]["connectionString"]["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("TEST-ONLY-synapse-key"))
+    );
+    let missing = h
+        .client
+        .get(format!(
+            "{}/_emulator/synapse-linked-service?workspace=syn-one&name=nope",
+            h.emu.http_url()
+        ))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(
+        h.emu.requests().is_empty(),
+        "the control API is not recorded"
+    );
+}
