@@ -310,9 +310,12 @@ async fn paging_reads_every_linked_service_and_credential_once() {
 async fn the_planner_sees_synapse_definitions_masked_and_gives_every_verdict() {
     let setup = Setup::start(50, 0).await;
     let workspace = setup.workspaces().await.remove(0);
-    let base = workspace.endpoint(None).expect("endpoint");
     let client = setup.client();
-    let linked_services = client.list_linked_services(&base).await.expect("listed");
+    let read = client
+        .read_workspace(&workspace, None)
+        .await
+        .expect("read to the end");
+    let linked_services = read.linked_services;
     let inline = linked_services
         .iter()
         .find(|l| l["name"] == "ls_inline")
@@ -326,7 +329,7 @@ async fn the_planner_sees_synapse_definitions_masked_and_gives_every_verdict() {
         id: workspace.id.clone(),
         resource: json!({}),
         linked_services,
-        credentials: client.list_credentials(&base).await.expect("listed"),
+        credentials: read.credentials,
     };
     let secret = SecretRef {
         vault: "kv1".into(),

@@ -1,4 +1,5 @@
-//! A local Azure emulator for `adf-secret-refresh`: ARM for Data Factory, Key Vault, the Entra
+//! A local Azure emulator for `adf-secret-refresh`: ARM for Data Factory (and the listing of Synapse
+//! workspaces), the Synapse workspace development endpoint, Key Vault, the Entra
 //! client-credentials endpoint (all over TLS with a self-signed CA), and the App Service managed-identity
 //! endpoint plus a control API (plain HTTP).
 //!

@@ -201,6 +201,16 @@ impl ArtifactKind {
     }
 }
 
+/// What discovery reads of one workspace: the same shape a factory gives the planner.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSnapshot {
+    pub workspace: Workspace,
+    /// Linked-service resources as listed, with full (masked) properties.
+    pub linked_services: Vec<Value>,
+    /// Credential resources as listed.
+    pub credentials: Vec<Value>,
+}
+
 /// One answer of the development endpoint.
 #[derive(Debug, Clone)]
 pub struct SynapseResponse {
@@ -362,6 +372,23 @@ impl SynapseClient {
     pub fn with_operation_limit(mut self, limit: Duration) -> Self {
         self.operation_limit = limit;
         self
+    }
+
+    /// Lists a workspace's linked services and credentials, both to their end. Any error means the
+    /// workspace was not read completely, and the caller must report it so.
+    pub async fn read_workspace(
+        &self,
+        workspace: &Workspace,
+        template: Option<&str>,
+    ) -> Result<WorkspaceSnapshot, SynapseError> {
+        let base = workspace.endpoint(template)?;
+        let linked_services = self.list_linked_services(&base).await?;
+        let credentials = self.list_credentials(&base).await?;
+        Ok(WorkspaceSnapshot {
+            workspace: workspace.clone(),
+            linked_services,
+            credentials,
+        })
     }
 
     /// Every linked service of the workspace at `base`, following `nextLink` to the end.
