@@ -9,6 +9,7 @@
 # Usage:
 #   scripts/deploy.sh --resource-group RG --parameters FILE [--location REGION]
 #                     [--subscription ID] [--skip-build] [--target TRIPLE] [--name DEPLOYMENT]
+#                     [--synapse-workspace NAME]...
 #
 #   -g, --resource-group  resource group for the app (env ADF_REFRESH_RESOURCE_GROUP); created if
 #                         missing, which needs --location
@@ -18,6 +19,9 @@
 #       --skip-build      package the release binary already built instead of building it
 #       --target          Rust target triple to build for (passed to scripts/package.sh)
 #       --name            ARM deployment name (default: adf-secret-refresh)
+#       --synapse-workspace  a Synapse workspace in scope (repeatable; env ADF_REFRESH_SYNAPSE_WORKSPACES,
+#                         comma-separated): the app identity gets the Synapse RBAC role "Synapse Linked
+#                         Data Manager" on it, which Bicep cannot assign (needs Synapse Administrator)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,8 +36,10 @@ subscription=""
 skip_build=false
 package_args=()
 deployment_name="adf-secret-refresh"
+synapse_workspaces=()
+IFS=',' read -r -a synapse_workspaces <<<"${ADF_REFRESH_SYNAPSE_WORKSPACES:-}"
 
-usage() { sed -n '2,20p' "$0"; }
+usage() { sed -n '2,24p' "$0"; }
 step() { printf '\n==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
 die() {
@@ -50,6 +56,7 @@ while [ "$#" -gt 0 ]; do
     --skip-build) skip_build=true; shift ;;
     --target) package_args+=(--target "${2:?$1 needs a value}"); shift 2 ;;
     --name) deployment_name="${2:?$1 needs a value}"; shift 2 ;;
+    --synapse-workspace) synapse_workspaces+=("${2:?$1 needs a value}"); shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -154,6 +161,28 @@ app_name="$(output_value functionAppName <<<"$outputs")"
 info "function app: $app_name ($(output_value functionAppHostName <<<"$outputs"))"
 info "storage:      $(output_value storageAccountName <<<"$outputs")"
 info "custom role:  $(output_value customRoleDefinitionId <<<"$outputs")"
+principal_id="$(output_value managedIdentityPrincipalId <<<"$outputs")"
+
+# Synapse RBAC lives in each workspace, out of Bicep's reach: assign it with the Synapse CLI. Listing
+# workspaces through ARM is in the custom role; reading and re-saving their linked services is this role.
+for workspace in ${synapse_workspaces[@]+"${synapse_workspaces[@]}"}; do
+  workspace="$(printf '%s' "$workspace" | tr -d '[:space:]')"
+  [ -n "$workspace" ] || continue
+  step "Synapse workspace $workspace: Synapse Linked Data Manager for the app identity"
+  existing="$(az synapse role assignment list --workspace-name "$workspace" \
+    --role "Synapse Linked Data Manager" --assignee-object-id "$principal_id" \
+    --query "length(@)" -o tsv 2>/dev/null || echo 0)"
+  if [ "${existing:-0}" != "0" ]; then
+    info "already assigned"
+    continue
+  fi
+  az synapse role assignment create --workspace-name "$workspace" \
+    --role "Synapse Linked Data Manager" \
+    --assignee-object-id "$principal_id" --assignee-principal-type ServicePrincipal \
+    --output none \
+    || die "could not assign the Synapse role on $workspace: you need Synapse Administrator on it (docs/deploy.md, 'Synapse workspaces')"
+  info "assigned"
+done
 
 step "2/3 code: build, package, zip deploy to $app_name"
 if [ "$skip_build" = true ]; then

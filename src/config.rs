@@ -15,6 +15,7 @@ pub const APP_SETTINGS: &[&str] = &[
     "ADF_REFRESH_SLACK_WEBHOOK_URL",
     "ADF_REFRESH_ARM_ENDPOINT",
     "ADF_REFRESH_KEYVAULT_ENDPOINT",
+    "ADF_REFRESH_SYNAPSE_ENDPOINT",
     "ADF_REFRESH_CA_FILE",
     "ADF_REFRESH_CREDENTIAL",
     "ADF_REFRESH_AUDIT_SCHEDULE",
@@ -38,6 +39,9 @@ pub struct Settings {
     pub scopes: Vec<Scope>,
     pub arm_endpoint: String,
     pub keyvault_endpoint: Option<String>,
+    /// A URL template with `{workspace}`, used instead of a Synapse workspace's `connectivityEndpoints.dev`
+    /// (emulators, proxies).
+    pub synapse_endpoint: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub credential: CredentialKind,
     /// Vault names whose events are acted on; empty means any.
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Settings {
             .field("scopes", &self.scopes)
             .field("arm_endpoint", &self.arm_endpoint)
             .field("keyvault_endpoint", &self.keyvault_endpoint)
+            .field("synapse_endpoint", &self.synapse_endpoint)
             .field("ca_file", &self.ca_file)
             .field("credential", &self.credential)
             .field("vault_allow", &self.vault_allow)
@@ -229,6 +234,7 @@ mod tests {
             scopes: vec![],
             arm_endpoint: "https://management.azure.com".into(),
             keyvault_endpoint: None,
+            synapse_endpoint: None,
             ca_file: None,
             credential: CredentialKind::DeveloperTools,
             vault_allow: vec![],

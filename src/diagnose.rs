@@ -287,6 +287,26 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
+/// Why a Synapse target is not tested: the report's `test.message` for it.
+pub const SYNAPSE_NOT_TESTED: &str = "Not tested: Azure Synapse publishes no test-connection call for linked services, so the product cannot run one.";
+
+/// What the owner of a re-saved (or skipped) Synapse linked service should do, since the product cannot test
+/// it: test it by hand in Synapse Studio, where a failure shows the data store's own error.
+pub fn for_synapse_not_tested(workspace: &str, linked_service: &str) -> Diagnosis {
+    Diagnosis {
+        code: "synapseNotTested".into(),
+        cause: "Synapse has no published test-connection call, so the product re-saved the linked service (where safe) but could not prove that it connects.".into(),
+        fix: vec![
+            format!(
+                "Open Synapse Studio for workspace {workspace}: Manage \u{2192} Linked services \u{2192} {linked_service} \u{2192} Test connection."
+            ),
+            "If the test fails, read the data store's error there; a login failure after a rotation means the new secret value is wrong or not yet accepted by the data store.".into(),
+            "If the workspace is in Git mode, make the same change in the collaboration branch and publish, or the next publish puts the old definition back.".into(),
+        ],
+        owner: PIPELINE_OWNER.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +427,17 @@ mod tests {
             for_verdict(Verdict::Resave, &["gitMode".into()]).map(|d| d.code),
             Some("gitMode".into())
         );
+    }
+
+    #[test]
+    fn synapse_targets_are_told_how_to_test_from_synapse_studio() {
+        let diagnosis = for_synapse_not_tested("syn-contoso-analytics", "ls_sqlpool_sales");
+        assert_eq!(diagnosis.code, "synapseNotTested");
+        assert_eq!(diagnosis.owner, PIPELINE_OWNER);
+        assert!(diagnosis.fix[0].contains("Synapse Studio"));
+        assert!(diagnosis.fix[0].contains("syn-contoso-analytics"));
+        assert!(diagnosis.fix[0].contains("ls_sqlpool_sales"));
+        assert!(diagnosis.fix[0].contains("Test connection"));
+        assert!(SYNAPSE_NOT_TESTED.contains("no test-connection call"));
     }
 }

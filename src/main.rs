@@ -48,6 +48,10 @@ struct Global {
     /// URL template with {vault}, used instead of the vault's own host (emulators, proxies).
     #[arg(long, global = true, env = "ADF_REFRESH_KEYVAULT_ENDPOINT")]
     keyvault_endpoint: Option<String>,
+    /// URL template with {workspace}, used instead of a Synapse workspace's development endpoint (emulators,
+    /// proxies).
+    #[arg(long, global = true, env = "ADF_REFRESH_SYNAPSE_ENDPOINT")]
+    synapse_endpoint: Option<String>,
     /// Extra trusted root certificate(s), PEM.
     #[arg(long, global = true, env = "ADF_REFRESH_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -253,6 +257,7 @@ fn settings(g: &Global) -> Result<Settings, String> {
         scopes,
         arm_endpoint: g.arm_endpoint.clone(),
         keyvault_endpoint: g.keyvault_endpoint.clone().filter(|s| !s.is_empty()),
+        synapse_endpoint: g.synapse_endpoint.clone().filter(|s| !s.trim().is_empty()),
         ca_file: g.ca_file.clone(),
         credential: g.credential.unwrap_or_else(|| {
             CredentialKind::automatic(std::env::var_os("IDENTITY_ENDPOINT").is_some())

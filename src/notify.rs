@@ -693,6 +693,7 @@ mod tests {
             scopes: vec![],
             arm_endpoint: String::new(),
             keyvault_endpoint: None,
+            synapse_endpoint: None,
             ca_file: None,
             credential: crate::azure::auth::CredentialKind::DeveloperTools,
             vault_allow: vec![],

@@ -19,6 +19,7 @@ fn app() -> App {
         scopes: vec![Scope::parse("/subscriptions/11111111-1111-1111-1111-111111111111").unwrap()],
         arm_endpoint: "https://127.0.0.1:9".into(),
         keyvault_endpoint: Some("https://127.0.0.1:9/kv/{vault}/".into()),
+        synapse_endpoint: None,
         ca_file: None,
         credential: CredentialKind::DeveloperTools,
         vault_allow: vec!["contoso-kv".into()],

@@ -22,6 +22,7 @@ use serde_json::Value;
 const LOCAL_ONLY_SETTINGS: &[&str] = &[
     "ADF_REFRESH_ARM_ENDPOINT",
     "ADF_REFRESH_KEYVAULT_ENDPOINT",
+    "ADF_REFRESH_SYNAPSE_ENDPOINT",
     "ADF_REFRESH_CA_FILE",
 ];
 

@@ -169,6 +169,7 @@ fn settings(policy: NotifyPolicy) -> Settings {
         scopes: vec![],
         arm_endpoint: "https://management.azure.com".into(),
         keyvault_endpoint: None,
+        synapse_endpoint: None,
         ca_file: None,
         credential: CredentialKind::DeveloperTools,
         vault_allow: vec![],

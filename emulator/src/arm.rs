@@ -130,7 +130,7 @@ fn unauthorized(code: &str, message: &str, description: &str) -> Response {
 }
 
 /// Checks the bearer token; returns the caller's client id.
-fn authenticate(shared: &Shared, ctx: &Ctx) -> Result<String, Box<Response>> {
+pub(crate) fn authenticate(shared: &Shared, ctx: &Ctx) -> Result<String, Box<Response>> {
     let Some(token) = ctx.bearer() else {
         return Err(Box::new(unauthorized(
             "AuthenticationFailed",

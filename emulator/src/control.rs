@@ -5,6 +5,7 @@
 //! - `GET state`, `GET counters`, `GET secrets`
 //! - `GET faults`, `PUT faults` (a JSON `Faults`)
 //! - `GET linked-service?factoryId=…&name=…` (the stored, unmasked resource)
+//! - `GET synapse-linked-service?workspace=…&name=…` (the same, for a Synapse workspace)
 //! - `GET info` (endpoints, identities and the env the product needs)
 
 use axum::http::{Method, StatusCode};
@@ -20,6 +21,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
     if let Some(map) = state.as_object_mut() {
         map.insert("counters".into(), json!(*lock(&shared.counters)));
         map.insert("faults".into(), json!(shared.faults.current()));
+        map.insert("workspaces".into(), lock(&shared.synapse).to_state_json());
     }
     state
 }
@@ -27,6 +29,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
 /// Every secret string the emulator knows, sorted and deduplicated.
 pub(crate) fn known_secrets(shared: &Shared) -> Vec<String> {
     let mut secrets = lock(&shared.store).secret_values();
+    secrets.extend(lock(&shared.synapse).secret_values());
     secrets.extend(shared.tokens.all());
     secrets.insert(shared.config.identity_header.clone());
     secrets.insert(shared.config.client_secret.clone());
@@ -72,6 +75,20 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             match lock(&shared.store).linked_service_resource(factory_id, name) {
                 Some(resource) => json_response(StatusCode::OK, resource),
                 None => error(StatusCode::NOT_FOUND, "no such linked service"),
+            }
+        }
+        (&Method::GET, "synapse-linked-service") => {
+            let (Some(workspace), Some(name)) =
+                (ctx.query_param("workspace"), ctx.query_param("name"))
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "workspace and name query parameters are required",
+                );
+            };
+            match lock(&shared.synapse).linked_service_resource(workspace, name) {
+                Some(resource) => json_response(StatusCode::OK, resource),
+                None => error(StatusCode::NOT_FOUND, "no such Synapse linked service"),
             }
         }
         (&Method::GET, "info") => {

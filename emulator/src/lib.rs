@@ -1,4 +1,5 @@
-//! A local Azure emulator for `adf-secret-refresh`: ARM for Data Factory, Key Vault, the Entra
+//! A local Azure emulator for `adf-secret-refresh`: ARM for Data Factory (and the listing of Synapse
+//! workspaces), the Synapse workspace development endpoint, Key Vault, the Entra
 //! client-credentials endpoint (all over TLS with a self-signed CA), and the App Service managed-identity
 //! endpoint plus a control API (plain HTTP).
 //!
@@ -28,6 +29,7 @@ mod pipelines;
 mod seeds;
 mod server;
 mod store;
+mod synapse;
 mod tls;
 mod tokens;
 
@@ -112,7 +114,7 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string (may be empty).
     pub query: String,
-    /// `"arm"`, `"keyvault"`, `"entra"` or `"msi"`.
+    /// `"arm"`, `"keyvault"`, `"synapse"` (a workspace's development endpoint), `"entra"` or `"msi"`.
     pub host_kind: String,
     pub if_match: Option<String>,
     pub had_bearer: bool,
@@ -161,6 +163,8 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub config: Config,
     pub store: Mutex<store::Store>,
+    /// Synapse workspaces and their long-running operations.
+    pub synapse: Mutex<synapse::Estate>,
     pub tokens: tokens::Registry,
     pub faults: faults::FaultState,
     pub log: Mutex<server::RequestLog>,
@@ -215,6 +219,7 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
     let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
 
     let parsed = store::Store::from_seed(&seed).map_err(Error::Seed)?;
+    let workspaces = synapse::Estate::from_seed(&seed).map_err(Error::Seed)?;
     let (ca_file, remove_ca_file) = match &options.ca_out {
         Some(path) => (path.clone(), false),
         None => (
@@ -237,6 +242,7 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
     let shared = Arc::new(Shared {
         config,
         store: Mutex::new(parsed),
+        synapse: Mutex::new(workspaces),
         tokens: tokens::Registry::default(),
         faults: faults::FaultState::new(options.faults),
         log: Mutex::new(server::RequestLog::default()),
@@ -293,6 +299,17 @@ impl Emulator {
         format!("{}/kv/{{vault}}/", self.inner.https_url)
     }
 
+    /// `https://127.0.0.1:PORT/synapse/{workspace}/`: a Synapse workspace's development endpoint, the
+    /// same base the ARM listing gives as `connectivityEndpoints.dev`.
+    pub fn synapse_endpoint_template(&self) -> String {
+        format!("{}/synapse/{{workspace}}/", self.inner.https_url)
+    }
+
+    /// The stored Synapse linked service (unmasked), by workspace name and linked-service name.
+    pub fn synapse_linked_service(&self, workspace: &str, name: &str) -> Option<Value> {
+        lock(&self.shared().synapse).linked_service_resource(workspace, name)
+    }
+
     /// The PEM file of the CA that signed the TLS listener's certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.inner.ca_file.clone()
@@ -338,6 +355,10 @@ impl Emulator {
             (
                 "ADF_REFRESH_CA_FILE",
                 self.ca_file().to_string_lossy().into_owned(),
+            ),
+            (
+                "ADF_REFRESH_SYNAPSE_ENDPOINT",
+                self.synapse_endpoint_template(),
             ),
             ("IDENTITY_ENDPOINT", self.identity_endpoint()),
             ("IDENTITY_HEADER", self.identity_header()),

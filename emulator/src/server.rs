@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{RecordedRequest, Shared, arm, control, keyvault, lock, tokens};
+use crate::{RecordedRequest, Shared, arm, control, keyvault, lock, synapse, tokens};
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -30,6 +30,8 @@ const CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-req
 pub(crate) enum HostKind {
     Arm,
     KeyVault,
+    /// A Synapse workspace's development endpoint under `/synapse/{workspace}/`.
+    Synapse,
     Entra,
     Msi,
 }
@@ -39,6 +41,7 @@ impl HostKind {
         match self {
             HostKind::Arm => "arm",
             HostKind::KeyVault => "keyvault",
+            HostKind::Synapse => "synapse",
             HostKind::Entra => "entra",
             HostKind::Msi => "msi",
         }
@@ -155,6 +158,8 @@ fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
         && segments[3].eq_ignore_ascii_case("token");
     Some(if first == "kv" {
         HostKind::KeyVault
+    } else if first == synapse::PATH_PREFIX {
+        HostKind::Synapse
     } else if is_token_path || tokens::is_discovery_path(segments) {
         HostKind::Entra
     } else {
@@ -226,6 +231,7 @@ async fn handle(
     let result = match kind {
         HostKind::Arm => arm_pipeline(&shared, &ctx).await,
         HostKind::KeyVault => Ok(keyvault_pipeline(&shared, &ctx).await),
+        HostKind::Synapse => synapse_pipeline(&shared, &ctx).await,
         HostKind::Entra | HostKind::Msi => Ok(token_pipeline(&shared, &ctx, kind)),
     };
     let status = result.as_ref().map_or(0, |r| r.status().as_u16());
@@ -239,7 +245,7 @@ async fn handle(
 }
 
 fn record(shared: &Shared, ctx: &Ctx, kind: HostKind, raw_query: &str) -> u64 {
-    let keep_body = matches!(kind, HostKind::Arm | HostKind::KeyVault);
+    let keep_body = matches!(kind, HostKind::Arm | HostKind::KeyVault | HostKind::Synapse);
     let entry = RecordedRequest {
         method: ctx.method.to_string(),
         path: ctx.path.clone(),
@@ -305,6 +311,7 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
     }
     let mut response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
+        None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
         None => arm::handle(shared, ctx),
     };
     arm::add_rate_limit_header(shared, ctx, &mut response);
@@ -317,6 +324,19 @@ async fn keyvault_pipeline(shared: &Shared, ctx: &Ctx) -> Response {
         Some(status) => injected_error(shared, status),
         None => keyvault::handle(shared, ctx),
     }
+}
+
+/// A Synapse development endpoint gets the same latency, drops and injected errors as ARM.
+async fn synapse_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
+    apply_latency(shared).await;
+    if shared.faults.roll_drop() {
+        shared.count(|c| c.dropped += 1);
+        return Err(Dropped);
+    }
+    Ok(match shared.faults.roll_error() {
+        Some(status) => injected_error(shared, status),
+        None => synapse::handle_dev(shared, ctx),
+    })
 }
 
 fn token_pipeline(shared: &Shared, ctx: &Ctx, kind: HostKind) -> Response {

@@ -17,7 +17,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionGuid
   properties: {
     roleName: roleName
-    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, read datasets, pipelines, data flows and triggers (to say what a broken linked service stops). No secret values, no factory writes.'
+    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, read datasets, pipelines, data flows and triggers (to say what a broken linked service stops), list Synapse workspaces. No secret values, no factory or workspace writes.'
     type: 'CustomRole'
     permissions: [
       {
@@ -34,6 +34,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.DataFactory/factories/pipelines/read'
           'Microsoft.DataFactory/factories/read'
           'Microsoft.DataFactory/factories/triggers/read'
+          'Microsoft.Synapse/workspaces/read'
         ]
         notActions: []
         dataActions: []

@@ -4,3 +4,4 @@ pub mod auth;
 pub mod keyvault;
 pub mod operations;
 pub mod retry;
+pub mod synapse;

@@ -135,6 +135,23 @@ impl FactoryCollection {
     }
 }
 
+/// The ARM api-version of `Microsoft.Synapse/workspaces` (reference/synapse-spec, workspace.json).
+pub const SYNAPSE_WORKSPACES_API_VERSION: &str = "2021-06-01";
+
+/// Lists the Synapse workspaces of a subscription or resource group (paged by `nextLink`), to find their
+/// development endpoints (`properties.connectivityEndpoints.dev`). Linked services inside a workspace are
+/// read and written through that endpoint with Synapse RBAC, not through ARM.
+pub const LIST_SYNAPSE_WORKSPACES: ArmOperation = ArmOperation {
+    name: "listSynapseWorkspaces",
+    method: "GET",
+    actions: &["Microsoft.Synapse/workspaces/read"],
+};
+pub const GET_SYNAPSE_WORKSPACE: ArmOperation = ArmOperation {
+    name: "getSynapseWorkspace",
+    method: "GET",
+    actions: &["Microsoft.Synapse/workspaces/read"],
+};
+
 /// All of them: the source of truth for the least-privilege role.
 pub const ALL: &[ArmOperation] = &[
     LIST_FACTORIES,
@@ -151,6 +168,8 @@ pub const ALL: &[ArmOperation] = &[
     LIST_PIPELINES,
     LIST_DATA_FLOWS,
     LIST_TRIGGERS,
+    LIST_SYNAPSE_WORKSPACES,
+    GET_SYNAPSE_WORKSPACE,
 ];
 
 /// The distinct RBAC actions of [`ALL`], sorted.

@@ -8,6 +8,7 @@ mod demo;
 mod faults;
 mod keyvault;
 mod pipelines;
+mod synapse;
 mod tokens;
 
 use adf_emulator::{Emulator, Options};

@@ -1,0 +1,1148 @@
+//! Azure Synapse Analytics: the ARM listing of workspaces (`Microsoft.Synapse/workspaces`,
+//! api-version 2021-06-01) and each workspace's development endpoint (data plane, api-version 2020-12-01)
+//! under `/synapse/{workspace}/` on the TLS listener: linked services and credentials with paging, ADF's
+//! masking, `If-Match`, the long-running PUT (`202` + `Location` + `Retry-After`, polled at
+//! `operationResults/{id}`), the `https://dev.azuresynapse.net` token audience and Synapse RBAC.
+//!
+//! Sources (see the emulator README, "Synapse"): the spec files under
+//! `reference/synapse-spec/` (linkedServices.json, credential.json, workspace.json and their examples) and
+//! the public observations cited next to each behaviour below.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::http::header::{LOCATION, RETRY_AFTER};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::server::{Ctx, cloud_error, json_response, too_many_requests};
+use crate::store::{self, MASK};
+use crate::tokens::{TokenCheck, normalize_audience};
+use crate::{Shared, lock};
+
+/// The ARM api-version of `Microsoft.Synapse/workspaces` (workspace.json).
+pub(crate) const ARM_API_VERSION: &str = "2021-06-01";
+/// The data-plane api-version of linked services and credentials (linkedServices.json, credential.json).
+pub(crate) const DATA_API_VERSION: &str = "2020-12-01";
+/// The only audience the development endpoint accepts (token scope `https://dev.azuresynapse.net/.default`).
+pub(crate) const SYNAPSE_AUDIENCE: &str = "https://dev.azuresynapse.net";
+/// The path prefix of the data plane on the TLS listener.
+pub(crate) const PATH_PREFIX: &str = "synapse";
+
+/// The two workspace artifacts that follow the same GET/LIST/PUT rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    LinkedService,
+    Credential,
+}
+
+impl Kind {
+    fn segment(self) -> &'static str {
+        match self {
+            Kind::LinkedService => "linkedservices",
+            Kind::Credential => "credentials",
+        }
+    }
+
+    fn resource_type(self) -> &'static str {
+        match self {
+            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedservices",
+            Kind::Credential => "Microsoft.Synapse/workspaces/credentials",
+        }
+    }
+
+    /// The Synapse RBAC action a write needs (the 403 message names it).
+    fn write_action(self) -> &'static str {
+        match self {
+            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedServices/write",
+            Kind::Credential => "Microsoft.Synapse/workspaces/credentials/write",
+        }
+    }
+
+    fn read_action(self) -> &'static str {
+        match self {
+            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedServices/read",
+            Kind::Credential => "Microsoft.Synapse/workspaces/credentials/read",
+        }
+    }
+}
+
+/// The Synapse RBAC role the caller holds on a workspace. Reading artifacts needs Synapse User; writing
+/// linked services and credentials needs Synapse Linked Data Manager (or Artifact Publisher, or
+/// Administrator). Source: Microsoft Learn, "Synapse RBAC roles".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum CallerRole {
+    None,
+    SynapseUser,
+    #[default]
+    SynapseLinkedDataManager,
+}
+
+impl CallerRole {
+    fn can_read(self) -> bool {
+        self != CallerRole::None
+    }
+
+    fn can_write(self) -> bool {
+        self == CallerRole::SynapseLinkedDataManager
+    }
+}
+
+/// How a PUT of one artifact is answered. The spec marks the PUT `x-ms-long-running-operation` with the
+/// responses 200 and 202.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "response", rename_all = "camelCase")]
+pub(crate) enum PutScript {
+    /// `200` with the saved resource: the write is done.
+    Ok,
+    /// `202` with `Location` and `Retry-After`. The operation answers "in progress" `polls` times, then
+    /// ends: `Succeeded` (the write is applied then), or `Failed` with `failWith` as its message (nothing is
+    /// written).
+    #[serde(rename_all = "camelCase")]
+    Accepted {
+        #[serde(default = "one")]
+        polls: u32,
+        #[serde(default)]
+        fail_with: Option<String>,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for PutScript {
+    fn default() -> Self {
+        PutScript::Accepted {
+            polls: 1,
+            fail_with: None,
+        }
+    }
+}
+
+/// A linked service or credential of a workspace.
+#[derive(Clone, Debug)]
+pub(crate) struct Artifact {
+    pub name: String,
+    /// The true properties, inline secret values included.
+    pub properties: Value,
+    pub etag: String,
+    pub encrypted_credential: String,
+    pub put: Option<PutScript>,
+    pub resaved: bool,
+    pub puts: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Workspace {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub repo: Option<Value>,
+    pub caller_role: CallerRole,
+    pub retry_after_secs: u64,
+    pub put: PutScript,
+    pub linked_services: Vec<Artifact>,
+    pub credentials: Vec<Artifact>,
+}
+
+impl Workspace {
+    pub(crate) fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Synapse/workspaces/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+
+    fn artifacts(&self, kind: Kind) -> &Vec<Artifact> {
+        match kind {
+            Kind::LinkedService => &self.linked_services,
+            Kind::Credential => &self.credentials,
+        }
+    }
+
+    fn artifacts_mut(&mut self, kind: Kind) -> &mut Vec<Artifact> {
+        match kind {
+            Kind::LinkedService => &mut self.linked_services,
+            Kind::Credential => &mut self.credentials,
+        }
+    }
+
+    fn position(&self, kind: Kind, name: &str) -> Option<usize> {
+        self.artifacts(kind)
+            .iter()
+            .position(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The data-plane base of this workspace on the emulator (its `connectivityEndpoints.dev`).
+    fn dev_endpoint(&self, https_url: &str) -> String {
+        format!("{https_url}/{PATH_PREFIX}/{}", self.name)
+    }
+
+    /// The workspace resource, shaped like `ListWorkspacesInResourceGroup.json` (the SQL admin password is
+    /// left out: it is a write-only property).
+    fn to_json(&self, https_url: &str) -> Value {
+        let mut properties = Map::new();
+        properties.insert(
+            "defaultDataLakeStorage".into(),
+            json!({"accountUrl": format!("https://{}dl.dfs.core.windows.net", self.name.replace('-', "")), "filesystem": "default"}),
+        );
+        properties.insert(
+            "connectivityEndpoints".into(),
+            json!({
+                "dev": self.dev_endpoint(https_url),
+                "sql": format!("{}.sql.azuresynapse.net", self.name),
+            }),
+        );
+        properties.insert("sqlAdministratorLogin".into(), json!("sqladminuser"));
+        properties.insert(
+            "managedResourceGroupName".into(),
+            json!(format!("synapseworkspace-managedrg-{}", self.name)),
+        );
+        properties.insert("provisioningState".into(), json!("Succeeded"));
+        if let Some(repo) = &self.repo {
+            properties.insert("workspaceRepositoryConfiguration".into(), repo.clone());
+        }
+        json!({
+            "id": self.id(),
+            "name": self.name,
+            "type": "Microsoft.Synapse/workspaces",
+            "location": self.location,
+            "properties": properties,
+            "tags": {},
+        })
+    }
+
+    fn artifact_json(&self, kind: Kind, artifact: &Artifact, masked: bool) -> Value {
+        let properties = if masked {
+            store::mask(&artifact.properties, &artifact.encrypted_credential)
+        } else {
+            artifact.properties.clone()
+        };
+        json!({
+            "id": format!("{}/{}/{}", self.id(), kind.segment(), artifact.name),
+            "name": artifact.name,
+            "type": kind.resource_type(),
+            "properties": properties,
+            "etag": artifact.etag,
+        })
+    }
+}
+
+/// A long-running PUT in flight.
+#[derive(Clone, Debug)]
+struct Operation {
+    workspace: String,
+    kind: Kind,
+    name: String,
+    properties: Value,
+    polls_left: u32,
+    fail_with: Option<String>,
+    /// The final answer, once the operation has ended (later polls repeat it).
+    outcome: Option<(StatusCode, Value)>,
+}
+
+/// Every workspace and the operations in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Estate {
+    pub workspaces: Vec<Workspace>,
+    operations: HashMap<String, Operation>,
+    /// Every inline secret value ever stored in a workspace.
+    inline_secrets_seen: BTreeSet<String>,
+}
+
+impl Estate {
+    /// Reads `workspaces` under `subscriptions[].resourceGroups[]` of a seed (other keys are the store's).
+    pub(crate) fn from_seed(seed: &Value) -> Result<Self, String> {
+        let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
+        let mut estate = Estate::default();
+        for sub in doc.subscriptions {
+            for rg in sub.resource_groups {
+                for ws in rg.workspaces {
+                    if estate.workspace(&ws.name).is_some() {
+                        return Err(format!("duplicate Synapse workspace {}", ws.name));
+                    }
+                    let workspace = build_workspace(&sub.subscription_id, &rg.name, ws)?;
+                    estate.workspaces.push(workspace);
+                }
+            }
+        }
+        for ws in &estate.workspaces {
+            for artifact in ws.linked_services.iter().chain(&ws.credentials) {
+                store::collect_secure_values(&artifact.properties, &mut estate.inline_secrets_seen);
+            }
+        }
+        Ok(estate)
+    }
+
+    /// Workspace names are global (they are DNS names), so the name alone finds one.
+    fn workspace(&self, name: &str) -> Option<usize> {
+        self.workspaces
+            .iter()
+            .position(|w| w.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The stored (unmasked) linked service, by workspace name and linked-service name.
+    pub(crate) fn linked_service_resource(&self, workspace: &str, name: &str) -> Option<Value> {
+        let ws = &self.workspaces[self.workspace(workspace)?];
+        let artifact = &ws.linked_services[ws.position(Kind::LinkedService, name)?];
+        Some(ws.artifact_json(Kind::LinkedService, artifact, false))
+    }
+
+    /// Every inline secret value, past and present.
+    pub(crate) fn secret_values(&self) -> BTreeSet<String> {
+        let mut out = self.inline_secrets_seen.clone();
+        for ws in &self.workspaces {
+            for artifact in ws.linked_services.iter().chain(&ws.credentials) {
+                store::collect_secure_values(&artifact.properties, &mut out);
+            }
+        }
+        out.retain(|v| !v.is_empty() && v != MASK);
+        out
+    }
+
+    /// The workspaces for `GET /_emulator/state`, true values included.
+    pub(crate) fn to_state_json(&self) -> Value {
+        let artifact = |a: &Artifact| {
+            json!({
+                "name": a.name,
+                "properties": a.properties,
+                "etag": a.etag,
+                "resaved": a.resaved,
+                "puts": a.puts,
+            })
+        };
+        Value::Array(
+            self.workspaces
+                .iter()
+                .map(|w| {
+                    json!({
+                        "id": w.id(),
+                        "name": w.name,
+                        "workspaceRepositoryConfiguration": w.repo,
+                        "callerRole": w.caller_role,
+                        "linkedServices": w.linked_services.iter().map(artifact).collect::<Vec<_>>(),
+                        "credentials": w.credentials.iter().map(artifact).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+// ---- ARM: Microsoft.Synapse/workspaces ----
+
+fn is(segment: &str, name: &str) -> bool {
+    segment.eq_ignore_ascii_case(name)
+}
+
+/// An ARM request for `Microsoft.Synapse/workspaces`.
+enum ArmRoute<'a> {
+    List {
+        sub: &'a str,
+        rg: Option<&'a str>,
+    },
+    Workspace {
+        sub: &'a str,
+        rg: &'a str,
+        name: &'a str,
+    },
+}
+
+fn parse_arm(segments: &[String]) -> Option<ArmRoute<'_>> {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [subs, sub, providers, rp, workspaces]
+            if is(subs, "subscriptions")
+                && is(providers, "providers")
+                && is(rp, "Microsoft.Synapse")
+                && is(workspaces, "workspaces") =>
+        {
+            Some(ArmRoute::List { sub, rg: None })
+        }
+        [subs, sub, rgs, rg, providers, rp, workspaces, rest @ ..]
+            if is(subs, "subscriptions")
+                && is(rgs, "resourceGroups")
+                && is(providers, "providers")
+                && is(rp, "Microsoft.Synapse")
+                && is(workspaces, "workspaces") =>
+        {
+            match rest {
+                [] => Some(ArmRoute::List { sub, rg: Some(rg) }),
+                [name] => Some(ArmRoute::Workspace { sub, rg, name }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether an ARM request is for the `Microsoft.Synapse` provider (routed here instead of ADF's ARM).
+pub(crate) fn is_arm_request(segments: &[String]) -> bool {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    matches!(s.as_slice(), [subs, _, providers, rp, ..]
+        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, "Microsoft.Synapse"))
+        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
+        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, "Microsoft.Synapse"))
+}
+
+/// Handles an ARM request for `Microsoft.Synapse/workspaces`: the same authentication and throttling as
+/// the rest of ARM, api-version 2021-06-01, paged lists with an absolute `nextLink`.
+pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
+    let client_id = match crate::arm::authenticate(shared, ctx) {
+        Ok(client_id) => client_id,
+        Err(response) => return *response,
+    };
+    match ctx.query_param("api-version") {
+        Some(ARM_API_VERSION) => {}
+        None => {
+            return cloud_error(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
+        }
+        Some(other) => {
+            return cloud_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{other}' is invalid. The supported versions are '{ARM_API_VERSION}'."
+                ),
+            );
+        }
+    }
+    let write = ctx.method != Method::GET && ctx.method != Method::HEAD;
+    let scope = ctx.segments.get(1).map_or("", String::as_str);
+    let throttled = shared
+        .faults
+        .burst()
+        .or_else(|| shared.faults.take_token(scope, write).err());
+    if let Some(retry_after) = throttled {
+        shared.count(|c| c.throttled += 1);
+        return too_many_requests(
+            retry_after,
+            json!({"error": {
+                "code": "SubscriptionRequestsThrottled",
+                "message": format!("Number of requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
+            }}),
+        );
+    }
+    let Some(route) = parse_arm(&ctx.segments) else {
+        return cloud_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            &format!("The resource at '{}' was not found.", ctx.path),
+        );
+    };
+    if ctx.method != Method::GET {
+        // The product never writes a workspace; a write is refused as a role without it would be.
+        return cloud_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!(
+                "The client '{client_id}' with object id '{client_id}' does not have authorization to perform action 'Microsoft.Synapse/workspaces/write' over scope '{}' or the scope is invalid.",
+                ctx.path
+            ),
+        );
+    }
+    let (sub, rg, name) = match route {
+        ArmRoute::List { sub, rg } => (sub, rg, None),
+        ArmRoute::Workspace { sub, rg, name } => (sub, Some(rg), Some(name)),
+    };
+    {
+        let store = lock(&shared.store);
+        let Some(subscription) = store.subscription(sub) else {
+            return cloud_error(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                &format!("The subscription '{sub}' could not be found."),
+            );
+        };
+        if let Some(rg) = rg
+            && !subscription
+                .resource_groups
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(rg))
+        {
+            return cloud_error(
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            );
+        }
+    }
+    let https_url = &shared.config.https_url;
+    let estate = lock(&shared.synapse);
+    let in_scope = |w: &&Workspace| {
+        w.subscription_id.eq_ignore_ascii_case(sub)
+            && rg.is_none_or(|rg| w.resource_group.eq_ignore_ascii_case(rg))
+    };
+    if let Some(name) = name {
+        return match estate
+            .workspaces
+            .iter()
+            .filter(in_scope)
+            .find(|w| w.name.eq_ignore_ascii_case(name))
+        {
+            Some(ws) => json_response(StatusCode::OK, ws.to_json(https_url)),
+            None => cloud_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                &format!(
+                    "The Resource 'Microsoft.Synapse/workspaces/{name}' under resource group '{}' was not found.",
+                    rg.unwrap_or("")
+                ),
+            ),
+        };
+    }
+    let items: Vec<Value> = estate
+        .workspaces
+        .iter()
+        .filter(in_scope)
+        .map(|w| w.to_json(https_url))
+        .collect();
+    drop(estate);
+    page(shared, ctx, items, ARM_API_VERSION)
+}
+
+/// One page of `items` with an absolute `nextLink` (absent on the last page). Both specs name the link
+/// `nextLink` (`x-ms-pageable`); its query is the emulator's own.
+fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, api_version: &str) -> Response {
+    let skip = match ctx.query_param("$skipToken") {
+        None => 0,
+        Some(token) => match token.parse::<usize>() {
+            Ok(skip) if skip <= items.len() => skip,
+            _ => {
+                return cloud_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSkipToken",
+                    "The provided $skipToken is not valid.",
+                );
+            }
+        },
+    };
+    let end = skip
+        .saturating_add(shared.config.page_size)
+        .min(items.len());
+    let mut body = Map::new();
+    body.insert("value".into(), Value::Array(items[skip..end].to_vec()));
+    if end < items.len() {
+        body.insert(
+            "nextLink".into(),
+            json!(format!(
+                "{}{}?api-version={api_version}&$skipToken={end}",
+                shared.config.https_url, ctx.path
+            )),
+        );
+    }
+    json_response(StatusCode::OK, Value::Object(body))
+}
+
+// ---- the development endpoint (data plane) ----
+
+/// A data-plane error. The service answers `{"code","message"}` at the top level (observed in
+/// Azure/azure-rest-api-specs#10500 and Azure/terraform-provider-azapi#1105).
+fn dev_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, json!({"code": code, "message": message}))
+}
+
+/// `None` when the caller holds a valid token for `https://dev.azuresynapse.net`.
+fn authenticate(shared: &Shared, ctx: &Ctx) -> Option<Response> {
+    let Some(token) = ctx.bearer() else {
+        // Azure/terraform-provider-azapi#1105: a token the endpoint cannot use is 401 AuthenticationFailed.
+        return Some(dev_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationFailed",
+            "Token Authentication failed - the request has no bearer token.",
+        ));
+    };
+    match shared.tokens.check(token) {
+        TokenCheck::Valid(issued) if normalize_audience(&issued.audience) == SYNAPSE_AUDIENCE => {
+            None
+        }
+        // Azure/azure-rest-api-specs#10500: a token for another audience (an ARM token, say).
+        TokenCheck::Valid(_) => Some(dev_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidTokenAuthenticationAudience",
+            "Token Authentication failed with SecurityTokenInvalidAudienceException - IDX10214: Audience validation failed. Audiences: '[PII is hidden]'. Did not match: validationParameters.ValidAudience: '[PII is hidden]' or validationParameters.ValidAudiences: '[PII is hidden]'.",
+        )),
+        TokenCheck::Expired => Some(dev_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationFailed",
+            "Token Authentication failed - the token has expired.",
+        )),
+        TokenCheck::Unknown => Some(dev_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationFailed",
+            "Token Authentication failed - the token could not be validated.",
+        )),
+    }
+}
+
+/// The 403 of Synapse RBAC (MicrosoftDocs/azure-docs#100560 shows the message).
+fn rbac_denied(client_id: &str, action: &str, workspace: &str) -> Response {
+    dev_error(
+        StatusCode::FORBIDDEN,
+        "Unauthorized",
+        &format!(
+            "The principal '{client_id}' does not have the required Synapse RBAC permission to perform this action. Required permission: Action: {action}, Scope: workspaces/{workspace}/*."
+        ),
+    )
+}
+
+enum DevRoute<'a> {
+    List(Kind),
+    Artifact(Kind, &'a str),
+    OperationResult(&'a str),
+}
+
+fn parse_dev(rest: &[String]) -> Option<DevRoute<'_>> {
+    let kind = |s: &str| {
+        if is(s, "linkedservices") {
+            Some(Kind::LinkedService)
+        } else if is(s, "credentials") {
+            Some(Kind::Credential)
+        } else {
+            None
+        }
+    };
+    match rest {
+        [collection] => kind(collection).map(DevRoute::List),
+        [results, id] if is(results, "operationResults") => Some(DevRoute::OperationResult(id)),
+        [collection, name] => kind(collection).map(|k| DevRoute::Artifact(k, name)),
+        _ => None,
+    }
+}
+
+/// Handles one request under `/synapse/{workspace}/` (after latency, drops and injected errors).
+pub(crate) fn handle_dev(shared: &Shared, ctx: &Ctx) -> Response {
+    let Some((workspace_name, rest)) = ctx.segments.get(1..).and_then(<[String]>::split_first)
+    else {
+        return dev_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "No workspace in the request path.",
+        );
+    };
+    if let Some(response) = authenticate(shared, ctx) {
+        return response;
+    }
+    let client_id = ctx
+        .bearer()
+        .and_then(|token| match shared.tokens.check(token) {
+            TokenCheck::Valid(issued) => Some(issued.client_id),
+            _ => None,
+        })
+        .unwrap_or_default();
+    match ctx.query_param("api-version") {
+        Some(DATA_API_VERSION) => {}
+        other => {
+            return dev_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersion",
+                &format!(
+                    "The api-version '{}' is not supported. Use {DATA_API_VERSION}.",
+                    other.unwrap_or("")
+                ),
+            );
+        }
+    }
+    let Some(route) = parse_dev(rest) else {
+        return dev_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("The resource at '{}' was not found.", ctx.path),
+        );
+    };
+    let mut estate = lock(&shared.synapse);
+    let Some(index) = estate.workspace(workspace_name) else {
+        return dev_error(
+            StatusCode::NOT_FOUND,
+            "WorkspaceNotFound",
+            &format!("The workspace '{workspace_name}' does not exist."),
+        );
+    };
+    let role = estate.workspaces[index].caller_role;
+    let ws_name = estate.workspaces[index].name.clone();
+    match (route, &ctx.method) {
+        (DevRoute::List(kind), &Method::GET) => {
+            if !role.can_read() {
+                return rbac_denied(&client_id, kind.read_action(), &ws_name);
+            }
+            let ws = &estate.workspaces[index];
+            let items = ws
+                .artifacts(kind)
+                .iter()
+                .map(|a| ws.artifact_json(kind, a, true))
+                .collect();
+            drop(estate);
+            page(shared, ctx, items, DATA_API_VERSION)
+        }
+        (DevRoute::Artifact(kind, name), &Method::GET) => {
+            if !role.can_read() {
+                return rbac_denied(&client_id, kind.read_action(), &ws_name);
+            }
+            let ws = &estate.workspaces[index];
+            let Some(position) = ws.position(kind, name) else {
+                return artifact_not_found(kind, name);
+            };
+            let artifact = &ws.artifacts(kind)[position];
+            // If-None-Match (linkedServices.json): 304 when the etag still matches.
+            if let Some(tag) = ctx.header("if-none-match")
+                && (tag.trim() == "*" || unquote(tag) == artifact.etag)
+            {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            json_response(StatusCode::OK, ws.artifact_json(kind, artifact, true))
+        }
+        (DevRoute::Artifact(kind, name), &Method::PUT) => {
+            if !role.can_write() {
+                return rbac_denied(&client_id, kind.write_action(), &ws_name);
+            }
+            put_artifact(shared, ctx, &mut estate, index, kind, name)
+        }
+        (DevRoute::OperationResult(id), &Method::GET) => {
+            if !role.can_read() {
+                return rbac_denied(
+                    &client_id,
+                    "Microsoft.Synapse/workspaces/operationResults/read",
+                    &ws_name,
+                );
+            }
+            poll(shared, &mut estate, &ws_name, id)
+        }
+        (_, method) => dev_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            &format!("The requested resource does not support http method '{method}'."),
+        ),
+    }
+}
+
+fn artifact_not_found(kind: Kind, name: &str) -> Response {
+    let what = match kind {
+        Kind::LinkedService => "LinkedService",
+        Kind::Credential => "Credential",
+    };
+    dev_error(
+        StatusCode::NOT_FOUND,
+        "EntityNotFound",
+        &format!("{what} '{name}' not found in the workspace."),
+    )
+}
+
+/// An etag as sent, with optional quotes (`"abc"` or `abc`).
+fn unquote(tag: &str) -> &str {
+    tag.trim().trim_matches('"')
+}
+
+fn put_artifact(
+    shared: &Shared,
+    ctx: &Ctx,
+    estate: &mut Estate,
+    index: usize,
+    kind: Kind,
+    name: &str,
+) -> Response {
+    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
+        return dev_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The request content was invalid and could not be deserialized: a JSON object is required.",
+        );
+    };
+    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
+        return dev_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!(
+                "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
+            ),
+        );
+    }
+    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
+        return dev_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The request body must contain a 'properties' object.",
+        );
+    };
+    if properties.get("type").and_then(Value::as_str).is_none() {
+        return dev_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The 'properties.type' field is required.",
+        );
+    }
+    let ws = &estate.workspaces[index];
+    let existing = ws.position(kind, name);
+    // If-Match (linkedServices.json): the etag as returned, with or without quotes, or `*`.
+    let precondition_holds = match ctx.header("if-match").map(str::trim) {
+        None => true,
+        Some("*") => existing.is_some(),
+        Some(expected) => existing.is_some_and(|p| ws.artifacts(kind)[p].etag == unquote(expected)),
+    };
+    if !precondition_holds {
+        return dev_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match' failed for {} '{name}': it was changed since it was read.",
+                kind.segment().trim_end_matches('s')
+            ),
+        );
+    }
+    let script = existing
+        .and_then(|p| ws.artifacts(kind)[p].put.clone())
+        .unwrap_or_else(|| ws.put.clone());
+    match script {
+        PutScript::Ok => {
+            let position = apply_write(shared, estate, index, kind, name, properties);
+            let ws = &estate.workspaces[index];
+            json_response(
+                StatusCode::OK,
+                ws.artifact_json(kind, &ws.artifacts(kind)[position], true),
+            )
+        }
+        PutScript::Accepted { polls, fail_with } => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let ws_name = ws.name.clone();
+            let retry_after = ws.retry_after_secs;
+            estate.operations.insert(
+                id.clone(),
+                Operation {
+                    workspace: ws_name.clone(),
+                    kind,
+                    name: name.to_owned(),
+                    properties: properties.clone(),
+                    polls_left: polls,
+                    fail_with,
+                    outcome: None,
+                },
+            );
+            // azure.synapse.tools (Deploy-SynapseObjectOnly.ps1) reads `operationId` from the 202 body.
+            accepted(
+                &shared.config.https_url,
+                &ws_name,
+                &id,
+                retry_after,
+                json!({"operationId": id, "state": "InProgress"}),
+            )
+        }
+    }
+}
+
+/// A 202 with `Location` (the operation's result) and `Retry-After`.
+fn accepted(https_url: &str, workspace: &str, id: &str, retry_after: u64, body: Value) -> Response {
+    let mut response = json_response(StatusCode::ACCEPTED, body);
+    let location = format!(
+        "{https_url}/{PATH_PREFIX}/{workspace}/operationResults/{id}?api-version={DATA_API_VERSION}"
+    );
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(LOCATION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        headers.insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Writes the artifact (ADF's rules: masked writes counted, secrets remembered, a new etag); returns its
+/// position.
+fn apply_write(
+    shared: &Shared,
+    estate: &mut Estate,
+    index: usize,
+    kind: Kind,
+    name: &str,
+    properties: &Value,
+) -> usize {
+    let existing = estate.workspaces[index].position(kind, name);
+    let masked_write = existing.is_some_and(|p| {
+        store::overwrites_secret_with_mask(
+            &estate.workspaces[index].artifacts(kind)[p].properties,
+            properties,
+        )
+    });
+    if masked_write {
+        shared.count(|c| c.masked_writes += 1);
+        tracing::warn!(workspace = %estate.workspaces[index].name, %name, "PUT wrote the mask over an inline secret");
+    }
+    store::collect_secure_values(properties, &mut estate.inline_secrets_seen);
+    let ws_name = estate.workspaces[index].name.clone();
+    let artifacts = estate.workspaces[index].artifacts_mut(kind);
+    let position = match existing {
+        Some(p) => p,
+        None => {
+            artifacts.push(Artifact {
+                name: name.to_owned(),
+                properties: Value::Null,
+                etag: String::new(),
+                encrypted_credential: store::new_encrypted_credential(&ws_name),
+                put: None,
+                resaved: false,
+                puts: 0,
+            });
+            artifacts.len() - 1
+        }
+    };
+    let artifact = &mut artifacts[position];
+    let carries_own_blob = properties
+        .pointer("/typeProperties/encryptedCredential")
+        .is_some();
+    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
+        artifact.encrypted_credential = store::new_encrypted_credential(&ws_name);
+    }
+    artifact.properties = properties.clone();
+    artifact.etag = store::new_etag();
+    artifact.resaved = true;
+    artifact.puts += 1;
+    shared.count(|c| c.puts += 1);
+    position
+}
+
+/// `GET operationResults/{id}`: 202 while in progress; at the end, 200 with the saved resource
+/// (`Succeeded`) or 200 with `{"status":"Failed","error":…}`. Community tooling that polls this endpoint
+/// (azure.synapse.tools `Wait-CompleteOperation.ps1`) ends on a body with an `etag` or on `status` `Failed`.
+fn poll(shared: &Shared, estate: &mut Estate, workspace: &str, id: &str) -> Response {
+    let retry_after;
+    {
+        let Some(index) = estate.workspace(workspace) else {
+            return operation_not_found(id);
+        };
+        retry_after = estate.workspaces[index].retry_after_secs;
+    }
+    let Some(operation) = estate
+        .operations
+        .get_mut(id)
+        .filter(|op| op.workspace.eq_ignore_ascii_case(workspace))
+    else {
+        return operation_not_found(id);
+    };
+    if let Some((status, body)) = &operation.outcome {
+        return json_response(*status, body.clone());
+    }
+    if operation.polls_left > 0 {
+        operation.polls_left -= 1;
+        return accepted(
+            &shared.config.https_url,
+            workspace,
+            id,
+            retry_after,
+            json!({"status": "InProgress"}),
+        );
+    }
+    let operation = operation.clone();
+    let outcome = match &operation.fail_with {
+        Some(message) => (
+            StatusCode::OK,
+            json!({"status": "Failed", "error": {"code": "OperationFailed", "message": message}}),
+        ),
+        None => {
+            let Some(index) = estate.workspace(&operation.workspace) else {
+                return operation_not_found(id);
+            };
+            let position = apply_write(
+                shared,
+                estate,
+                index,
+                operation.kind,
+                &operation.name,
+                &operation.properties,
+            );
+            let ws = &estate.workspaces[index];
+            (
+                StatusCode::OK,
+                ws.artifact_json(
+                    operation.kind,
+                    &ws.artifacts(operation.kind)[position],
+                    true,
+                ),
+            )
+        }
+    };
+    if let Some(stored) = estate.operations.get_mut(id) {
+        stored.outcome = Some(outcome.clone());
+    }
+    json_response(outcome.0, outcome.1)
+}
+
+fn operation_not_found(id: &str) -> Response {
+    dev_error(
+        StatusCode::NOT_FOUND,
+        "OperationNotFound",
+        &format!("The operation '{id}' was not found."),
+    )
+}
+
+// ---- seed ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedDoc {
+    #[serde(default)]
+    subscriptions: Vec<SeedSubscription>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedSubscription {
+    subscription_id: String,
+    #[serde(default)]
+    resource_groups: Vec<SeedResourceGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedResourceGroup {
+    name: String,
+    #[serde(default)]
+    workspaces: Vec<SeedWorkspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedWorkspace {
+    name: String,
+    location: Option<String>,
+    /// `workspaceRepositoryConfiguration` (Git mode).
+    workspace_repository_configuration: Option<Value>,
+    #[serde(default)]
+    caller_role: CallerRole,
+    retry_after_secs: Option<u64>,
+    /// The default answer to a PUT in this workspace.
+    #[serde(default)]
+    put: PutScript,
+    #[serde(default)]
+    linked_services: Vec<SeedArtifact>,
+    #[serde(default)]
+    credentials: Vec<SeedArtifact>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedArtifact {
+    name: String,
+    properties: Value,
+    etag: Option<String>,
+    put: Option<PutScript>,
+}
+
+fn build_workspace(sub: &str, rg: &str, seed: SeedWorkspace) -> Result<Workspace, String> {
+    let mut workspace = Workspace {
+        subscription_id: sub.to_owned(),
+        resource_group: rg.to_owned(),
+        location: seed.location.unwrap_or_else(|| "westeurope".into()),
+        repo: seed.workspace_repository_configuration,
+        caller_role: seed.caller_role,
+        retry_after_secs: seed.retry_after_secs.unwrap_or(1),
+        put: seed.put,
+        linked_services: Vec::new(),
+        credentials: Vec::new(),
+        name: seed.name,
+    };
+    for (kind, artifacts) in [
+        (Kind::LinkedService, seed.linked_services),
+        (Kind::Credential, seed.credentials),
+    ] {
+        for artifact in artifacts {
+            if artifact
+                .properties
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return Err(format!(
+                    "{} {}/{} has no properties.type",
+                    kind.segment(),
+                    workspace.name,
+                    artifact.name
+                ));
+            }
+            if workspace.position(kind, &artifact.name).is_some() {
+                return Err(format!(
+                    "duplicate {} {}/{}",
+                    kind.segment(),
+                    workspace.name,
+                    artifact.name
+                ));
+            }
+            let encrypted_credential = store::new_encrypted_credential(&workspace.name);
+            workspace.artifacts_mut(kind).push(Artifact {
+                name: artifact.name,
+                properties: artifact.properties,
+                etag: artifact.etag.unwrap_or_else(store::new_etag),
+                encrypted_credential,
+                put: artifact.put,
+                resaved: false,
+                puts: 0,
+            });
+        }
+    }
+    Ok(workspace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn synapse_arm_paths_are_recognised_case_insensitively() {
+        assert!(is_arm_request(&segs(
+            "/subscriptions/s/providers/microsoft.synapse/workspaces"
+        )));
+        assert!(is_arm_request(&segs(
+            "/subscriptions/s/resourcegroups/rg/providers/Microsoft.Synapse/workspaces/w"
+        )));
+        assert!(!is_arm_request(&segs(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories"
+        )));
+        assert!(matches!(
+            parse_arm(&segs(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w"
+            )),
+            Some(ArmRoute::Workspace { name: "w", .. })
+        ));
+    }
+
+    #[test]
+    fn put_script_defaults_to_one_poll_then_success() {
+        let parsed: PutScript = serde_json::from_value(json!({"response": "accepted"})).unwrap();
+        assert_eq!(parsed, PutScript::default());
+        let failing: PutScript =
+            serde_json::from_value(json!({"response": "accepted", "polls": 3, "failWith": "boom"}))
+                .unwrap();
+        assert_eq!(
+            failing,
+            PutScript::Accepted {
+                polls: 3,
+                fail_with: Some("boom".into())
+            }
+        );
+    }
+
+    #[test]
+    fn seeds_reject_duplicates_and_untyped_artifacts() {
+        let ws = |name: &str, ls: Value| json!({"name": name, "linkedServices": [ls]});
+        let seed = |workspaces: Vec<Value>| json!({"subscriptions": [{"subscriptionId": "s", "resourceGroups": [{"name": "rg", "workspaces": workspaces}]}]});
+        let typed = json!({"name": "a", "properties": {"type": "AzureKeyVault"}});
+        assert!(Estate::from_seed(&seed(vec![ws("w", typed.clone())])).is_ok());
+        assert!(Estate::from_seed(&seed(vec![ws("w", typed.clone()), ws("W", typed)])).is_err());
+        assert!(
+            Estate::from_seed(&seed(vec![ws("w", json!({"name": "a", "properties": {}}))]))
+                .is_err()
+        );
+    }
+}
