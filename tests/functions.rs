@@ -13,7 +13,7 @@ use std::path::Path;
 const FUNCTION_KEY: &str = "FAKE-TEST-ONLY-function-key-Zx81kq0w";
 
 fn events_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/events")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
 }
 
 fn sample(name: &str) -> Value {
