@@ -4,7 +4,8 @@
 //   1. this file with deployEventSubscriptions=false: app, storage, identity, roles, system topics;
 //   2. the code (scripts/package.sh, then az functionapp deployment source config-zip);
 //   3. this file again with deployEventSubscriptions=true: Event Grid refuses to subscribe a function
-//      that does not exist yet, so the subscriptions can only come after the code.
+//      that does not exist yet, so the subscriptions can only come after the code;
+//   4. a dry run of the Refresh function, which must answer with a report.
 //
 // Hosting: Flex Consumption (FC1), runtime 'custom'. Why not Consumption (Y1): see docs/deploy.md and
 // modules/function-app.bicep. In short: Linux Consumption is being retired (30 September 2028) and
@@ -355,12 +356,12 @@ module webhookSecretAccess 'modules/webhook-secret-access.bicep' = if (!empty(we
 }
 
 // Notification URLs kept in Key Vault: read access to exactly those secrets.
-module notificationSecretAccess 'modules/webhook-secret-access.bicep' = [for (id, i) in notificationSecretIds: {
+module notificationSecretAccess 'modules/webhook-secret-access.bicep' = [for (secretId, i) in notificationSecretIds: {
   name: '${take(appName, 40)}-notify-secret-${i}'
-  scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+  scope: resourceGroup(split(secretId, '/')[2], split(secretId, '/')[4])
   params: {
-    vaultName: split(id, '/')[8]
-    secretName: split(id, '/')[10]
+    vaultName: split(secretId, '/')[8]
+    secretName: split(secretId, '/')[10]
     principalId: identity.properties.principalId
     purpose: 'resolve a notification URL reference'
   }

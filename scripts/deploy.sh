@@ -205,18 +205,20 @@ if [ -n "$app_name_param" ] && az functionapp show -g "$resource_group" -n "$app
 fi
 
 # Removing a scope: ARM refuses to shrink the custom role's assignableScopes while an assignment still uses
-# a scope being removed (RoleScopeBeingRemovedContainsAssignments). Delete those assignments first.
+# a scope being removed (RoleScopeBeingRemovedContainsAssignments). So delete, first, every assignment of the
+# role at a scope that is no longer in managedScopes, in every subscription the role could be assigned in.
 if [ -n "$app_name_param" ]; then
   role_name="ADF Secret Refresh ($app_name_param)"
-  old_scopes="$(az role definition list --custom-role-only true --name "$role_name" --query '[0].assignableScopes[]' -o tsv 2>/dev/null || true)"
-  for old in $old_scopes; do
-    if ! grep -qixF -- "$old" <<<"$new_scopes"; then
-      step "scope removed from managedScopes: $old"
-      for assignment in $(az role assignment list --scope "$old" --role "$role_name" --query '[].id' -o tsv 2>/dev/null); do
-        info "deleting role assignment $assignment"
-        az role assignment delete --ids "$assignment" --output none
+  old_subscriptions="$(az role definition list --custom-role-only true --name "$role_name" \
+    --query '[0].assignableScopes[]' -o tsv 2>/dev/null | cut -d/ -f3 | sort -uf || true)"
+  for sub in $old_subscriptions; do
+    az role assignment list --all --subscription "$sub" --role "$role_name" --query '[].[id, scope]' -o tsv 2>/dev/null \
+      | while IFS=$'\t' read -r assignment scope; do
+        if [ -n "$scope" ] && ! grep -qixF -- "$scope" <<<"$new_scopes"; then
+          info "scope removed from managedScopes: $scope; deleting the app's role assignment there first"
+          az role assignment delete --ids "$assignment" --output none
+        fi
       done
-    fi
   done
 fi
 

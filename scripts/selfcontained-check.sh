@@ -5,14 +5,21 @@
 # reference folder that sits beside the repository on one machine only) fails here.
 #
 # Usage: scripts/selfcontained-check.sh [-- extra cargo test arguments]
-# Env:   CARGO_TARGET_DIR  reused, so that dependencies are not rebuilt (default: this repository's target/)
+# Env:   SELFCONTAINED_DIR  where the copy and its own build live (default: <repo>/target/selfcontained)
+#
+# The copy has its own target directory, kept between runs so that dependencies are built once. It must not
+# share the repository's: cargo identifies workspace crates by their path relative to the workspace, so the
+# two builds would reuse each other's test binaries, with the other tree's CARGO_MANIFEST_DIR compiled in (the
+# copy could then read the original's files and pass falsely). The copy's path is fixed for the same reason.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo_root/target}"
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/adf-selfcontained.XXXXXX")"
+base="${SELFCONTAINED_DIR:-$repo_root/target/selfcontained}"
+work="$base/src"
+export CARGO_TARGET_DIR="$base/target"
+rm -rf "$work"
+mkdir -p "$work" "$CARGO_TARGET_DIR"
 trap 'rm -rf "$work"' EXIT
 copy="$work/adf-secret-refresh"
 mkdir -p "$copy"

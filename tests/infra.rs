@@ -646,6 +646,11 @@ fn alert_rules_cover_what_an_operator_must_hear_about() {
             block.contains(must_contain),
             "alert {rule} should query {must_contain}: {block}"
         );
+        // The rules count rows; a `summarize` would always return one row and fire (or never fire).
+        assert!(
+            !block.contains("summarize"),
+            "alert {rule}: a Count rule must not summarize"
+        );
     }
     assert!(
         alerts.contains("ago(${auditMissingHours}h)")

@@ -33,12 +33,14 @@ var actions = empty(actionGroupId) ? {} : {
 }
 
 // One definition per log rule: name, severity, description, query, how often, over how long, and when it fires.
+// Each query returns one row per matching record (no summarize): the rule counts rows (timeAggregation Count),
+// so "> 0" means "at least one", and "< 1" means "none at all".
 var logRules = [
   {
     name: 'function-failures'
     severity: 2
     description: 'A function invocation failed (KeyVaultSecretEvent, Refresh, RefreshStatus or Audit). RefreshJob failures are host retries: their end is the attention and poison alerts.'
-    query: 'AppRequests | where Success == false and OperationName != "RefreshJob" | summarize failures = count() by OperationName'
+    query: 'AppRequests | where Success == false and OperationName != "RefreshJob" | project TimeGenerated, OperationName, ResultCode'
     frequency: 'PT15M'
     window: 'PT15M'
     operator: 'GreaterThan'
@@ -48,7 +50,7 @@ var logRules = [
     name: 'attention-messages'
     severity: 3
     description: 'A run needs a person: a message was put on ${attentionQueueName}. Read the report it names (docs/operations.md).'
-    query: 'StorageQueueLogs | where OperationName == "PutMessage" and Uri has "/${attentionQueueName}/messages" | summarize messages = count()'
+    query: 'StorageQueueLogs | where OperationName == "PutMessage" and Uri has "/${attentionQueueName}/messages"'
     frequency: 'PT15M'
     window: 'PT15M'
     operator: 'GreaterThan'
@@ -58,7 +60,7 @@ var logRules = [
     name: 'poison-messages'
     severity: 1
     description: 'A refresh job never completed and went to ${poisonQueueName}: the secret rotated, and some linked services were not refreshed. See docs/operations.md.'
-    query: 'StorageQueueLogs | where OperationName == "PutMessage" and Uri has "/${poisonQueueName}/messages" | summarize messages = count()'
+    query: 'StorageQueueLogs | where OperationName == "PutMessage" and Uri has "/${poisonQueueName}/messages"'
     frequency: 'PT15M'
     window: 'PT15M'
     operator: 'GreaterThan'
@@ -68,7 +70,7 @@ var logRules = [
     name: 'audit-missing'
     severity: 2
     description: 'No successful Audit invocation in ${auditMissingHours} hours: the app is stopped, cannot start the handler, or the audit fails. It also fires after a fresh deployment until the first scheduled audit.'
-    query: 'AppRequests | where TimeGenerated > ago(${auditMissingHours}h) and OperationName == "Audit" and Success == true | summarize audits = count()'
+    query: 'AppRequests | where TimeGenerated > ago(${auditMissingHours}h) and OperationName == "Audit" and Success == true'
     frequency: 'PT1H'
     window: 'P2D'
     operator: 'LessThan'
