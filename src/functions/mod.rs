@@ -137,3 +137,22 @@ async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_window_defaults_to_200_seconds_and_stays_below_the_front_end_limit() {
+        assert_eq!(http_sync_seconds(None), Ok(200));
+        assert_eq!(http_sync_seconds(Some("  ")), Ok(200));
+        assert_eq!(http_sync_seconds(Some("30")), Ok(30));
+        for bad in ["0", "221", "230", "-5", "1.5", "soon"] {
+            let err = http_sync_seconds(Some(bad)).unwrap_err();
+            assert!(
+                err.contains("ADF_REFRESH_HTTP_SYNC_SECONDS"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}
