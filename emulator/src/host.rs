@@ -71,8 +71,11 @@ impl HostSimulator {
         let host = HostSimulator {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            // No pooled connections: when the handler refuses an oversized body early it closes the
+            // connection, and a pooled connection reused by the next invocation would fail at random.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(600))
+                .pool_max_idle_per_host(0)
                 .build()
                 .map_err(std::io::Error::other)?,
             log_path,
