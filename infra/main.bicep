@@ -4,7 +4,8 @@
 //   1. this file with deployEventSubscriptions=false: app, storage, identity, roles, system topics;
 //   2. the code (scripts/package.sh, then az functionapp deployment source config-zip);
 //   3. this file again with deployEventSubscriptions=true: Event Grid refuses to subscribe a function
-//      that does not exist yet, so the subscriptions can only come after the code.
+//      that does not exist yet, so the subscriptions can only come after the code;
+//   4. a dry run of the Refresh function, which must answer with a report.
 //
 // Hosting: Flex Consumption (FC1), runtime 'custom'. Why not Consumption (Y1): see docs/deploy.md and
 // modules/function-app.bicep. In short: Linux Consumption is being retired (30 September 2028) and
@@ -94,6 +95,20 @@ param storageSku string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionDays int = 90
 
+@description('Resource id of the action group that receives the alerts (function failures, attention and poison messages, missing audit, Event Grid dead-letters and delivery failures). Empty: the alert rules exist and fire in Azure Monitor, but notify nobody.')
+param alertActionGroupId string = ''
+
+@description('Days the reports container keeps a report (and the dead-letter container an undelivered event) before the lifecycle rule deletes it.')
+@minValue(1)
+@maxValue(3650)
+param reportRetentionDays int = 90
+
+@description('Log every read of the queues (StorageRead) to Log Analytics. On by default: it is the audit trail checkov control CKV_AZURE_33 asks for. Every poll of the queues by the Functions host is a read, so it costs Log Analytics ingestion around the clock (see docs/deploy.md, "What it costs to run"); turn it off to save that cost. Writes and deletes are always logged.')
+param logQueueReads bool = true
+
+@description('Resource ids of Key Vault secrets (/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}/secrets/{name}) that webhookUrl, teamsWebhookUrl or slackWebhookUrl reference as @Microsoft.KeyVault(SecretUri=...). The app identity gets Key Vault Secrets User on each one, and on nothing else, so the platform can resolve the references.')
+param notificationSecretIds array = []
+
 param tags object = {}
 
 // Names shared by the code and the infrastructure. tests/infra.rs checks them against
@@ -163,6 +178,25 @@ module storage 'modules/storage.bicep' = {
     ]
     appPrincipalId: identity.properties.principalId
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    reportRetentionDays: reportRetentionDays
+    logQueueReads: logQueueReads
+    expiringPrefixes: [
+      '${reportContainerName}/'
+      '${deadLetterContainerName}/'
+    ]
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: '${take(appName, 40)}-alerts'
+  params: {
+    appName: appName
+    location: location
+    tags: allTags
+    workspaceId: monitoring.outputs.workspaceId
+    actionGroupId: alertActionGroupId
+    attentionQueueName: attentionQueueName
+    poisonQueueName: '${refreshJobQueueName}-poison'
   }
 }
 
@@ -281,6 +315,7 @@ module vaults 'modules/vault.bicep' = [for (v, i) in vaultIds: {
     systemTopicName: 'evgt-${split(v, '/')[8]}-${take(appName, 20)}'
     principalId: identity.properties.principalId
     tags: allTags
+    actionGroupId: alertActionGroupId
   }
 }]
 
@@ -320,6 +355,18 @@ module webhookSecretAccess 'modules/webhook-secret-access.bicep' = if (!empty(we
   }
 }
 
+// Notification URLs kept in Key Vault: read access to exactly those secrets.
+module notificationSecretAccess 'modules/webhook-secret-access.bicep' = [for (secretId, i) in notificationSecretIds: {
+  name: '${take(appName, 40)}-notify-secret-${i}'
+  scope: resourceGroup(split(secretId, '/')[2], split(secretId, '/')[4])
+  params: {
+    vaultName: split(secretId, '/')[8]
+    secretName: split(secretId, '/')[10]
+    principalId: identity.properties.principalId
+    purpose: 'resolve a notification URL reference'
+  }
+}]
+
 output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.defaultHostName
 output storageAccountName string = storage.outputs.name
@@ -328,5 +375,6 @@ output managedIdentityPrincipalId string = identity.properties.principalId
 output managedIdentityClientId string = identity.properties.clientId
 output customRoleDefinitionId string = customRole.outputs.roleDefinitionId
 output applicationInsightsName string = monitoring.outputs.appInsightsName
+output alertRuleNames array = alerts.outputs.ruleNames
 output systemTopicNames array = [for (v, i) in vaultIds: vaults[i].outputs.systemTopicName]
 output eventSubscriptionsDeployed bool = deployEventSubscriptions

@@ -24,6 +24,22 @@ param webhookUrl = ''
 param teamsWebhookUrl = ''
 param slackWebhookUrl = ''
 
+// Secrets that the notification URLs above reference (when they are Key Vault references): the app identity
+// may read exactly these, so that the platform can resolve them.
+param notificationSecretIds = [
+  // '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-ops/providers/Microsoft.KeyVault/vaults/kv-ops/secrets/slack-webhook-url'
+]
+
+// Alerts go to this action group (empty: they fire in Azure Monitor but notify nobody).
+param alertActionGroupId = ''
+
+// Reports and dead-lettered events are deleted after this many days.
+param reportRetentionDays = 90
+
+// Every poll of the queues is a logged read: on for the audit trail (checkov CKV_AZURE_33), off to save
+// Log Analytics cost. See docs/deploy.md, "What it costs to run".
+param logQueueReads = true
+
 // HMAC key of the generic webhook: a Key Vault secret, referenced, never copied into app settings.
 param webhookSecretUri = ''
 param webhookSecretVaultId = ''

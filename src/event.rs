@@ -268,7 +268,7 @@ mod tests {
     use serde_json::json;
 
     fn events_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/events")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
     }
 
     fn sample(name: &str) -> Value {

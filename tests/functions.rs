@@ -13,7 +13,7 @@ use std::path::Path;
 const FUNCTION_KEY: &str = "FAKE-TEST-ONLY-function-key-Zx81kq0w";
 
 fn events_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/events")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
 }
 
 fn sample(name: &str) -> Value {
@@ -426,7 +426,13 @@ async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
             FUNCTION_KEY,
         )
         .await;
-    assert_eq!(status(&answer), Some(json!(200)));
+    assert_eq!(
+        status(&answer),
+        Some(json!(200)),
+        "HTTP {}: {}",
+        answer.status,
+        answer.body
+    );
     assert_outputs_declared("Refresh", &answer);
     let report = &answer.output("res").unwrap()["body"];
     assert_eq!(report["dryRun"], true);
@@ -482,5 +488,191 @@ async fn an_expiry_event_reports_the_consumers_at_risk_and_writes_nothing() {
     );
     assert!(emu.requests().iter().all(|r| r.method != "PUT"));
     assert!(answers[0].output("attention").is_some());
+    host.stop().await;
+}
+
+/// The handler under the simulated host with extra settings.
+async fn host_with(emu: &adf_emulator::Emulator, extra: &[(&str, &str)]) -> HostSimulator {
+    let mut env = emu.env();
+    env.push(("ADF_REFRESH_SCOPE".into(), format!("/subscriptions/{SUB}")));
+    env.push(("ADF_REFRESH_VAULTS".into(), "contoso-kv".into()));
+    for (k, v) in extra {
+        env.push(((*k).into(), (*v).into()));
+    }
+    HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
+        .await
+        .expect("handler starts")
+}
+
+/// `GET /api/refresh/{id}` with the `run` blob (`reports/runs/{id}.json`) as the host would read it.
+async fn poll(host: &HostSimulator, id: &str, blob: Option<&Value>) -> (u16, Value, Value) {
+    let text = blob.map(Value::to_string);
+    let answer = host
+        .http_get(
+            "RefreshStatus",
+            &format!("refresh/{id}"),
+            json!({ "id": id }),
+            json!({ "run": adf_emulator::host::blob_input(text.as_deref()) }),
+            FUNCTION_KEY,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_outputs_declared("RefreshStatus", &answer);
+    let res = answer.output("res").cloned().unwrap_or(Value::Null);
+    let status = res["statusCode"].as_u64().unwrap_or_default() as u16;
+    (status, res["headers"].clone(), res["body"].clone())
+}
+
+#[tokio::test]
+async fn a_manual_run_longer_than_the_http_window_answers_202_and_finishes_as_a_queued_job() {
+    let emu = emulator(estate(), 2).await;
+    let host = host_with(&emu, &[("ADF_REFRESH_HTTP_SYNC_SECONDS", "1")]).await;
+    // Slow ARM: the run cannot finish in one second.
+    emu.set_faults(adf_emulator::Faults {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let answer = host
+        .http(
+            "Refresh",
+            r#"{"vault":"contoso-kv","secret":"sql-password","dryRun":true}"#,
+            FUNCTION_KEY,
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_outputs_declared("Refresh", &answer);
+    let res = answer.output("res").expect("an HTTP answer").clone();
+    assert_eq!(res["statusCode"], 202, "{res}");
+    let location = res["headers"]["Location"].as_str().unwrap_or_default();
+    let id = location
+        .strip_prefix("/api/refresh/")
+        .expect("Location: /api/refresh/{id}");
+    assert!(res["headers"]["Retry-After"].as_str().is_some());
+    assert_eq!(res["body"]["status"], "running");
+    let job = answer
+        .output("job")
+        .expect("the run goes on as a queued job")
+        .clone();
+    assert_eq!(job["id"], id);
+    assert_eq!(job["manual"], true);
+    assert_eq!(job["dryRun"], true, "a dry run stays a dry run");
+    let progress = answer.output("run").expect("the progress document").clone();
+
+    // While the job has not finished, the status answers 202 with Retry-After; an unknown run is 404.
+    let (status, headers, body) = poll(&host, id, Some(&progress)).await;
+    assert_eq!(status, 202);
+    assert_eq!(headers["Location"], location);
+    assert!(headers["Retry-After"].is_string());
+    assert_eq!(body["id"], id);
+    assert_eq!(poll(&host, id, None).await.0, 404);
+    assert_eq!(poll(&host, "not-a-run-id!", None).await.0, 404);
+
+    // The queued job runs with the whole run budget and writes the report where the status reads it.
+    emu.set_faults(adf_emulator::Faults::default());
+    let delivered = host.deliver("RefreshJob", &job, 5).await;
+    assert_eq!(delivered.answers.len(), 1);
+    let finished = &delivered.answers[0];
+    assert_eq!(finished.status, 200);
+    assert_outputs_declared("RefreshJob", finished);
+    let report = report_of(finished);
+    assert_eq!(report["id"], id, "the run id is the report id");
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["trigger"]["kind"], "http");
+    assert_eq!(report["complete"], true);
+    assert_eq!(finished.output("run"), Some(&report));
+    assert!(
+        report["duplicateOf"].is_null(),
+        "a manual run is never a duplicate"
+    );
+
+    let (status, _, body) = poll(&host, id, finished.output("run")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, report);
+    assert!(
+        emu.requests().iter().all(|r| r.method != "PUT"),
+        "a dry run writes nothing, synchronously or queued"
+    );
+    assert!(!host.logs().contains(FUNCTION_KEY));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_manual_run_that_fits_the_http_window_answers_200_and_records_its_report() {
+    let emu = emulator(estate(), 50).await;
+    let host = host_with(&emu, &[]).await;
+    let answer = host
+        .http(
+            "Refresh",
+            r#"{"vault":"contoso-kv","secret":"sql-password","dryRun":true}"#,
+            FUNCTION_KEY,
+        )
+        .await;
+    assert_outputs_declared("Refresh", &answer);
+    let res = answer.output("res").expect("an HTTP answer");
+    assert_eq!(res["statusCode"], 200);
+    assert!(answer.output("job").is_none(), "nothing was queued");
+    let recorded = answer.output("run").expect("the report is kept for GET");
+    assert_eq!(recorded, &res["body"]);
+    let id = recorded["id"].as_str().unwrap_or_default().to_string();
+    let (status, _, body) = poll(&host, &id, Some(recorded)).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_delivery_writes_the_incomplete_report_and_puts_the_job_on_the_poison_queue() {
+    let emu = emulator(estate(), 50).await;
+    let host = host_with(&emu, &[("ADF_REFRESH_RUN_BUDGET_SECONDS", "2")]).await;
+    let job = jobs(&host.event_grid(rotation_event()).await).remove(0);
+    emu.set_faults(adf_emulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let delivered = host.deliver("RefreshJob", &job, 5).await;
+    let statuses: Vec<u16> = delivered.answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [503, 503, 503, 503, 200],
+        "deliveries 1-4 ask for a retry; the 5th (DequeueCount = maxDequeueCount) answers 2xx"
+    );
+    assert!(
+        delivered.moved_to_poison.is_none(),
+        "the host moves nothing: the handler answered 2xx"
+    );
+    let last = &delivered.answers[4];
+    assert_outputs_declared("RefreshJob", last);
+    let report = report_of(last);
+    assert_eq!(report["complete"], false);
+    assert!(
+        report["findings"].to_string().contains("retriesExhausted"),
+        "{}",
+        report["findings"]
+    );
+    let attention = last.output("attention").expect("a person is told");
+    assert_eq!(attention["reason"], "retriesExhausted");
+    assert_eq!(attention["reportId"], report["id"]);
+    let poisoned = last
+        .output("poison")
+        .expect("the job goes to refresh-jobs-poison");
+    let original: Value = match &job {
+        Value::String(s) => serde_json::from_str(s).expect("job JSON"),
+        other => other.clone(),
+    };
+    assert_eq!(
+        poisoned, &original,
+        "kept unchanged, so it can be re-queued as is"
+    );
+    assert!(
+        last.body["Logs"]
+            .to_string()
+            .contains("refresh-jobs-poison")
+    );
+
+    // Re-queued once the outage is over, it completes.
+    emu.set_faults(adf_emulator::Faults::default());
+    let again = host.deliver("RefreshJob", poisoned, 5).await;
+    let report = report_of(&again.answers[0]);
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["summary"]["resaved"], 8);
     host.stop().await;
 }

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use adf_secret_refresh::azure::operations::required_actions;
 use adf_secret_refresh::config::APP_SETTINGS;
 use adf_secret_refresh::functions::{
-    ATTENTION_QUEUE, FUNCTION_NAMES, REFRESH_JOB_QUEUE, REPORT_CONTAINER,
+    ATTENTION_QUEUE, FUNCTION_NAMES, MAX_DEQUEUE_COUNT, POISON_QUEUE, REFRESH_JOB_QUEUE,
+    REPORT_CONTAINER, RUN_STATUS_FOLDER,
 };
 use serde_json::Value;
 
@@ -260,11 +261,26 @@ fn bindings_use_the_names_the_handler_reads() {
                 ("queueTrigger", "in", "job"),
                 ("blob", "out", "report"),
                 ("queue", "out", "attention"),
+                ("blob", "out", "run"),
+                ("queue", "out", "poison"),
             ],
         ),
         (
             "Refresh",
-            &[("httpTrigger", "in", "req"), ("http", "out", "res")],
+            &[
+                ("httpTrigger", "in", "req"),
+                ("http", "out", "res"),
+                ("queue", "out", "job"),
+                ("blob", "out", "run"),
+            ],
+        ),
+        (
+            "RefreshStatus",
+            &[
+                ("httpTrigger", "in", "req"),
+                ("blob", "in", "run"),
+                ("http", "out", "res"),
+            ],
         ),
         (
             "Audit",
@@ -306,6 +322,25 @@ fn bindings_use_the_names_the_handler_reads() {
     );
     assert_eq!(refresh[0]["methods"], serde_json::json!(["post"]));
     assert_eq!(field(&refresh[0], "route"), "refresh");
+
+    // The manual run's status: one blob per run id, written by Refresh and RefreshJob, read by RefreshStatus.
+    let status = bindings("RefreshStatus");
+    assert_eq!(field(&status[0], "authLevel"), "function");
+    assert_eq!(status[0]["methods"], serde_json::json!(["get"]));
+    assert_eq!(field(&status[0], "route"), "refresh/{id:guid}");
+    let run_path = |id: &str| format!("{REPORT_CONTAINER}/{RUN_STATUS_FOLDER}/{id}.json");
+    assert_eq!(field(&status[1], "path"), run_path("{id}"));
+    assert_eq!(
+        field(&status[1], "dataType"),
+        "string",
+        "read as text, so the host passes JSON and not base64"
+    );
+    // Refresh's run id is the invocation's sys.RandGuid, the same value the handler reads from Metadata.
+    assert_eq!(field(&refresh[3], "path"), run_path("{sys.randguid}"));
+    assert_eq!(field(&refresh[2], "queueName"), REFRESH_JOB_QUEUE);
+    let job = bindings("RefreshJob");
+    assert_eq!(field(&job[3], "path"), run_path("{id}"));
+    assert_eq!(field(&job[4], "queueName"), POISON_QUEUE);
 }
 
 #[test]
@@ -335,7 +370,7 @@ fn queues_and_report_container_match_the_code_and_the_infrastructure() {
             }
         }
     }
-    let expected_queues: BTreeSet<String> = [REFRESH_JOB_QUEUE, ATTENTION_QUEUE]
+    let expected_queues: BTreeSet<String> = [REFRESH_JOB_QUEUE, ATTENTION_QUEUE, POISON_QUEUE]
         .iter()
         .map(|q| q.to_string())
         .collect();
@@ -562,8 +597,233 @@ fn host_json_starts_this_binary_as_a_custom_handler() {
     );
 
     let queues = &host["extensions"]["queues"];
-    assert_eq!(queues["maxDequeueCount"], 5);
+    assert_eq!(
+        queues["maxDequeueCount"], MAX_DEQUEUE_COUNT,
+        "the handler's last delivery is the host's maxDequeueCount-th"
+    );
     assert_eq!(queues["visibilityTimeout"], "00:00:30");
     assert_eq!(queues["batchSize"], 4);
     assert_eq!(host["extensions"]["http"]["routePrefix"], "api");
+}
+
+/// The text of one Bicep file without comments, so that a commented-out resource does not count.
+fn code_of(relative: &str) -> String {
+    read(relative)
+        .lines()
+        .map(strip_comment)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn alert_rules_cover_what_an_operator_must_hear_about() {
+    let main = code_of("infra/main.bicep");
+    assert!(
+        main.contains("param alertActionGroupId string"),
+        "the action group is a parameter"
+    );
+    assert!(
+        main.contains("module alerts 'modules/alerts.bicep'"),
+        "main.bicep deploys the alerts"
+    );
+    assert!(main.contains("actionGroupId: alertActionGroupId"));
+
+    let alerts = code_of("infra/modules/alerts.bicep");
+    assert!(alerts.contains("resource rules 'Microsoft.Insights/scheduledQueryRules@"));
+    for (rule, must_contain) in [
+        ("function-failures", "AppRequests | where Success == false"),
+        ("attention-messages", "/${attentionQueueName}/messages"),
+        ("poison-messages", "/${poisonQueueName}/messages"),
+        (
+            "audit-missing",
+            "OperationName == \"Audit\" and Success == true",
+        ),
+    ] {
+        let at = alerts
+            .find(&format!("name: '{rule}'"))
+            .unwrap_or_else(|| panic!("no alert rule {rule}"));
+        let block = &alerts[at..alerts[at..].find("\n  }").map_or(alerts.len(), |e| at + e)];
+        assert!(
+            block.contains(must_contain),
+            "alert {rule} should query {must_contain}: {block}"
+        );
+        // The rules count rows; a `summarize` would always return one row and fire (or never fire).
+        assert!(
+            !block.contains("summarize"),
+            "alert {rule}: a Count rule must not summarize"
+        );
+    }
+    assert!(
+        alerts.contains("ago(${auditMissingHours}h)")
+            && alerts.contains("param auditMissingHours int = 26"),
+        "no successful audit in 26 h"
+    );
+    assert!(alerts.contains("actionGroups: ["));
+    // The queues the alerts watch are the queues the handler writes.
+    assert!(main.contains("attentionQueueName: attentionQueueName"));
+    assert_eq!(
+        format!(
+            "{}-poison",
+            string_var(&read("infra/main.bicep"), "refreshJobQueueName")
+        ),
+        POISON_QUEUE
+    );
+    assert!(main.contains("poisonQueueName: '${refreshJobQueueName}-poison'"));
+
+    // Event Grid: dead-letters, drops and failed deliveries, on every system topic.
+    let vault = code_of("infra/modules/vault.bicep");
+    assert!(vault.contains("resource topicAlert 'Microsoft.Insights/metricAlerts@"));
+    for metric in [
+        "DeadLetteredCount",
+        "DroppedEventCount",
+        "DeliveryAttemptFailCount",
+    ] {
+        assert!(
+            vault.contains(&format!("metric: '{metric}'")),
+            "no Event Grid alert on {metric}"
+        );
+    }
+    assert!(vault.contains("metricNamespace: 'Microsoft.EventGrid/systemTopics'"));
+    assert!(main.contains("actionGroupId: alertActionGroupId\n  }\n}]"));
+}
+
+#[test]
+fn reports_expire_by_a_lifecycle_rule_and_queue_read_logging_is_a_choice() {
+    let main = code_of("infra/main.bicep");
+    assert!(
+        main.contains("param reportRetentionDays int = 90"),
+        "reports are kept 90 days by default"
+    );
+    assert!(main.contains("reportRetentionDays: reportRetentionDays"));
+    assert!(
+        main.contains("'${reportContainerName}/'"),
+        "the rule covers the reports"
+    );
+    let storage = code_of("infra/modules/storage.bicep");
+    assert!(
+        storage
+            .contains("resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@")
+    );
+    assert!(storage.contains("daysAfterModificationGreaterThan: reportRetentionDays"));
+    assert!(storage.contains("prefixMatch: expiringPrefixes"));
+
+    assert!(main.contains("param logQueueReads bool"));
+    assert!(main.contains("logQueueReads: logQueueReads"));
+    let read_logs = storage
+        .find("category: 'StorageRead'")
+        .map(|at| &storage[at..at + 80])
+        .expect("queue reads are a diagnostic category");
+    assert!(
+        read_logs.contains("enabled: logQueueReads"),
+        "queue read logging follows the parameter: {read_logs}"
+    );
+    assert!(
+        read("docs/deploy.md").contains("logQueueReads"),
+        "the cost of queue read logging is documented"
+    );
+}
+
+#[test]
+fn handler_logs_reach_application_insights() {
+    let host = read_json("host.json");
+    let levels = &host["logging"]["logLevel"];
+    // The handler's stderr lines are filed by the host under Host.Function.Console.
+    for category in ["Host.Function.Console", "Function"] {
+        assert_eq!(
+            levels[category], "Information",
+            "host.json must keep {category} at Information, or the handler's info lines are dropped"
+        );
+    }
+    let operations = read("docs/operations.md");
+    assert!(
+        operations.contains("Host.Function.Console"),
+        "the log queries include the handler's category"
+    );
+}
+
+#[test]
+fn no_source_reads_outside_the_repository() {
+    // A clone must pass its own tests: nothing may read a folder beside the repository.
+    let mut offenders = Vec::new();
+    let mut stack = vec![
+        repo_path("src"),
+        repo_path("tests"),
+        repo_path("emulator/src"),
+        repo_path("emulator/tests"),
+        repo_path("benches"),
+        repo_path("scripts"),
+    ];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("fixtures") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if path.file_name().is_some_and(|n| n == "infra.rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            if text.contains("../shared") || text.contains("shared/reference") {
+                offenders.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "these files read outside the repository: {offenders:?}"
+    );
+}
+
+#[test]
+fn package_sh_refuses_a_binary_for_another_machine() {
+    // A small ELF header for each machine; package.sh --verify-binary checks what Azure's x86-64 Linux
+    // Functions workers can run.
+    let dir = std::env::temp_dir().join(format!("adf-package-check-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let elf = |machine: u16, class: u8| {
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[4] = class; // 2 = 64-bit
+        header[5] = 1; // little endian
+        header[6] = 1;
+        header[16] = 2; // ET_EXEC
+        header[18..20].copy_from_slice(&machine.to_le_bytes());
+        header
+    };
+    let cases: [(&str, Vec<u8>, bool); 4] = [
+        ("x86-64", elf(0x3e, 2), true),
+        ("aarch64", elf(0xb7, 2), false),
+        ("i386", elf(0x03, 1), false),
+        ("mach-o", vec![0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1], false),
+    ];
+    for (name, bytes, accepted) in cases {
+        let path = dir.join(name);
+        fs::write(&path, bytes).expect("write");
+        let out = std::process::Command::new("bash")
+            .arg(repo_path("scripts/package.sh"))
+            .arg("--verify-binary")
+            .arg(&path)
+            .output()
+            .expect("bash runs");
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !accepted {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("x86-64"),
+                "{name}: the refusal names what is expected"
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,17 @@
 //! `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /` until it answers, posts `{"Data":…,"Metadata":…}` envelopes
 //! to `POST /{FunctionName}`, and passes the queue output of one function as the trigger of the next. It
 //! serves the demo and the tests, so both go through the path Azure takes.
+//!
+//! Host behaviours it reproduces, with their sources (Azure/azure-functions-host unless noted):
+//! - only a 2xx answer's `Outputs` and `Logs` are used; any other status fails the invocation
+//!   (`HttpWorkerService.ProcessDefaultInvocationRequest`: `EnsureSuccessStatusCode` before reading them);
+//! - a queue message is delivered again after a failed invocation, with `DequeueCount` one higher, and after
+//!   `maxDequeueCount` failed deliveries (host.json, default 5) it is moved to `<queue>-poison`
+//!   (Microsoft docs, "Azure Queue storage trigger", poison messages);
+//! - an input binding's value is passed through `GetHttpScriptInvocationContextValue`
+//!   (`ScriptInvocationContextExtensions`): a string (a blob read with `dataType: string`) becomes its JSON
+//!   serialisation, so the handler receives a JSON-encoded string; a missing blob (null) becomes the text `null`;
+//! - route parameters of an HTTP trigger arrive in `req.Params` (`HttpRequest.GetRequestAsJObject`).
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -60,10 +71,10 @@ impl HostSimulator {
         let host = HostSimulator {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            // No pooled connections: when the handler refuses an oversized body early it closes the
+            // connection, and a pooled connection reused by the next invocation would fail at random.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(600))
-                // A handler that answers 413 before reading a large body closes that connection; a pooled
-                // connection could be reused just as it closes and fail the next invocation for no reason.
                 .pool_max_idle_per_host(0)
                 .build()
                 .map_err(std::io::Error::other)?,
@@ -164,18 +175,65 @@ impl HostSimulator {
         };
         let mut answers = Vec::new();
         for job in jobs {
-            let mut delivery = 1;
-            loop {
-                let answer = self.queue("RefreshJob", &job, delivery).await;
-                let retry = !(200..300).contains(&answer.status);
-                if !retry || delivery >= max_deliveries {
-                    answers.push(answer);
-                    break;
-                }
-                delivery += 1;
+            let delivered = self.deliver("RefreshJob", &job, max_deliveries).await;
+            if let Some(last) = delivered.answers.into_iter().last() {
+                answers.push(last);
             }
         }
         (queued, answers)
+    }
+
+    /// Delivers one queue message as the host does: again with `DequeueCount` one higher after each failed
+    /// (non-2xx) invocation, until one succeeds or `max_dequeue_count` deliveries have failed, when the host
+    /// moves the message to `<queue>-poison`.
+    pub async fn deliver(
+        &self,
+        function: &str,
+        message: &Value,
+        max_dequeue_count: u32,
+    ) -> Deliveries {
+        let mut answers = Vec::new();
+        for delivery in 1..=max_dequeue_count.max(1) {
+            let answer = self.queue(function, message, delivery).await;
+            let succeeded = (200..300).contains(&answer.status);
+            answers.push(answer);
+            if succeeded {
+                return Deliveries {
+                    answers,
+                    moved_to_poison: None,
+                };
+            }
+        }
+        Deliveries {
+            answers,
+            moved_to_poison: Some(message.clone()),
+        }
+    }
+
+    /// An HTTP trigger `GET` with route parameters (`req.Params`) and input bindings, as the host forwards it
+    /// when `enableForwardingHttpRequest` is false. `inputs` maps a binding name to its value as the host
+    /// passes it (see `blob_input`).
+    pub async fn http_get(
+        &self,
+        function: &str,
+        path: &str,
+        params: Value,
+        inputs: Value,
+        function_key: &str,
+    ) -> Answer {
+        let req = json!({
+            "Url": format!("https://app.azurewebsites.net/api/{path}?code={function_key}"),
+            "Method": "GET",
+            "Query": json!({ "code": function_key }).to_string(),
+            "Headers": { "x-functions-key": [function_key] },
+            "Params": params,
+            "Body": null,
+        });
+        let mut data = json!({ "req": req });
+        if let (Some(data), Value::Object(inputs)) = (data.as_object_mut(), inputs) {
+            data.extend(inputs);
+        }
+        self.invoke(function, data, sys(function)).await
     }
 
     /// Everything the handler wrote to stdout and stderr so far.
@@ -186,6 +244,24 @@ impl HostSimulator {
     /// Stops the handler.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// The outcome of delivering one queue message.
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    /// Every invocation's answer, in order; the last one is the one that counted.
+    pub answers: Vec<Answer>,
+    /// The message the host moved to `<queue>-poison` because every delivery failed, if it did.
+    pub moved_to_poison: Option<Value>,
+}
+
+/// A blob input binding's value as the host passes it to a custom handler: the blob's text (read with
+/// `dataType: string`) serialised as JSON, or the text `null` when the blob does not exist.
+pub fn blob_input(blob_text: Option<&str>) -> Value {
+    match blob_text {
+        Some(text) => Value::String(Value::String(text.to_string()).to_string()),
+        None => Value::String("null".into()),
     }
 }
 

@@ -15,6 +15,15 @@ param appPrincipalId string
 @description('Log Analytics workspace for the storage diagnostic logs.')
 param logAnalyticsWorkspaceId string
 
+@description('Days after which reports (and dead-lettered events) are deleted.')
+param reportRetentionDays int
+
+@description('Send queue read logs (every poll of every queue) to Log Analytics. See main.bicep logQueueReads.')
+param logQueueReads bool
+
+@description('Blob prefixes (container/ or container/folder/) the lifecycle rule expires after reportRetentionDays.')
+param expiringPrefixes array
+
 // Storage Blob Data Owner: the host's leases and timer state, reports, the deployment package.
 var blobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Queue Data Contributor: queue triggers and outputs, poison queues.
@@ -102,7 +111,40 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-
   name: queueName
 }]
 
-// Read, write and delete logs of the queues and blobs, for audit and troubleshooting.
+// Reports and dead-lettered events expire: nothing accumulates forever.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-reports'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: expiringPrefixes
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: reportRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
+
+// Write and delete logs of the queues and blobs, for audit, troubleshooting and the queue alerts; queue
+// reads only when logQueueReads is on, because every poll of the queues is a read (cost: docs/deploy.md).
 resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'queue-logs'
   scope: queueService
@@ -111,7 +153,7 @@ resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
     logs: [
       {
         category: 'StorageRead'
-        enabled: true
+        enabled: logQueueReads
       }
       {
         category: 'StorageWrite'

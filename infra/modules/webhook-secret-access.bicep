@@ -1,5 +1,5 @@
-// Lets the app identity read exactly one secret: the HMAC key that signs the generic webhook, which
-// the platform resolves for the ADF_REFRESH_WEBHOOK_SECRET Key Vault reference. The assignment is on
+// Lets the app identity read exactly one secret that the platform resolves for a Key Vault reference in the
+// app settings: the HMAC key that signs the generic webhook (ADF_REFRESH_WEBHOOK_SECRET), or a notification URL. The assignment is on
 // the secret, not on the vault: none of the secrets the product watches becomes readable.
 // For a vault that uses access policies instead of Azure RBAC, grant "Get" on secrets by hand.
 targetScope = 'resourceGroup'
@@ -7,6 +7,9 @@ targetScope = 'resourceGroup'
 param vaultName string
 param secretName string
 param principalId string
+
+@description('Why the identity reads this secret, for the role assignment description.')
+param purpose string = 'resolve the webhook signing key reference'
 
 // Key Vault Secrets User
 var secretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
@@ -27,6 +30,6 @@ resource secretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUserRoleId)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'adf-secret-refresh: resolve the webhook signing key reference (this secret only)'
+    description: 'adf-secret-refresh: ${purpose} (this secret only)'
   }
 }

@@ -1,7 +1,7 @@
 //! One handler per function. Each parses its envelope, does its work through the shared core, and answers.
 
-use super::Handler;
-use super::envelope::{Invocation, InvocationResponse};
+use super::envelope::{Invocation, InvocationResponse, decode_string};
+use super::{ATTENTION_QUEUE, Handler, MAX_DEQUEUE_COUNT, POISON_QUEUE, REFRESH_JOB_QUEUE};
 use crate::apply::RunRequest;
 use crate::config::Scope;
 use crate::event::{self, EventKind, Parsed, SecretEvent};
@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 
 /// The largest manual-refresh body accepted.
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;
-/// Retries by the host end after this many deliveries (host.json `maxDequeueCount`); the last one reports.
-const MAX_DEQUEUE_COUNT: u64 = 5;
+/// What a `202 Accepted` manual run asks the caller to wait before polling again.
+const POLL_AFTER_SECONDS: u64 = 10;
+/// The schema of a manual run's progress document (`reports/runs/{id}.json` while the run goes on).
+pub const RUN_STATUS_SCHEMA: &str = "adf-secret-refresh/run-status/v1";
 
 /// The queue message from `KeyVaultSecretEvent` to `RefreshJob`. `id` and `date` feed the blob path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,6 +35,14 @@ pub struct RefreshJob {
     pub event_id: Option<String>,
     #[serde(default)]
     pub event_type: Option<String>,
+    /// A manual run handed over to the queue (`POST /api/refresh` answered 202): it is not deduplicated
+    /// against rotations, keeps its `dryRun` and `scope`, and writes its report to `reports/runs/{id}.json`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
 }
 
 impl RefreshJob {
@@ -51,17 +61,22 @@ impl RefreshJob {
     }
 }
 
+/// Today's date (UTC) as the report blob path writes it.
+fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day()
+    )
+}
+
 /// The job for a secret event.
 pub fn job_from_event(e: &SecretEvent) -> RefreshJob {
-    let now = time::OffsetDateTime::now_utc();
     RefreshJob {
         id: uuid::Uuid::new_v4().to_string(),
-        date: format!(
-            "{:04}-{:02}-{:02}",
-            now.year(),
-            now.month() as u8,
-            now.day()
-        ),
+        date: today(),
         vault: e.vault.clone(),
         secret: e.secret.clone(),
         version: e.version.clone(),
@@ -69,6 +84,9 @@ pub fn job_from_event(e: &SecretEvent) -> RefreshJob {
         event_kind: e.kind,
         event_id: e.event_id.clone(),
         event_type: Some(e.event_type.clone()),
+        manual: false,
+        dry_run: false,
+        scope: Vec::new(),
     }
 }
 
@@ -136,6 +154,11 @@ pub async fn key_vault_secret_event(State(h): State<Handler>, body: Bytes) -> In
 }
 
 /// `RefreshJob`: run the refresh; write the report to the blob output, and to the attention queue if needed.
+///
+/// A transient failure asks the host to deliver the job again (non-2xx), up to `MAX_DEQUEUE_COUNT`
+/// deliveries. The last delivery answers 2xx so that what it did is kept: the incomplete report with a
+/// `retriesExhausted` finding, a message on `refresh-attention`, and the job itself on `refresh-jobs-poison`,
+/// from where an operator re-queues it once the cause is gone.
 pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
     let invocation = match Invocation::parse(&body) {
         Ok(i) => i,
@@ -149,10 +172,30 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     if !h.app.settings.vault_allowed(&job.vault) {
         return rejected(&format!("vault {} is not in ADF_REFRESH_VAULTS", job.vault));
     }
+    let scopes = match job
+        .scope
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(scopes) if h.app.scopes_allowed(&scopes) => scopes,
+        Ok(_) => return rejected("the job's scope lies outside the configured scope"),
+        Err(e) => return rejected(&format!("the job's scope: {e}")),
+    };
     let key = job.dedupe_key();
-    let (_running, previous) = h.dedupe.begin(&key).await;
+    // A manual run is an explicit request to run again: it is never a duplicate of a rotation.
+    let (_running, previous) = if job.manual {
+        (None, None)
+    } else {
+        let (running, previous) = h.dedupe.begin(&key).await;
+        (Some(running), previous)
+    };
     let trigger = Trigger {
-        kind: TriggerKind::Queue,
+        kind: if job.manual {
+            TriggerKind::Http
+        } else {
+            TriggerKind::Queue
+        },
         event_id: job.event_id.clone(),
         event_type: job.event_type.clone(),
         invocation_id: invocation.invocation_id(),
@@ -170,22 +213,25 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                     },
                     secret_url: job.secret_url.clone(),
                     event_kind: job.event_kind,
-                    dry_run: false,
-                    scopes: Vec::new(),
+                    dry_run: job.dry_run,
+                    scopes,
                     trigger,
                     deadline: None,
                     report_id: Some(job.id.clone()),
                 })
                 .await;
-            if report.complete {
+            if report.complete && !job.manual {
                 h.dedupe.complete(&key, &report.id);
             }
             report
         }
     };
-    let last_try = invocation.dequeue_count() >= MAX_DEQUEUE_COUNT;
-    if report.retry_may_help() && !last_try {
-        tracing::warn!(job_id = %job.id, dequeue_count = invocation.dequeue_count(), "the run hit a transient failure; asking the host to retry");
+    let delivery = invocation.dequeue_count();
+    let retries_exhausted = report.retry_may_help() && delivery >= MAX_DEQUEUE_COUNT;
+    if report.retry_may_help() && !retries_exhausted {
+        tracing::warn!(job_id = %job.id, dequeue_count = delivery, max_dequeue_count = MAX_DEQUEUE_COUNT, "the run hit a transient failure; asking the host to retry");
+        // The host drops the logs of a non-2xx answer; the line above reaches Application Insights through
+        // the handler's stderr (category Host.Function.Console), this one only the local host's console.
         let mut response = InvocationResponse {
             status: 503,
             ..InvocationResponse::ok()
@@ -196,9 +242,59 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
         ));
         return response;
     }
+    if retries_exhausted {
+        tracing::error!(job_id = %job.id, dequeue_count = delivery, poison_queue = POISON_QUEUE, "the last delivery still met a transient failure: the incomplete report is written, and the job goes to the poison queue");
+        report.findings.push(retries_exhausted_finding(delivery));
+    }
     // Only the final answer notifies: a delivery that asks for a retry is not the end of the story.
     crate::notify::send_all(&h.app, &mut report).await;
-    report_outputs(report)
+    let report_value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let mut response = report_outputs(report);
+    if job.manual {
+        response = response.output("run", report_value.clone());
+    }
+    if retries_exhausted {
+        let mut attention = response
+            .outputs
+            .get("attention")
+            .cloned()
+            .unwrap_or_else(|| {
+                json!({"reportId": report_value["id"], "secret": report_value["secret"], "summary": report_value["summary"]})
+            });
+        attention["reason"] = json!("retriesExhausted");
+        attention["jobId"] = json!(job.id);
+        attention["poisonQueue"] = json!(POISON_QUEUE);
+        response = response
+            .output("attention", attention)
+            .output(
+                "poison",
+                serde_json::to_value(&job).unwrap_or(Value::Null),
+            )
+            .log(format!(
+                "delivery {delivery} of {MAX_DEQUEUE_COUNT} still failed transiently: report written, job {} put on {POISON_QUEUE}, message on {ATTENTION_QUEUE}",
+                job.id
+            ));
+    }
+    response
+}
+
+/// What the report of a job says when its last delivery still failed transiently.
+fn retries_exhausted_finding(delivery: u64) -> crate::report::Finding {
+    crate::report::Finding {
+        code: "retriesExhausted".into(),
+        severity: "error".into(),
+        message: format!(
+            "Delivery {delivery} of this job still met a transient failure (see errors), and the host delivers a \
+             message at most {MAX_DEQUEUE_COUNT} times. The targets marked notReached were not refreshed."
+        ),
+        subject: None,
+        fix: vec![
+            "Find the cause in errors[] (an ARM or token-endpoint outage, throttling, or a run budget too short for the estate).".into(),
+            format!(
+                "Once it is gone, move the job from the queue {POISON_QUEUE} back to {REFRESH_JOB_QUEUE} (it is kept there unchanged), or run POST /api/refresh for this secret."
+            ),
+        ],
+    }
 }
 
 /// `Refresh`: a manual run over HTTP (function key). The response is the report.
@@ -245,28 +341,37 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
             "`scope` must lie inside the configured scope (ADF_REFRESH_SCOPE)",
         );
     }
-    tracing::info!(vault = %manual.vault, secret = %manual.secret, dry_run = manual.dry_run, invocation_id = invocation.invocation_id().unwrap_or_default(), "manual refresh");
+    // The run's id is the invocation's sys.RandGuid: the `run` blob output's path uses `{sys.randguid}`, so the
+    // report id, the status blob and `GET /api/refresh/{id}` all agree.
+    let run_id = invocation.invocation_id();
+    tracing::info!(vault = %manual.vault, secret = %manual.secret, dry_run = manual.dry_run, run_id = run_id.as_deref().unwrap_or_default(), "manual refresh");
+    // The front end cuts the HTTP response at 230 s: work at most `http_sync`, then hand over to the queue.
+    let can_hand_over = run_id.is_some() && h.http_sync < h.app.settings.run_budget;
+    let deadline = can_hand_over.then(|| tokio::time::Instant::now() + h.http_sync);
     let mut report = h
         .app
         .run(RunRequest {
             secret: SecretRef {
-                vault: manual.vault,
-                name: manual.secret,
-                version: manual.version,
+                vault: manual.vault.clone(),
+                name: manual.secret.clone(),
+                version: manual.version.clone(),
             },
             secret_url: None,
             event_kind: EventKind::NewVersion,
             dry_run: manual.dry_run,
-            scopes: manual.scopes,
+            scopes: manual.scopes.clone(),
             trigger: Trigger {
                 kind: TriggerKind::Http,
-                invocation_id: invocation.invocation_id(),
+                invocation_id: run_id.clone(),
                 ..Trigger::default()
             },
-            deadline: None,
-            report_id: None,
+            deadline,
+            report_id: run_id.clone(),
         })
         .await;
+    if let (true, Some(id)) = (can_hand_over && report.retry_may_help(), run_id.as_deref()) {
+        return accepted(h.http_sync.as_secs(), id, &manual, &report);
+    }
     crate::notify::send_all(&h.app, &mut report).await;
     // 503 when trying again later may help (an outage, throttling, the time budget); 502 when Azure refused.
     let status = match (report.complete, report.retry_may_help()) {
@@ -275,7 +380,130 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
         (false, false) => 502,
     };
     let body = serde_json::to_value(&report).unwrap_or(Value::Null);
-    InvocationResponse::ok().output("res", http_response(status, body))
+    let mut response = InvocationResponse::ok()
+        .log(format!(
+            "manual run {}: answered {status} ({} affected, {} re-saved, {} tests failed)",
+            report.id, report.summary.affected, report.summary.resaved, report.summary.tests_failed
+        ))
+        .output("res", http_response(status, body.clone()));
+    if run_id.is_some() {
+        response = response.output("run", body);
+    }
+    response
+}
+
+/// The answer of a manual run that did not finish inside the synchronous window: `202 Accepted` with
+/// `Location`, the job that continues it, and its progress document.
+fn accepted(
+    sync_seconds: u64,
+    id: &str,
+    manual: &ManualRequest,
+    partial: &Report,
+) -> InvocationResponse {
+    tracing::info!(
+        run_id = id,
+        sync_seconds,
+        "the manual run did not finish in the synchronous window; it goes on as a queued job"
+    );
+    let job = RefreshJob {
+        id: id.to_string(),
+        date: today(),
+        vault: manual.vault.clone(),
+        secret: manual.secret.clone(),
+        version: manual.version.clone(),
+        secret_url: None,
+        event_kind: EventKind::NewVersion,
+        event_id: None,
+        event_type: None,
+        manual: true,
+        dry_run: manual.dry_run,
+        scope: manual.scopes.iter().map(|s| s.id().to_string()).collect(),
+    };
+    let location = status_location(id);
+    let progress = json!({
+        "schema": RUN_STATUS_SCHEMA,
+        "id": id,
+        "status": "running",
+        "dryRun": manual.dry_run,
+        "secret": {"vault": manual.vault, "name": manual.secret, "version": manual.version},
+        "acceptedAt": crate::report::now_rfc3339(),
+        "message": format!(
+            "The run did not finish within {sync_seconds} s, so it goes on as a queued job. Poll {location} until it answers 200 with the report."
+        ),
+        "firstAttempt": {"affected": partial.summary.affected, "resaved": partial.summary.resaved, "errors": partial.errors.len()},
+    });
+    let headers = [
+        ("Location", location.clone()),
+        ("Retry-After", POLL_AFTER_SECONDS.to_string()),
+    ];
+    InvocationResponse::ok()
+        .log(format!(
+            "manual run {id}: answered 202, continues as queued job on {REFRESH_JOB_QUEUE}; poll {location}"
+        ))
+        .output("res", http_response_with(202, progress.clone(), &headers))
+        .output("job", serde_json::to_value(&job).unwrap_or(Value::Null))
+        .output("run", progress)
+}
+
+/// Where a manual run's status is read: the `RefreshStatus` route under the host's `api` prefix.
+fn status_location(id: &str) -> String {
+    format!("/api/refresh/{id}")
+}
+
+/// `RefreshStatus`: `GET /api/refresh/{id}` (function key). The `run` blob input is
+/// `reports/runs/{id}.json`: the report (200), the progress document of a run still going (202 with
+/// `Retry-After`), or nothing (404).
+pub async fn refresh_status(State(_h): State<Handler>, body: Bytes) -> InvocationResponse {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return http_error(400, &e),
+    };
+    let id = invocation
+        .data
+        .get("req")
+        .and_then(|r| r.get("Params"))
+        .and_then(|p| p.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return http_error(404, "no such run: the id is not a run id");
+    }
+    // The host passes a missing blob as the JSON text `null`, and a blob's text as a JSON string.
+    let document = invocation
+        .data
+        .get("run")
+        .map(decode_string)
+        .unwrap_or(Value::Null);
+    let location = status_location(&id);
+    match document.get("schema").and_then(Value::as_str) {
+        _ if document.is_null() => http_error(
+            404,
+            &format!(
+                "no run {id} (runs are kept as long as the reports container's lifecycle rule allows)"
+            ),
+        ),
+        Some(RUN_STATUS_SCHEMA) => InvocationResponse::ok()
+            .log(format!("run {id}: still running"))
+            .output(
+                "res",
+                http_response_with(
+                    202,
+                    document,
+                    &[
+                        ("Location", location),
+                        ("Retry-After", POLL_AFTER_SECONDS.to_string()),
+                    ],
+                ),
+            ),
+        Some(s) if s.starts_with("adf-secret-refresh/report/") => InvocationResponse::ok()
+            .log(format!("run {id}: report"))
+            .output("res", http_response(200, document)),
+        _ => {
+            tracing::error!(run_id = %id, "the run's status blob is not a report or a progress document");
+            http_error(500, &format!("the status of run {id} is unreadable"))
+        }
+    }
 }
 
 /// `Audit`: the daily inventory and findings.
@@ -303,7 +531,7 @@ fn report_outputs(report: Report) -> InvocationResponse {
     if attention {
         response = response.output(
             "attention",
-            json!({"reportId": report.id, "secret": report.secret.as_ref().map(|s| format!("{}/{}", s.vault, s.name)), "summary": report.summary}),
+            json!({"reason": "attention", "reportId": report.id, "secret": report.secret.as_ref().map(|s| format!("{}/{}", s.vault, s.name)), "summary": report.summary}),
         );
     }
     response
@@ -367,7 +595,16 @@ fn http_error(status: u16, message: &str) -> InvocationResponse {
 }
 
 fn http_response(status: u16, body: Value) -> Value {
-    json!({ "statusCode": status, "headers": { "Content-Type": "application/json" }, "body": body })
+    http_response_with(status, body, &[])
+}
+
+fn http_response_with(status: u16, body: Value, extra_headers: &[(&str, String)]) -> Value {
+    let mut headers = serde_json::Map::new();
+    headers.insert("Content-Type".into(), json!("application/json"));
+    for (name, value) in extra_headers {
+        headers.insert((*name).to_string(), json!(value));
+    }
+    json!({ "statusCode": status, "headers": headers, "body": body })
 }
 
 fn header(req: &serde_json::Map<String, Value>, name: &str) -> Option<String> {

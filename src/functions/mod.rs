@@ -20,7 +20,13 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 
 /// The functions this app defines. Each has a folder of the same name under `function/`.
-pub const FUNCTION_NAMES: &[&str] = &["KeyVaultSecretEvent", "RefreshJob", "Refresh", "Audit"];
+pub const FUNCTION_NAMES: &[&str] = &[
+    "KeyVaultSecretEvent",
+    "RefreshJob",
+    "Refresh",
+    "RefreshStatus",
+    "Audit",
+];
 
 /// The storage queue that carries refresh jobs from `KeyVaultSecretEvent` to `RefreshJob`.
 pub const REFRESH_JOB_QUEUE: &str = "refresh-jobs";
@@ -28,6 +34,21 @@ pub const REFRESH_JOB_QUEUE: &str = "refresh-jobs";
 pub const ATTENTION_QUEUE: &str = "refresh-attention";
 /// The blob container that receives every report.
 pub const REPORT_CONTAINER: &str = "reports";
+/// Where the host moves a `refresh-jobs` message after `MAX_DEQUEUE_COUNT` failed deliveries, and where the
+/// final delivery of a job that never completed puts it (see `RefreshJob`).
+pub const POISON_QUEUE: &str = "refresh-jobs-poison";
+/// The deliveries of one queue message before the host gives up: host.json `extensions.queues.maxDequeueCount`.
+pub const MAX_DEQUEUE_COUNT: u64 = 5;
+/// A manual run's status document, `reports/runs/{id}.json`: progress while it runs, then its report.
+pub const RUN_STATUS_FOLDER: &str = "runs";
+
+/// How long `POST /api/refresh` may work before it hands the run to the queue and answers `202 Accepted`.
+/// The front end cuts any HTTP-triggered response at 230 s, whatever `functionTimeout` says.
+pub const HTTP_SYNC_SECONDS_SETTING: &str = "ADF_REFRESH_HTTP_SYNC_SECONDS";
+/// The default of `ADF_REFRESH_HTTP_SYNC_SECONDS`: well inside the front end's 230 s.
+pub const DEFAULT_HTTP_SYNC_SECONDS: u64 = 200;
+/// The most `ADF_REFRESH_HTTP_SYNC_SECONDS` may be: a little below the front end's 230 s.
+pub const MAX_HTTP_SYNC_SECONDS: u64 = 220;
 
 /// The largest invocation envelope accepted; anything bigger is not a Key Vault event or a manual request.
 pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
@@ -37,13 +58,41 @@ pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
 pub struct Handler {
     pub app: App,
     pub dedupe: Arc<Dedupe>,
+    /// How long a manual run works before it answers 202 and continues as a queued job.
+    pub http_sync: std::time::Duration,
+}
+
+/// `ADF_REFRESH_HTTP_SYNC_SECONDS` from its raw value: whole seconds from 1 to `MAX_HTTP_SYNC_SECONDS`.
+pub fn http_sync_seconds(raw: Option<&str>) -> Result<u64, String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(DEFAULT_HTTP_SYNC_SECONDS);
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if (1..=MAX_HTTP_SYNC_SECONDS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{HTTP_SYNC_SECONDS_SETTING} must be a whole number of seconds from 1 to {MAX_HTTP_SYNC_SECONDS} (the front end cuts HTTP responses at 230 s), not `{}`",
+            raw.chars().take(32).collect::<String>()
+        )),
+    }
 }
 
 /// The router, separate from serving so that tests can drive it without a socket.
 pub fn router(app: App) -> Router {
+    let http_sync =
+        match http_sync_seconds(std::env::var(HTTP_SYNC_SECONDS_SETTING).ok().as_deref()) {
+            Ok(seconds) => seconds,
+            Err(e) => {
+                tracing::error!(
+                    default = DEFAULT_HTTP_SYNC_SECONDS,
+                    "{e}; using the default"
+                );
+                DEFAULT_HTTP_SYNC_SECONDS
+            }
+        };
     let state = Handler {
         app,
         dedupe: Arc::new(Dedupe::new(std::time::Duration::from_secs(15 * 60))),
+        http_sync: std::time::Duration::from_secs(http_sync),
     };
     Router::new()
         .route("/", get(|| async { "adf-secret-refresh" }))
@@ -53,6 +102,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/RefreshJob", post(handlers::refresh_job))
         .route("/Refresh", post(handlers::refresh))
+        .route("/RefreshStatus", post(handlers::refresh_status))
         .route("/Audit", post(handlers::audit))
         .layer(DefaultBodyLimit::max(MAX_ENVELOPE_BYTES))
         .with_state(state)
@@ -86,4 +136,23 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_window_defaults_to_200_seconds_and_stays_below_the_front_end_limit() {
+        assert_eq!(http_sync_seconds(None), Ok(200));
+        assert_eq!(http_sync_seconds(Some("  ")), Ok(200));
+        assert_eq!(http_sync_seconds(Some("30")), Ok(30));
+        for bad in ["0", "221", "230", "-5", "1.5", "soon"] {
+            let err = http_sync_seconds(Some(bad)).unwrap_err();
+            assert!(
+                err.contains("ADF_REFRESH_HTTP_SYNC_SECONDS"),
+                "{bad}: {err}"
+            );
+        }
+    }
 }

@@ -13,9 +13,8 @@ const EXAMPLE_RG: &str = "exampleResourceGroup";
 const EXAMPLE_FACTORY: &str = "exampleFactoryName";
 
 fn examples_dir() -> PathBuf {
-    // <workspace>/emulator → <workspace>/../shared/reference/…
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/adf-spec/specification/datafactory/resource-manager/Microsoft.DataFactory/stable/2018-06-01/examples")
+    // <workspace>/emulator → <workspace>/tests/fixtures (copies of the spec examples; see PROVENANCE.md there)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/adf-spec-examples")
 }
 
 fn example(name: &str) -> Value {
