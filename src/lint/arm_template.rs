@@ -23,8 +23,10 @@ pub struct ArmResource {
     pub name: String,
     /// `properties`, with every expression that could be evaluated replaced by its value.
     pub properties: Value,
-    /// Each expression that could not be evaluated: its path within `properties`, and why.
+    /// Each expression that could not be evaluated: its path within the resource, and why.
     pub unresolved: Vec<(String, String)>,
+    /// The values that a secure parameter fills at deployment: inline secrets, by path within the resource.
+    pub secure: Vec<String>,
 }
 
 /// The template's parameters and variables, and the values the parameters file gives.
@@ -134,6 +136,25 @@ impl<'a> Template<'a> {
         (resolved, unresolved)
     }
 
+    /// Whether `text` is exactly `[parameters('x')]` for a secure parameter `x`.
+    pub fn is_secure_parameter(&self, text: &str) -> bool {
+        let Some(Ok(Node::Call(function, args))) =
+            expression_body(text).map(|b| Parser::new(b).whole())
+        else {
+            return false;
+        };
+        let [Node::Literal(name)] = args.as_slice() else {
+            return false;
+        };
+        function.eq_ignore_ascii_case("parameters")
+            && find(self.declared, name)
+                .and_then(|d| d.get("type"))
+                .and_then(Value::as_str)
+                .is_some_and(|t| {
+                    t.eq_ignore_ascii_case("secureString") || t.eq_ignore_ascii_case("secureObject")
+                })
+    }
+
     fn resolve_node(
         &self,
         value: &Value,
@@ -229,6 +250,14 @@ pub fn resources(template: &Value, parameters_file: Option<&Value>) -> Vec<ArmRe
                 Err(why) => (raw_name.to_string(), vec![("name".to_string(), why)]),
             };
             let properties = resource.get("properties").cloned().unwrap_or(Value::Null);
+            let mut secure = Vec::new();
+            secure_paths(
+                &context,
+                &properties,
+                &mut "properties".to_string(),
+                &mut secure,
+                0,
+            );
             let (properties, in_properties) = context.resolve_tree(&properties);
             unresolved.extend(
                 in_properties
@@ -241,9 +270,43 @@ pub fn resources(template: &Value, parameters_file: Option<&Value>) -> Vec<ArmRe
                 name,
                 properties,
                 unresolved,
+                secure,
             })
         })
         .collect()
+}
+
+/// The paths of the strings that a secure parameter fills.
+fn secure_paths(
+    context: &Template,
+    value: &Value,
+    path: &mut String,
+    found: &mut Vec<String>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    let len = path.len();
+    match value {
+        Value::String(s) if context.is_secure_parameter(s) => found.push(path.clone()),
+        Value::Object(o) => {
+            for (key, child) in o {
+                path.push('.');
+                path.push_str(key);
+                secure_paths(context, child, path, found, depth + 1);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                secure_paths(context, child, path, found, depth + 1);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The text between the brackets of an expression, or `None` for a literal (`[[` escapes a literal).
@@ -506,6 +569,7 @@ mod tests {
             "https://contoso-kv.vault.azure.net/"
         );
         assert_eq!(found[1].name, "Orphan");
+        assert!(found[0].secure.is_empty());
         assert_eq!(
             found[1].unresolved[0].0,
             "properties.typeProperties.baseUrl"

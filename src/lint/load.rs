@@ -162,6 +162,7 @@ pub fn arm_definitions(
                 },
             );
             definition.unresolved = resource.unresolved;
+            definition.secure = resource.secure;
             definition
         })
         .collect())

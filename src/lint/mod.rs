@@ -251,6 +251,8 @@ pub struct Definition {
     pub source: Source,
     /// Template expressions that could not be evaluated: their path within the resource object, and why.
     pub unresolved: Vec<(String, String)>,
+    /// Values a secure template parameter fills at deployment, by path within the resource object.
+    pub secure: Vec<String>,
 }
 
 impl Definition {
@@ -261,6 +263,7 @@ impl Definition {
             name,
             source,
             unresolved: Vec::new(),
+            secure: Vec::new(),
         }
     }
 
@@ -455,7 +458,19 @@ pub fn lint(factory: &Factory, options: &Options) -> Vec<Finding> {
             }
         }
 
-        let inline = scan::inline_secret_paths(properties);
+        let mut inline = scan::inline_secret_paths(properties);
+        // A secure template parameter is a secret written into the definition at deployment.
+        for path in &definition.secure {
+            let Some(path) = path.strip_prefix("properties.") else {
+                continue;
+            };
+            if !inline
+                .iter()
+                .any(|p| path == p || path.starts_with(&format!("{p}.")))
+            {
+                inline.push(path.to_string());
+            }
+        }
         let on_self_hosted = inline
             .iter()
             .any(|p| p.rsplit('.').next() == Some("encryptedCredential"))
