@@ -306,6 +306,13 @@ fn sarif_is_valid_sarif_2_1_0_with_rules_and_locations_relative_to_each_path() {
 }
 
 #[test]
+fn the_global_output_json_option_also_gives_the_lint_document() {
+    let out = lint(&[CLEAN, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(document(&out)["schema"], "adf-secret-refresh/lint/v1");
+}
+
+#[test]
 fn the_sarif_schema_refuses_a_broken_log() {
     let out = lint(&[GIT, "--format", "sarif"]);
     let mut log = document(&out);

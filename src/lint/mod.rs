@@ -410,6 +410,18 @@ pub fn lint(factory: &Factory, options: &Options) -> Vec<Finding> {
                 );
             }
 
+            let store_name_path = format!("properties.{}", at("store.referenceName"));
+            if let Some((_, why)) = definition.unresolved_under(&store_name_path) {
+                found(
+                    Rule::UnresolvedReference,
+                    at("store.referenceName"),
+                    format!(
+                        "{what}: the store of the reference at {} cannot be resolved: {why}.",
+                        reference.path
+                    ),
+                );
+                continue;
+            }
             let Some(store) = key_vaults.get(&reference.store.to_ascii_lowercase()) else {
                 found(
                     Rule::DanglingStore,

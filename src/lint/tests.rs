@@ -210,3 +210,19 @@ fn arm_types_of_data_factory_and_synapse_are_recognised() {
         None
     );
 }
+
+#[test]
+fn a_store_named_by_an_unresolved_template_expression_is_unresolved_not_dangling() {
+    let mut sales = sql("Sales", reference("[parameters('store')]", "sql-password"));
+    sales.unresolved = vec![(
+        "properties.typeProperties.password.store.referenceName".into(),
+        "parameter `store` has no value in the parameters file and no default".into(),
+    )];
+    let f = factory(vec![
+        vault("KV", "https://contoso-kv.vault.azure.net/"),
+        sales,
+    ]);
+    let found = lint(&f, &Options::default());
+    assert_eq!(rules(&found), [(Rule::UnresolvedReference, "Sales")]);
+    assert!(found[0].message.contains("parameter `store`"));
+}
