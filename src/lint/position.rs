@@ -80,13 +80,15 @@ impl Scanner<'_> {
             Some(b'[') => self.array(path, depth),
             Some(b'"') => self.string().is_some(),
             Some(_) => {
+                let start = self.pos;
                 while let Some(b) = self.peek() {
                     if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n') {
                         break;
                     }
                     self.pos += 1;
                 }
-                true
+                // No scalar here (`[}`): stop rather than loop on the same byte.
+                self.pos > start
             }
             None => false,
         }
@@ -238,6 +240,8 @@ mod tests {
             "\"\\",
             "{\"a\" 1}",
             "[1,,]",
+            "[}",
+            "{\"a\":}",
         ] {
             let _ = Lines::of(text);
         }

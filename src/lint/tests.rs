@@ -226,3 +226,45 @@ fn a_store_named_by_an_unresolved_template_expression_is_unresolved_not_dangling
     assert_eq!(rules(&found), [(Rule::UnresolvedReference, "Sales")]);
     assert!(found[0].message.contains("parameter `store`"));
 }
+
+mod hostile {
+    use super::super::{arm_template::Template, load, position::Lines};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_text_makes_the_readers_panic(text in "\\PC{0,200}") {
+            let _ = Lines::of(&text);
+            let _ = load::git_definition(super::Kind::LinkedService, "linkedService/x.json", "x.json", &text);
+            let _ = load::arm_definitions("t.json", "t.json", &text, Some(("p.json", &text)));
+        }
+
+        #[test]
+        fn no_expression_makes_the_template_evaluator_panic(body in "[\\[\\]()',a-zA-Z0-9 .é]{0,80}") {
+            let template = json!({"parameters": {"a": {"type": "string", "defaultValue": "[parameters('a')]"}}});
+            let _ = Template::new(&template, None).evaluate(&format!("[{body}]"));
+        }
+
+        #[test]
+        fn lines_agree_with_serde_on_every_valid_document(keys in proptest::collection::vec("[a-z\"\\\\.\\[]{1,6}", 1..6)) {
+            let mut doc = json!("leaf");
+            for key in keys.iter().rev() {
+                doc = json!({ key.clone(): [doc] });
+            }
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            let lines = Lines::of(&text);
+            // The innermost leaf is the last value of the text; its line is the last but some closing brackets.
+            let mut path = String::new();
+            for key in &keys {
+                if !path.is_empty() { path.push('.'); }
+                path.push_str(key);
+                path.push_str("[0]");
+            }
+            let leaf_line = text.lines().position(|l| l.trim() == "\"leaf\"").map(|i| i as u32 + 1);
+            prop_assert_eq!(Some(lines.line(&path)), leaf_line);
+        }
+    }
+}
