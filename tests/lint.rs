@@ -164,6 +164,37 @@ fn the_template_file_itself_may_be_given_and_its_uri_is_the_file_name() {
 }
 
 #[test]
+fn a_synapse_workspace_template_is_read_like_a_factory_template() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let to_synapse = |name: &str, target: &str| {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(ARM).join(name)).expect("read");
+        let text = text.replace(
+            "Microsoft.DataFactory/factories/",
+            "Microsoft.Synapse/workspaces/",
+        );
+        std::fs::write(dir.path().join(target), text).expect("write");
+    };
+    to_synapse(TEMPLATE, "TemplateForWorkspace.json");
+    to_synapse(
+        "ARMTemplateParametersForFactory.json",
+        "TemplateParametersForWorkspace.json",
+    );
+    let out = lint(&[
+        dir.path().to_str().expect("utf-8 path"),
+        "--vault-allow",
+        "contoso-kv",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let expected: Vec<(&str, &str, u64)> = ARM_EXPECTED
+        .iter()
+        .map(|(r, _, l)| (*r, "TemplateForWorkspace.json", *l))
+        .collect();
+    assert_eq!(fired(&document(&out)), set(&expected));
+}
+
+#[test]
 fn without_a_watched_list_no_vault_is_unwatched_and_the_environment_sets_one() {
     let out = lint(&[GIT, "--format", "json"]);
     let none = fired(&document(&out));

@@ -5,6 +5,11 @@
 //! `integrationRuntime/` and `factory/` holding one `{"name", "properties"}` JSON file per resource; or the
 //! folder or file of an exported ARM template, `ARMTemplateForFactory.json` (Synapse: `TemplateForWorkspace.json`)
 //! with `ARMTemplateParametersForFactory.json` (`TemplateParametersForWorkspace.json`) beside it.
+//!
+//! Sources: Microsoft Learn, "Source control in Azure Data Factory" (one JSON file per resource, in a folder per
+//! resource type, under the repository's root folder); "Continuous integration and delivery in Azure Data
+//! Factory" (the `adf_publish` branch and the two template files); "Continuous integration and delivery for an
+//! Azure Synapse Analytics workspace" (`workspace_publish`, `TemplateForWorkspace.json`).
 
 use super::arm_template;
 use super::position::Lines;
