@@ -15,6 +15,7 @@ pub mod diagnose;
 pub mod event;
 pub mod functions;
 pub mod impact;
+pub mod lint;
 pub mod notify;
 pub mod plan;
 pub mod report;

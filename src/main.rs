@@ -105,6 +105,8 @@ enum Commands {
         /// The report file; `-` reads standard input.
         path: PathBuf,
     },
+    /// Offline: check a factory's Git folder or exported ARM template for rotation hazards. No Azure access.
+    Lint(LintArgs),
     /// Run the Azure Functions custom handler.
     Serve {
         #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
@@ -120,6 +122,23 @@ struct SecretArgs {
     secret: String,
     #[arg(long)]
     version: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct LintArgs {
+    /// A factory's (or Synapse workspace's) Git folder, or an exported ARM template (file or folder).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// `text` (the default), `json` (adf-secret-refresh/lint/v1) or `sarif` (SARIF 2.1.0, for code scanning).
+    #[arg(long, value_enum)]
+    format: Option<LintFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LintFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +184,11 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
         print(&report, global.output);
         return Ok(report.exit_code() as u8);
     }
+    // Linting reads files only: no Azure settings, no credentials.
+    let command = match command {
+        Commands::Lint(args) => return Ok(lint(&args, global)),
+        other => other,
+    };
     let app = App::new(settings(global)?).map_err(|e| e.to_string())?;
     let trigger = Trigger {
         kind: TriggerKind::Cli,
@@ -183,10 +207,53 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
             expiring_within_days,
         } => audit::run(&app, trigger, expiring_within_days).await,
         Commands::Show { .. } => unreachable!("handled above"),
+        Commands::Lint(_) => unreachable!("handled above"),
     };
     notify::send_all(&app, &mut report).await;
     print(&report, global.output);
     Ok(report.exit_code() as u8)
+}
+
+fn lint(args: &LintArgs, global: &Global) -> u8 {
+    use adf_secret_refresh::lint;
+    let options = lint::Options {
+        vault_allow: global
+            .vault_allow
+            .iter()
+            .flat_map(|v| split_list(v))
+            .collect(),
+    };
+    let (factories, findings) = match lint::check(&args.paths, &options) {
+        Ok(result) => result,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return 1;
+        }
+    };
+    let format = args.format.unwrap_or(match global.output {
+        Some(Output::Json) => LintFormat::Json,
+        _ => LintFormat::Text,
+    });
+    let document = match format {
+        LintFormat::Text => {
+            print!("{}", lint::output::text(&factories, &findings));
+            None
+        }
+        LintFormat::Json => Some(lint::output::json(&factories, &findings)),
+        LintFormat::Sarif => Some(lint::output::sarif(&factories, &findings)),
+    };
+    if let Some(document) = document {
+        match serde_json::to_string_pretty(&document) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: cannot serialise the lint output: {e}");
+                return 1;
+            }
+        }
+    }
+    lint::output::exit_code(&findings)
 }
 
 fn read_report(path: &std::path::Path) -> Result<Report, String> {

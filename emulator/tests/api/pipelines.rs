@@ -8,7 +8,7 @@ use adf_emulator::Options;
 
 fn spec_example(name: &str) -> Value {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/adf-spec/specification/datafactory/resource-manager/Microsoft.DataFactory/stable/2018-06-01/examples")
+        .join("../tests/fixtures/adf-spec-examples")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("the spec example {} must be readable: {e}", path.display()));
