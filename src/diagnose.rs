@@ -4,7 +4,8 @@
 //! whose needle appears in the message wins. An unknown error keeps its raw message and says so; nothing here
 //! invents a cause.
 
-use crate::report::{Diagnosis, Verdict};
+use crate::report::{Diagnosis, Test, TestStatus, Verdict};
+use serde_json::Value;
 
 /// Who must act.
 pub const PIPELINE_OWNER: &str = "pipelineOwner";
@@ -213,6 +214,89 @@ pub fn for_message(message: &str) -> Diagnosis {
         })
 }
 
+/// The diagnosis of a self-hosted integration runtime found offline before testing.
+pub fn runtime_offline() -> Diagnosis {
+    for_message("The integration runtime is offline.")
+}
+
+/// A test connection that could not be run because ARM refused the call itself.
+pub fn test_not_run(error: &str) -> Test {
+    Test {
+        status: TestStatus::Error,
+        message: Some(error.to_string()),
+        raw: None,
+        diagnosis: Some(for_message(error)),
+    }
+}
+
+/// What ADF's answer to a test connection means, and the note it adds to the target, if any.
+///
+/// A 400 means "interactive authoring is off" only when ADF's message says so (azure.datafactory.tools #255);
+/// any other 400 is a failed test with ADF's message. A 2xx without `succeeded` is an error, with the body
+/// (azure.datafactory.tools #382).
+pub fn test_outcome(status: u16, body: Value) -> (Test, Option<&'static str>) {
+    let errors: Vec<String> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|errs| {
+            errs.iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let cloud_message = body
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let message = (!errors.is_empty())
+        .then(|| errors.join(" | "))
+        .or(cloud_message);
+    if !(200..300).contains(&status) {
+        let text = message.unwrap_or_else(|| format!("HTTP {status}"));
+        let diagnosis = for_message(&text);
+        let authoring_off = status == 400 && diagnosis.code == "interactiveAuthoringDisabled";
+        let test = Test {
+            status: if authoring_off {
+                TestStatus::NotTested
+            } else {
+                TestStatus::Failed
+            },
+            message: Some(text),
+            raw: Some(body),
+            diagnosis: Some(diagnosis),
+        };
+        return (
+            test,
+            authoring_off.then_some("interactiveAuthoringDisabled"),
+        );
+    }
+    let test = match body.get("succeeded").and_then(Value::as_bool) {
+        Some(true) => Test {
+            status: TestStatus::Passed,
+            message: None,
+            raw: Some(body),
+            diagnosis: None,
+        },
+        Some(false) => {
+            let text = message.unwrap_or_else(|| "ADF reported a failure without a message".into());
+            Test {
+                status: TestStatus::Failed,
+                diagnosis: Some(for_message(&text)),
+                message: Some(text),
+                raw: Some(body),
+            }
+        }
+        None => Test {
+            status: TestStatus::Error,
+            message: Some("ADF's answer to the test connection had no `succeeded` field".into()),
+            raw: Some(body),
+            diagnosis: None,
+        },
+    };
+    (test, None)
+}
+
 /// What a person must do about a verdict other than a plain re-save, or about a notable trap.
 pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
     let has = |n: &str| notes.iter().any(|x| x == n);
@@ -395,6 +479,38 @@ mod tests {
         assert_eq!(d.code, "unknown");
         assert!(d.cause.contains("Something odd happened (code 99999)"));
         assert!(d.cause.starts_with("Not recognised"));
+    }
+
+    #[test]
+    fn a_400_is_interactive_authoring_off_only_when_adf_says_so() {
+        let off = serde_json::json!({"error": {"code": "BadRequest", "message": "Interactive authoring is disabled on integration runtime 'mvnet-ir'."}});
+        let (test, note) = test_outcome(400, off);
+        assert_eq!(test.status, TestStatus::NotTested);
+        assert_eq!(note, Some("interactiveAuthoringDisabled"));
+        let other = serde_json::json!({"error": {"code": "BadRequest", "message": "Login failed for user 'etl'."}});
+        let (test, note) = test_outcome(400, other);
+        assert_eq!(test.status, TestStatus::Failed);
+        assert_eq!(
+            test.message.as_deref(),
+            Some("Login failed for user 'etl'.")
+        );
+        assert_eq!(test.diagnosis.map(|d| d.code), Some("loginFailed".into()));
+        assert_eq!(note, None);
+    }
+
+    #[test]
+    fn test_answers_map_to_outcomes() {
+        let passed = test_outcome(200, serde_json::json!({"succeeded": true})).0;
+        assert_eq!(passed.status, TestStatus::Passed);
+        let failed = test_outcome(
+            200,
+            serde_json::json!({"succeeded": false, "errors": [{"message": "AADSTS7000222: expired"}]}),
+        )
+        .0;
+        assert_eq!(failed.status, TestStatus::Failed);
+        assert_eq!(failed.diagnosis.map(|d| d.owner), Some(ENTRA_ADMIN.into()));
+        let odd = test_outcome(200, serde_json::json!({"status": "?"})).0;
+        assert_eq!(odd.status, TestStatus::Error);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! handler; [`app`] builds the clients from [`config`] for both the CLI and the handler.
 #![forbid(unsafe_code)]
 
+pub mod act;
 pub mod app;
 pub mod apply;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod diagnose;
 pub mod event;
 pub mod functions;
 pub mod notify;
+pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod scan;

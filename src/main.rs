@@ -211,6 +211,7 @@ async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
             vault: args.vault,
             name: args.secret,
             version: args.version,
+            vault_suffix: app.settings.vault_suffix_of(None),
         },
         secret_url: None,
         event_kind: EventKind::NewVersion,

@@ -35,6 +35,9 @@ pub struct SecretRef {
     pub name: String,
     /// The new version, when known.
     pub version: Option<String>,
+    /// The vault's cloud, as its Key Vault DNS suffix (`vault.azure.net`, `vault.azure.cn`, …). A same-named
+    /// vault under another suffix is another vault. Empty only for the audit, which lists every cloud.
+    pub vault_suffix: String,
 }
 
 /// How one reference relates to the rotated secret.
@@ -57,6 +60,13 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
         Resolved::ParameterDefault(_) => Match::No,
         Resolved::Unresolved(_) => Match::Possible,
     };
+    // A vault URL under another cloud's suffix names another vault, whatever its name.
+    if let Some(suffix) = &reference.vault_suffix
+        && !secret.vault_suffix.is_empty()
+        && !suffix.eq_ignore_ascii_case(&secret.vault_suffix)
+    {
+        return Match::No;
+    }
     match (
         part(&reference.vault, &secret.vault),
         part(&reference.secret_name, &secret.name),
@@ -328,6 +338,7 @@ mod tests {
             vault: "contoso-kv".into(),
             name: "sql-password".into(),
             version: Some("v2".into()),
+            vault_suffix: "vault.azure.net".into(),
         }
     }
 
@@ -385,10 +396,32 @@ mod tests {
     #[test]
     fn secret_names_compare_without_case_and_vault_urls_normalise() {
         let f = factory(vec![
-            kv("KV", "HTTPS://Contoso-KV.vault.azure.cn"),
+            kv("KV", "HTTPS://Contoso-KV.VAULT.azure.net:443/"),
             sql("Sql", kv_ref("KV", "SQL-Password")),
         ]);
         assert_eq!(plan_factory(&f, &secret()).len(), 1);
+    }
+
+    #[test]
+    fn a_same_named_vault_in_another_cloud_is_another_vault() {
+        for other_cloud in [
+            "https://contoso-kv.vault.azure.cn/",
+            "https://contoso-kv.vault.usgovcloudapi.net/",
+        ] {
+            let f = factory(vec![
+                kv("KV", other_cloud),
+                sql("Sql", kv_ref("KV", "sql-password")),
+            ]);
+            assert!(plan_factory(&f, &secret()).is_empty(), "{other_cloud}");
+            let china = SecretRef {
+                vault_suffix: other_cloud
+                    .trim_start_matches("https://contoso-kv.")
+                    .trim_end_matches('/')
+                    .into(),
+                ..secret()
+            };
+            assert_eq!(plan_factory(&f, &china).len(), 1, "{other_cloud}");
+        }
     }
 
     #[test]

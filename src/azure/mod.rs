@@ -3,4 +3,5 @@ pub mod arm;
 pub mod auth;
 pub mod keyvault;
 pub mod operations;
+pub mod resource_id;
 pub mod retry;

@@ -160,6 +160,22 @@ pub struct Target {
     pub request_ids: Vec<String>,
 }
 
+impl Target {
+    /// The one definition of "a person must look at this", used by the summary, the exit code, the
+    /// notification policy and every rendering: it was not re-saved (a refusing verdict, a skipped, failed or
+    /// unreached re-save), its test failed or could not run, or a diagnosis names an owner who must act.
+    pub fn needs_attention(&self) -> bool {
+        self.verdict != Verdict::Resave
+            || matches!(
+                self.resave.status,
+                ResaveStatus::Failed | ResaveStatus::Skipped | ResaveStatus::NotReached
+            )
+            || matches!(self.test.status, TestStatus::Failed | TestStatus::Error)
+            || self.diagnosis.is_some()
+            || self.test.diagnosis.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Reference {
@@ -351,12 +367,7 @@ impl Report {
             )
         });
         s.attention = !self.complete
-            || s.tests_failed > 0
-            || s.skipped > 0
-            || self
-                .targets
-                .iter()
-                .any(|t| t.resave.status == ResaveStatus::Failed)
+            || self.targets.iter().any(Target::needs_attention)
             || self.findings.iter().any(|f| f.severity != "info");
     }
 
