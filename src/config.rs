@@ -85,11 +85,13 @@ impl Settings {
         vault_suffix_for_arm(&self.arm_endpoint)
     }
 
-    /// The vault's cloud for a run: the host of the event's secret URL when it names a Key Vault, else
+    /// The vault's cloud for a run: the host of the event's secret URL when it is this vault under a known
+    /// Key Vault suffix, else
     /// this deployment's cloud.
-    pub fn vault_suffix_of(&self, secret_url: Option<&str>) -> String {
+    pub fn vault_suffix_of(&self, vault: &str, secret_url: Option<&str>) -> String {
         secret_url
             .and_then(crate::scan::parse_vault_url)
+            .filter(|h| h.name.eq_ignore_ascii_case(vault))
             .map_or_else(|| self.vault_suffix().to_string(), |h| h.suffix)
     }
 
@@ -191,6 +193,9 @@ impl Scope {
         self.parsed.contains(&inner.parsed)
     }
 }
+
+/// The default time budget of one run. With the notifications after it, it stays inside the Functions timeout.
+pub const DEFAULT_RUN_BUDGET_SECONDS: u64 = 480;
 
 /// The Key Vault DNS suffix of the cloud an ARM endpoint belongs to; any other endpoint (public Azure, an
 /// emulator) is the public cloud. Source: the sovereign cloud endpoints in DESIGN.md's "Names and clouds".

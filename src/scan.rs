@@ -460,6 +460,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn vault_urls_never_panic_and_only_known_suffixes_parse(url in "\\PC{0,80}") {
+            if let Some(host) = parse_vault_url(&url) {
+                proptest::prop_assert!(KEY_VAULT_SUFFIXES.contains(&host.suffix.as_str()));
+                proptest::prop_assert!(!host.name.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn finds_nested_references_with_their_paths() {
         let kv = kv_ls("KV", json!("https://contoso-kv.vault.azure.net/"));
