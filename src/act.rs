@@ -359,3 +359,239 @@ async fn test_connection<A: Arm + ?Sized>(
     tracing::info!(factory = %factory_id, name = %target.name, status = ?test.status, "tested");
     Ok(test)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::arm::ArmResponse;
+    use crate::report::TestStatus;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    const FACTORY: &str =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f";
+
+    /// ARM as a script of answers, recording what was asked; no network.
+    #[derive(Default)]
+    struct ScriptedArm {
+        gets: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        puts: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        tests: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    fn ok(body: Value) -> Result<ArmResponse, ArmError> {
+        Ok(ArmResponse {
+            status: 200,
+            body,
+            request_id: None,
+            etag: None,
+        })
+    }
+
+    fn next(
+        queue: &Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+    ) -> Result<ArmResponse, ArmError> {
+        queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Err(ArmError::InvalidId("no scripted answer".into())))
+    }
+
+    #[async_trait::async_trait]
+    impl Arm for ScriptedArm {
+        async fn get(&self, _: ArmOperation, id: &ResourceId) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push(format!("GET {id}"));
+            next(&self.gets)
+        }
+        async fn put(
+            &self,
+            _: ArmOperation,
+            id: &ResourceId,
+            _: &Value,
+            etag: &str,
+        ) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push(format!("PUT {id} {etag}"));
+            next(&self.puts)
+        }
+        async fn test_connectivity(
+            &self,
+            _: &ResourceId,
+            _: &Value,
+        ) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push("TEST".into());
+            next(&self.tests)
+        }
+        async fn integration_runtime_status(
+            &self,
+            _: &ResourceId,
+            _: &str,
+        ) -> Result<ArmResponse, ArmError> {
+            Err(ArmError::InvalidId("no runtime".into()))
+        }
+    }
+
+    fn sql(name: &str) -> Value {
+        json!({"name": name, "properties": {"type": "AzureSqlDatabase", "typeProperties": {
+            "connectionString": "Server=tcp:x.database.windows.net;Database=d;User ID=etl",
+            "password": {"type": "AzureKeyVaultSecret", "store": {"referenceName": "KV", "type": "LinkedServiceReference"}, "secretName": "sql-password"}}}})
+    }
+
+    fn fresh(name: &str, etag: &str) -> Value {
+        let mut resource = sql(name);
+        resource["etag"] = json!(etag);
+        resource
+    }
+
+    fn setup(names: &[&str]) -> (FactorySnapshot, Vec<Target>, SecretRef) {
+        let mut linked_services =
+            vec![json!({"name": "KV", "properties": {"type": "AzureKeyVault",
+            "typeProperties": {"baseUrl": "https://contoso-kv.vault.azure.net/"}}})];
+        linked_services.extend(names.iter().map(|n| sql(n)));
+        let factory = FactorySnapshot {
+            id: FACTORY.into(),
+            resource: json!({"properties": {}}),
+            linked_services,
+            credentials: vec![],
+        };
+        let secret = SecretRef {
+            vault: "contoso-kv".into(),
+            name: "sql-password".into(),
+            version: None,
+            vault_suffix: "vault.azure.net".into(),
+        };
+        let targets = plan::plan_factory(&factory, &secret);
+        assert_eq!(targets.len(), names.len());
+        (factory, targets, secret)
+    }
+
+    fn refresh() -> Mode {
+        Mode {
+            dry_run: false,
+            secret_usable: Ok(()),
+            event_kind: EventKind::NewVersion,
+        }
+    }
+
+    fn precondition_failed() -> Result<ArmResponse, ArmError> {
+        Err(ArmError::PreconditionFailed {
+            operation: "putLinkedService",
+            request_id: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_412_reads_again_and_writes_the_version_just_read() {
+        let (factory, targets, secret) = setup(&["Sql"]);
+        let arm = ScriptedArm::default();
+        arm.gets
+            .lock()
+            .unwrap()
+            .extend([ok(fresh("Sql", "e1")), ok(fresh("Sql", "e2"))]);
+        arm.puts
+            .lock()
+            .unwrap()
+            .extend([precondition_failed(), ok(fresh("Sql", "e3"))]);
+        arm.tests
+            .lock()
+            .unwrap()
+            .push_back(ok(json!({"succeeded": true})));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        assert!(errors.is_empty());
+        let t = &targets[0];
+        assert_eq!(t.resave.status, ResaveStatus::Ok);
+        assert_eq!(t.resave.attempts, 2);
+        assert_eq!(t.resave.etag_before.as_deref(), Some("e2"));
+        assert_eq!(t.resave.etag_after.as_deref(), Some("e3"));
+        assert_eq!(t.test.status, TestStatus::Passed);
+        let puts: Vec<String> = arm
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("PUT"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            puts,
+            [
+                format!("PUT {FACTORY}/linkedservices/Sql e1"),
+                format!("PUT {FACTORY}/linkedservices/Sql e2")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_412_that_keeps_coming_fails_the_target_but_not_the_factory() {
+        let (factory, targets, secret) = setup(&["A", "B"]);
+        let arm = ScriptedArm::default();
+        let rounds = MAX_PRECONDITION_RETRIES as usize + 1;
+        arm.gets
+            .lock()
+            .unwrap()
+            .extend((0..rounds).map(|i| ok(fresh("A", &format!("a{i}")))));
+        arm.puts
+            .lock()
+            .unwrap()
+            .extend((0..rounds).map(|_| precondition_failed()));
+        arm.gets.lock().unwrap().push_back(ok(fresh("B", "b")));
+        arm.puts.lock().unwrap().push_back(ok(fresh("B", "b2")));
+        arm.tests
+            .lock()
+            .unwrap()
+            .push_back(ok(json!({"succeeded": true})));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        // The failure is the target's, in its re-save; the factory goes on.
+        assert!(errors.is_empty());
+        assert_eq!(targets[0].resave.status, ResaveStatus::Failed);
+        assert_eq!(targets[0].resave.attempts as usize, rounds);
+        assert_eq!(targets[1].resave.status, ResaveStatus::Ok);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_stops_the_factory_and_says_who_was_not_reached() {
+        let (factory, targets, secret) = setup(&["A", "B"]);
+        let arm = ScriptedArm::default();
+        arm.gets
+            .lock()
+            .unwrap()
+            .push_back(Err(ArmError::Unavailable {
+                operation: "getLinkedService",
+                status: 503,
+                code: String::new(),
+                message: "busy".into(),
+                attempts: 8,
+                request_id: None,
+            }));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].transient);
+        assert_eq!(targets[0].resave.status, ResaveStatus::Failed);
+        assert_eq!(targets[1].resave.status, ResaveStatus::NotReached);
+        assert_eq!(arm.calls.lock().unwrap().len(), 1, "B was never touched");
+    }
+
+    #[tokio::test]
+    async fn a_400_from_the_test_is_a_failed_test_unless_adf_says_authoring_is_off() {
+        let (factory, targets, secret) = setup(&["Sql"]);
+        let arm = ScriptedArm::default();
+        arm.gets.lock().unwrap().push_back(ok(fresh("Sql", "e1")));
+        arm.puts.lock().unwrap().push_back(ok(fresh("Sql", "e2")));
+        arm.tests.lock().unwrap().push_back(Ok(ArmResponse {
+            status: 400,
+            body: json!({"error": {"code": "BadRequest", "message": "The linked service's server name is not valid."}}),
+            request_id: None,
+            etag: None,
+        }));
+        let (targets, _) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        let t = &targets[0];
+        assert_eq!(t.test.status, TestStatus::Failed);
+        assert_eq!(
+            t.test.message.as_deref(),
+            Some("The linked service's server name is not valid.")
+        );
+        assert!(!t.notes.iter().any(|n| n == "interactiveAuthoringDisabled"));
+        assert!(t.needs_attention());
+    }
+}

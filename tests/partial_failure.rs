@@ -229,3 +229,38 @@ async fn a_hostile_integration_runtime_name_cannot_steer_a_request() {
         "{status_calls:?}"
     );
 }
+
+#[tokio::test]
+async fn a_resaved_target_whose_test_could_not_run_needs_attention() {
+    let seed = json!({
+        "subscriptions": [{"subscriptionId": SUB, "resourceGroups": [
+            {"name": RG, "factories": [
+                {"name": "adf-onprem", "location": "westeurope",
+                 "integrationRuntimes": [
+                    {"name": "shir-onprem", "properties": {"type": "SelfHosted"}, "state": "Offline"}],
+                 "linkedServices": [
+                    kv_ls("KV", "https://contoso-kv.vault.azure.net/"),
+                    with(
+                        sql("OnPremSql", kv_ref("KV", json!("sql-password"))),
+                        "/properties/connectVia",
+                        json!({"referenceName": "shir-onprem", "type": "IntegrationRuntimeReference"}),
+                    )]}
+            ]}
+        ]}],
+        "vaults": [{"name": "contoso-kv", "secrets": [{"name": "sql-password", "versions": [
+            {"version": "00000000000000000000000000000002", "value": SQL_PASSWORD_V2, "enabled": true, "created": 1760000000}
+        ]}]}]
+    });
+    let emu = emulator(seed, 50).await;
+    let run = run(&emu, &subscription(), "refresh").await;
+    let report = run.report();
+    let t = target(&report, "OnPremSql");
+    assert_eq!(t["resave"]["status"], "ok");
+    assert_eq!(t["test"]["status"], "notTested");
+    assert_eq!(report["complete"], true);
+    assert_eq!(
+        report["summary"]["attention"], true,
+        "listed under 'Needs attention', so the summary says so too"
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
