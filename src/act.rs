@@ -10,7 +10,7 @@ use crate::event::EventKind;
 use crate::observe::run_error;
 use crate::plan::{self, FactorySnapshot, SecretRef};
 use crate::report::{
-    Resave, ResaveStatus, RunError, RuntimeStatus, Target, TargetKind, Test, Verdict,
+    Note, Resave, ResaveStatus, RunError, RuntimeStatus, Target, TargetKind, Test, Verdict,
 };
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -147,17 +147,14 @@ fn note_runtime(target: &mut Target, status: &RuntimeStatus) {
                 .state
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("Online"));
-            target.notes.push(
-                if online {
-                    "selfHostedIntegrationRuntime"
-                } else {
-                    "selfHostedIntegrationRuntimeOffline"
-                }
-                .into(),
-            );
+            target.notes.push(if online {
+                Note::SelfHostedIntegrationRuntime
+            } else {
+                Note::SelfHostedIntegrationRuntimeOffline
+            });
         }
         Some(k) if k.eq_ignore_ascii_case("Managed") => {
-            target.notes.push("managedIntegrationRuntime".into())
+            target.notes.push(Note::ManagedIntegrationRuntime)
         }
         _ => {}
     }
@@ -224,8 +221,7 @@ async fn apply_target<A: Arm + ?Sized>(
         ))
     } else if target
         .notes
-        .iter()
-        .any(|n| n == "selfHostedIntegrationRuntimeOffline")
+        .contains(&Note::SelfHostedIntegrationRuntimeOffline)
     {
         let runtime = target
             .integration_runtime
@@ -275,7 +271,7 @@ async fn resave<A: Arm + ?Sized>(
         };
         if let Err(why) = still_safe(factory, target, &fresh.body, secret) {
             target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why));
-            target.notes.push("changedSinceDiscovery".into());
+            target.notes.push(Note::ChangedSinceDiscovery);
             return Ok(fresh.body);
         }
         let properties = fresh.body.get("properties").cloned().unwrap_or(Value::Null);
@@ -350,7 +346,7 @@ async fn test_connection<A: Arm + ?Sized>(
         Ok(response) => {
             target.request_ids.extend(response.request_id.clone());
             let (test, note) = diagnose::test_outcome(response.status, response.body);
-            target.notes.extend(note.map(str::to_string));
+            target.notes.extend(note);
             test
         }
         Err(e) if e.is_transient() => return Err(e),
@@ -591,7 +587,7 @@ mod tests {
             t.test.message.as_deref(),
             Some("The linked service's server name is not valid.")
         );
-        assert!(!t.notes.iter().any(|n| n == "interactiveAuthoringDisabled"));
+        assert!(!t.notes.contains(&Note::InteractiveAuthoringDisabled));
         assert!(t.needs_attention());
     }
 }

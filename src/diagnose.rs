@@ -4,14 +4,14 @@
 //! whose needle appears in the message wins. An unknown error keeps its raw message and says so; nothing here
 //! invents a cause.
 
-use crate::report::{Diagnosis, Test, TestStatus, Verdict};
+use crate::report::{Diagnosis, Note, Owner, Test, TestStatus, Verdict};
 use serde_json::Value;
 
 /// Who must act.
-pub const PIPELINE_OWNER: &str = "pipelineOwner";
-pub const ENTRA_ADMIN: &str = "entraAdmin";
-pub const PLATFORM_OWNER: &str = "platformOwner";
-pub const RUNTIME_OWNER: &str = "runtimeOwner";
+pub const PIPELINE_OWNER: Owner = Owner::PipelineOwner;
+pub const ENTRA_ADMIN: Owner = Owner::EntraAdmin;
+pub const PLATFORM_OWNER: Owner = Owner::PlatformOwner;
+pub const RUNTIME_OWNER: Owner = Owner::RuntimeOwner;
 
 struct Rule {
     code: &'static str,
@@ -19,7 +19,7 @@ struct Rule {
     needles: &'static [&'static str],
     cause: &'static str,
     fix: &'static [&'static str],
-    owner: &'static str,
+    owner: Owner,
 }
 
 const RULES: &[Rule] = &[
@@ -202,7 +202,7 @@ pub fn for_message(message: &str) -> Diagnosis {
             code: rule.code.into(),
             cause: rule.cause.into(),
             fix: rule.fix.iter().map(|s| s.to_string()).collect(),
-            owner: rule.owner.into(),
+            owner: rule.owner,
         })
         .unwrap_or_else(|| Diagnosis {
             code: "unknown".into(),
@@ -210,7 +210,7 @@ pub fn for_message(message: &str) -> Diagnosis {
             fix: vec![
                 "Read ADF's message above, fix the linked service, and run ADF's test connection again.".into(),
             ],
-            owner: PIPELINE_OWNER.into(),
+            owner: PIPELINE_OWNER,
         })
 }
 
@@ -234,7 +234,7 @@ pub fn test_not_run(error: &str) -> Test {
 /// A 400 means "interactive authoring is off" only when ADF's message says so (azure.datafactory.tools #255);
 /// any other 400 is a failed test with ADF's message. A 2xx without `succeeded` is an error, with the body
 /// (azure.datafactory.tools #382).
-pub fn test_outcome(status: u16, body: Value) -> (Test, Option<&'static str>) {
+pub fn test_outcome(status: u16, body: Value) -> (Test, Option<Note>) {
     let errors: Vec<String> = body
         .get("errors")
         .and_then(Value::as_array)
@@ -268,7 +268,7 @@ pub fn test_outcome(status: u16, body: Value) -> (Test, Option<&'static str>) {
         };
         return (
             test,
-            authoring_off.then_some("interactiveAuthoringDisabled"),
+            authoring_off.then_some(Note::InteractiveAuthoringDisabled),
         );
     }
     let test = match body.get("succeeded").and_then(Value::as_bool) {
@@ -298,10 +298,10 @@ pub fn test_outcome(status: u16, body: Value) -> (Test, Option<&'static str>) {
 }
 
 /// What a person must do about a verdict other than a plain re-save, or about a notable trap.
-pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
-    let has = |n: &str| notes.iter().any(|x| x == n);
-    let (code, cause, fix, owner): (&str, &str, &[&str], &str) = match verdict {
-        Verdict::Pinned if has("pinnedToCurrentVersion") => (
+pub fn for_verdict(verdict: Verdict, notes: &[Note]) -> Option<Diagnosis> {
+    let has = |n: Note| notes.contains(&n);
+    let (code, cause, fix, owner): (&str, &str, &[&str], Owner) = match verdict {
+        Verdict::Pinned if has(Note::PinnedToCurrentVersion) => (
             "pinnedVersion",
             "The reference pins secretVersion to the new version already; it is current, but the next rotation will leave it behind again.",
             &[
@@ -318,7 +318,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
             ],
             PIPELINE_OWNER,
         ),
-        Verdict::InlineSecret if has("selfHostedIntegrationRuntimeCredential") => (
+        Verdict::InlineSecret if has(Note::SelfHostedIntegrationRuntimeCredential) => (
             "selfHostedIntegrationRuntimeCredential",
             "The linked service keeps credentials encrypted on the self-hosted integration runtime (encryptedCredential). A re-save through ARM cannot refresh them and could break them.",
             &[
@@ -345,7 +345,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
             ],
             PIPELINE_OWNER,
         ),
-        Verdict::Resave if has("gitMode") => (
+        Verdict::Resave if has(Note::GitMode) => (
             "gitMode",
             "The factory is Git-integrated. The live factory was updated, but the next publish from Git overwrites it with what Git holds.",
             &[
@@ -359,7 +359,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
         code: code.into(),
         cause: cause.into(),
         fix: fix.iter().map(|s| s.to_string()).collect(),
-        owner: owner.into(),
+        owner,
     })
 }
 
@@ -456,11 +456,7 @@ mod tests {
         ];
         for (message, code, owner) in cases {
             let d = for_message(message);
-            assert_eq!(
-                (d.code.as_str(), d.owner.as_str()),
-                (code, owner),
-                "{message}"
-            );
+            assert_eq!((d.code.as_str(), d.owner), (code, owner), "{message}");
             assert!(!d.fix.is_empty());
         }
     }
@@ -486,7 +482,7 @@ mod tests {
         let off = serde_json::json!({"error": {"code": "BadRequest", "message": "Interactive authoring is disabled on integration runtime 'mvnet-ir'."}});
         let (test, note) = test_outcome(400, off);
         assert_eq!(test.status, TestStatus::NotTested);
-        assert_eq!(note, Some("interactiveAuthoringDisabled"));
+        assert_eq!(note, Some(Note::InteractiveAuthoringDisabled));
         let other = serde_json::json!({"error": {"code": "BadRequest", "message": "Login failed for user 'etl'."}});
         let (test, note) = test_outcome(400, other);
         assert_eq!(test.status, TestStatus::Failed);
@@ -508,7 +504,7 @@ mod tests {
         )
         .0;
         assert_eq!(failed.status, TestStatus::Failed);
-        assert_eq!(failed.diagnosis.map(|d| d.owner), Some(ENTRA_ADMIN.into()));
+        assert_eq!(failed.diagnosis.map(|d| d.owner), Some(ENTRA_ADMIN));
         let odd = test_outcome(200, serde_json::json!({"status": "?"})).0;
         assert_eq!(odd.status, TestStatus::Error);
     }
@@ -520,7 +516,7 @@ mod tests {
         }
         assert_eq!(for_verdict(Verdict::Resave, &[]), None);
         assert_eq!(
-            for_verdict(Verdict::Resave, &["gitMode".into()]).map(|d| d.code),
+            for_verdict(Verdict::Resave, &[Note::GitMode]).map(|d| d.code),
             Some("gitMode".into())
         );
     }

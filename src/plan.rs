@@ -3,7 +3,7 @@
 //! Nothing here talks to Azure. [`crate::apply`] feeds it what discovery listed and acts on the result.
 
 use crate::diagnose;
-use crate::report::{Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
+use crate::report::{Note, Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
 use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
 use serde_json::Value;
 
@@ -234,7 +234,7 @@ impl<'a> Planner<'a> {
                     .as_deref()
                     .is_some_and(|v| versions.iter().all(|p| p.eq_ignore_ascii_case(v)))
                 {
-                    notes.push("pinnedToCurrentVersion".into());
+                    notes.push(Note::PinnedToCurrentVersion);
                 }
                 (
                     Verdict::Pinned,
@@ -246,7 +246,7 @@ impl<'a> Planner<'a> {
                     .is_some()
                     && scan::connect_via(properties).is_some();
                 if shir_credential {
-                    notes.push("selfHostedIntegrationRuntimeCredential".into());
+                    notes.push(Note::SelfHostedIntegrationRuntimeCredential);
                 }
                 (
                     Verdict::InlineSecret,
@@ -269,13 +269,13 @@ impl<'a> Planner<'a> {
             .and_then(Value::as_object)
             .is_some_and(|p| !p.is_empty())
         {
-            notes.push("parameterised".into());
+            notes.push(Note::Parameterised);
         }
         if via_credential.is_some() {
-            notes.push("viaCredential".into());
+            notes.push(Note::ViaCredential);
         }
         if git_mode {
-            notes.push("gitMode".into());
+            notes.push(Note::GitMode);
         }
 
         Some(Target {
@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(t.verdict, Verdict::Pinned);
         assert_eq!(t.resave.status, ResaveStatus::Skipped);
         assert!(t.diagnosis.is_some());
-        assert!(!t.notes.contains(&"pinnedToCurrentVersion".to_string()));
+        assert!(!t.notes.contains(&Note::PinnedToCurrentVersion));
     }
 
     #[test]
@@ -444,7 +444,7 @@ mod tests {
         assert!(
             plan_factory(&f, &secret())[0]
                 .notes
-                .contains(&"pinnedToCurrentVersion".to_string())
+                .contains(&Note::PinnedToCurrentVersion)
         );
     }
 
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(t.verdict, Verdict::InlineSecret);
         assert!(
             t.notes
-                .contains(&"selfHostedIntegrationRuntimeCredential".to_string())
+                .contains(&Note::SelfHostedIntegrationRuntimeCredential)
         );
     }
 
@@ -484,7 +484,7 @@ mod tests {
         let t = &plan_factory(&f, &secret())[0];
         assert_eq!(t.verdict, Verdict::Ambiguous);
         assert_eq!(t.references[0].certainty, "parameterDefault");
-        assert!(t.notes.contains(&"parameterised".to_string()));
+        assert!(t.notes.contains(&Note::Parameterised));
     }
 
     #[test]
@@ -585,7 +585,7 @@ mod tests {
         f.resource =
             json!({"properties": {"repoConfiguration": {"type": "FactoryGitHubConfiguration"}}});
         let t = &plan_factory(&f, &secret())[0];
-        assert!(t.notes.contains(&"gitMode".to_string()));
+        assert!(t.notes.contains(&Note::GitMode));
         assert_eq!(
             t.diagnosis.as_ref().map(|d| d.code.as_str()),
             Some("gitMode"),

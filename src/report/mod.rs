@@ -141,7 +141,7 @@ pub struct Target {
     pub verdict: Verdict,
     /// Why the verdict, in one sentence.
     pub reason: String,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// For a linked service that gets the secret through an ADF credential: that credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_credential: Option<String>,
@@ -275,8 +275,95 @@ pub struct Diagnosis {
     pub code: String,
     pub cause: String,
     pub fix: Vec<String>,
-    /// `pipelineOwner`, `entraAdmin`, `platformOwner` or `runtimeOwner`.
-    pub owner: String,
+    pub owner: Owner,
+}
+
+/// Who must act on a diagnosis.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Owner {
+    PipelineOwner,
+    EntraAdmin,
+    PlatformOwner,
+    RuntimeOwner,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::PipelineOwner => "pipelineOwner",
+            Owner::EntraAdmin => "entraAdmin",
+            Owner::PlatformOwner => "platformOwner",
+            Owner::RuntimeOwner => "runtimeOwner",
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fact about a target that a reader (and the product) acts on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Note {
+    /// The reference pins `secretVersion` to the version just created.
+    PinnedToCurrentVersion,
+    /// The credentials are held encrypted on a self-hosted integration runtime (`encryptedCredential`).
+    SelfHostedIntegrationRuntimeCredential,
+    /// The linked service has parameters.
+    Parameterised,
+    /// It gets the secret through an ADF credential.
+    ViaCredential,
+    /// The factory is Git-integrated: the next publish overwrites the live copy.
+    GitMode,
+    SelfHostedIntegrationRuntime,
+    SelfHostedIntegrationRuntimeOffline,
+    ManagedIntegrationRuntime,
+    /// ADF said interactive authoring is off on the managed IR, so it could not test.
+    InteractiveAuthoringDisabled,
+    /// The definition changed between discovery and the re-save's fresh read.
+    ChangedSinceDiscovery,
+}
+
+impl Note {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Note::PinnedToCurrentVersion => "pinnedToCurrentVersion",
+            Note::SelfHostedIntegrationRuntimeCredential => {
+                "selfHostedIntegrationRuntimeCredential"
+            }
+            Note::Parameterised => "parameterised",
+            Note::ViaCredential => "viaCredential",
+            Note::GitMode => "gitMode",
+            Note::SelfHostedIntegrationRuntime => "selfHostedIntegrationRuntime",
+            Note::SelfHostedIntegrationRuntimeOffline => "selfHostedIntegrationRuntimeOffline",
+            Note::ManagedIntegrationRuntime => "managedIntegrationRuntime",
+            Note::InteractiveAuthoringDisabled => "interactiveAuthoringDisabled",
+            Note::ChangedSinceDiscovery => "changedSinceDiscovery",
+        }
+    }
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Notes compare with their report spelling, so tests and renderings read naturally.
+impl PartialEq<&str> for Note {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Note {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

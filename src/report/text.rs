@@ -155,7 +155,8 @@ fn details(out: &mut String, target: &Target) {
     );
     let _ = writeln!(out, "    why: {}", target.reason);
     if !target.notes.is_empty() {
-        let _ = writeln!(out, "    notes: {}", target.notes.join(", "));
+        let notes: Vec<&str> = target.notes.iter().map(|n| n.as_str()).collect();
+        let _ = writeln!(out, "    notes: {}", notes.join(", "));
     }
     if let Some(credential) = &target.via_credential {
         let _ = writeln!(out, "    via credential: {credential}");
