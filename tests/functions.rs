@@ -426,7 +426,7 @@ async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
             FUNCTION_KEY,
         )
         .await;
-    assert_eq!(status(&answer), Some(json!(200)));
+    assert_eq!(status(&answer), Some(json!(200)), "{:#}", answer.body);
     assert_outputs_declared("Refresh", &answer);
     let report = &answer.output("res").unwrap()["body"];
     assert_eq!(report["dryRun"], true);
