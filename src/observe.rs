@@ -30,6 +30,13 @@ pub async fn discover(
                         .and_then(Value::as_str)
                         .map(str::to_string)
                     else {
+                        // A factory we cannot name is one we cannot read: say so, never skip it quietly.
+                        report.errors.push(RunError {
+                            stage: "discovery".into(),
+                            message: "ARM listed a factory without an id".into(),
+                            transient: true,
+                            subject: Some(scope.id().to_string()),
+                        });
                         continue;
                     };
                     // Never act outside the configured scopes, whatever ARM returns.
