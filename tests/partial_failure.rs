@@ -264,3 +264,66 @@ async fn a_resaved_target_whose_test_could_not_run_needs_attention() {
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// A token the emulator issued, handed out as is: the page-cap test drives the ARM client directly.
+#[derive(Debug)]
+struct IssuedToken(String);
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for IssuedToken {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.clone(),
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_listing_longer_than_the_page_cap_is_an_error_not_a_shorter_list() {
+    use adf_secret_refresh::azure::{arm, auth, retry};
+    let emu = emulator(estate(), 2).await;
+    let http = auth::http_client(Some(&emu.ca_file())).expect("client");
+    let token: Value = http
+        .get(format!(
+            "{}?resource=https://management.azure.com&api-version=2019-08-01",
+            emu.identity_endpoint()
+        ))
+        .header("X-IDENTITY-HEADER", emu.identity_header())
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("token JSON");
+    let credential = std::sync::Arc::new(IssuedToken(
+        token["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ));
+    let client = arm::ArmClient::new(
+        http,
+        &emu.arm_endpoint(),
+        credential,
+        auth::CredentialKind::ManagedIdentity,
+        std::sync::Arc::new(retry::Pacer::new(retry::Limits::default())),
+        retry::RetryPolicy::default(),
+    );
+    let sales = factory_id(RG, "adf-sales");
+    let all = client
+        .clone()
+        .list_linked_services(&sales)
+        .await
+        .expect("the whole listing");
+    assert!(all.len() > 4, "the listing spans several pages of 2");
+    let capped = client.with_max_pages(2).list_linked_services(&sales).await;
+    match capped {
+        Err(e @ arm::ArmError::TooManyPages { .. }) => assert!(e.is_transient()),
+        other => panic!("expected the page cap to be an error, got {other:?}"),
+    }
+}

@@ -201,6 +201,7 @@ pub struct ArmClient {
     pacer: Arc<Pacer>,
     retry: RetryPolicy,
     deadline: Option<Instant>,
+    max_pages: u32,
 }
 
 impl ArmClient {
@@ -224,7 +225,14 @@ impl ArmClient {
             pacer,
             retry,
             deadline: None,
+            max_pages: MAX_PAGES,
         }
+    }
+
+    /// The same client, following at most `pages` pages per listing.
+    pub fn with_max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = pages.max(1);
+        self
     }
 
     /// The same client, bounded by a deadline: no attempt starts, no retry waits, and no request runs past it.
@@ -275,10 +283,10 @@ impl ArmClient {
         let mut pages = 0u32;
         while let Some(url) = next.take() {
             pages += 1;
-            if pages > MAX_PAGES {
+            if pages > self.max_pages {
                 return Err(ArmError::TooManyPages {
                     operation: operation.name,
-                    pages: MAX_PAGES,
+                    pages: self.max_pages,
                 });
             }
             let page = self
