@@ -327,3 +327,76 @@ async fn a_listing_longer_than_the_page_cap_is_an_error_not_a_shorter_list() {
         other => panic!("expected the page cap to be an error, got {other:?}"),
     }
 }
+
+/// A `SecretNewVersionCreated` event for `contoso-kv/sql-password`, its secret URL under `suffix`.
+fn rotation_event(suffix: &str) -> Value {
+    json!({
+        "id": "6b2e6a2b-6a55-4d5e-9a4f-1f0b3f6c1d2e",
+        "eventType": "Microsoft.KeyVault.SecretNewVersionCreated",
+        "topic": format!("/subscriptions/{SUB}/resourceGroups/rg-kv/providers/Microsoft.KeyVault/vaults/contoso-kv"),
+        "subject": "sql-password",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "dataVersion": "1",
+        "data": {
+            "Id": format!("https://contoso-kv.{suffix}/secrets/sql-password/00000000000000000000000000000002"),
+            "VaultName": "contoso-kv", "ObjectType": "Secret", "ObjectName": "sql-password",
+            "Version": "00000000000000000000000000000002"
+        }
+    })
+}
+
+async fn host(emu: &adf_emulator::Emulator) -> adf_emulator::host::HostSimulator {
+    let mut env = emu.env();
+    env.push(("ADF_REFRESH_SCOPE".into(), subscription()));
+    env.push(("ADF_REFRESH_RUN_BUDGET_SECONDS".into(), "6".into()));
+    adf_emulator::host::HostSimulator::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")),
+        &env,
+    )
+    .await
+    .expect("handler starts")
+}
+
+fn job_of(answer: &adf_emulator::host::Answer) -> Value {
+    match answer.output("job") {
+        Some(Value::Array(items)) => items.first().cloned().unwrap_or_default(),
+        Some(one) => one.clone(),
+        None => panic!("no job queued: {:#}", answer.body),
+    }
+}
+
+#[tokio::test]
+async fn the_events_vault_cloud_decides_which_references_match() {
+    let emu = emulator(estate(), 50).await;
+    let host = host(&emu).await;
+    let china = job_of(&host.event_grid(rotation_event("vault.azure.cn")).await);
+    let answer = host.queue("RefreshJob", &china, 1).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+    let report = answer.output("report").cloned().unwrap_or_default();
+    let names: Vec<&str> = report["targets"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["ChinaSql"], "only Azure China's contoso-kv rotated");
+    assert_eq!(target(&report, "ChinaSql")["resave"]["status"], "ok");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_job_whose_listing_stays_broken_asks_the_host_to_redeliver() {
+    let emu = emulator(estate(), 2).await;
+    let host = host(&emu).await;
+    let job = job_of(&host.event_grid(rotation_event("vault.azure.net")).await);
+    emu.set_faults(page_fault(PageFaultKind::TruncatedBody, 0));
+    let first = host.queue("RefreshJob", &job, 1).await;
+    assert_eq!(first.status, 503, "{:#}", first.body);
+    assert!(first.body["Logs"].to_string().contains("retry wanted"));
+    assert!(emu.requests().iter().all(|r| r.method != "PUT"));
+    emu.set_faults(Faults::default());
+    let second = host.queue("RefreshJob", &job, 2).await;
+    assert_eq!(second.status, 200, "{:#}", second.body);
+    let report = second.output("report").cloned().unwrap_or_default();
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["summary"]["linkedServicesScanned"], 18);
+    host.stop().await;
+}
