@@ -192,18 +192,24 @@ const RULES: &[Rule] = &[
     },
 ];
 
+impl Rule {
+    fn diagnosis(&self) -> Diagnosis {
+        Diagnosis {
+            code: self.code.into(),
+            cause: self.cause.into(),
+            fix: self.fix.iter().map(|s| s.to_string()).collect(),
+            owner: self.owner,
+        }
+    }
+}
+
 /// Diagnoses an error text from a test connection or an ARM call. Unknown texts keep their message.
 pub fn for_message(message: &str) -> Diagnosis {
     let haystack = message.to_ascii_lowercase();
     RULES
         .iter()
         .find(|rule| rule.needles.iter().any(|n| haystack.contains(&n.to_ascii_lowercase())))
-        .map(|rule| Diagnosis {
-            code: rule.code.into(),
-            cause: rule.cause.into(),
-            fix: rule.fix.iter().map(|s| s.to_string()).collect(),
-            owner: rule.owner,
-        })
+        .map(Rule::diagnosis)
         .unwrap_or_else(|| Diagnosis {
             code: "unknown".into(),
             cause: format!("Not recognised; ADF said: {}", shorten(message, 500)),
@@ -216,7 +222,10 @@ pub fn for_message(message: &str) -> Diagnosis {
 
 /// The diagnosis of a self-hosted integration runtime found offline before testing.
 pub fn runtime_offline() -> Diagnosis {
-    for_message("The integration runtime is offline.")
+    RULES
+        .iter()
+        .find(|rule| rule.code == "selfHostedIntegrationRuntimeOffline")
+        .map_or_else(|| for_message("offline"), Rule::diagnosis)
 }
 
 /// A test connection that could not be run because ARM refused the call itself.
@@ -507,6 +516,15 @@ mod tests {
         assert_eq!(failed.diagnosis.map(|d| d.owner), Some(ENTRA_ADMIN));
         let odd = test_outcome(200, serde_json::json!({"status": "?"})).0;
         assert_eq!(odd.status, TestStatus::Error);
+    }
+
+    #[test]
+    fn an_offline_runtime_has_its_own_diagnosis() {
+        let d = runtime_offline();
+        assert_eq!(
+            (d.code.as_str(), d.owner),
+            ("selfHostedIntegrationRuntimeOffline", RUNTIME_OWNER)
+        );
     }
 
     #[test]
