@@ -48,6 +48,7 @@ fn scan() -> bool {
         vault: "contoso-kv".into(),
         name: "sql-password".into(),
         version: None,
+        vault_suffix: "vault.azure.net".into(),
     };
     let mut best = Duration::MAX;
     let mut targets = 0;

@@ -213,6 +213,8 @@ pub fn inventory(factory: &FactorySnapshot) -> Vec<Target> {
             vault,
             name,
             version: None,
+            // The inventory groups by vault name; every cloud's references are listed.
+            vault_suffix: String::new(),
         };
         let planned = plan::plan_factory(factory, &secret);
         for (kind, member, references) in members {

@@ -1,6 +1,7 @@
 //! Typed settings from the environment and the command line, and the ARM scopes the product may touch.
 
 use crate::azure::auth::CredentialKind;
+use crate::azure::resource_id::ResourceId;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,6 +85,21 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
+    /// The Key Vault DNS suffix of this deployment's cloud, decided by its ARM endpoint.
+    pub fn vault_suffix(&self) -> &'static str {
+        vault_suffix_for_arm(&self.arm_endpoint)
+    }
+
+    /// The vault's cloud for a run: the host of the event's secret URL when it is this vault under a known
+    /// Key Vault suffix, else
+    /// this deployment's cloud.
+    pub fn vault_suffix_of(&self, vault: &str, secret_url: Option<&str>) -> String {
+        secret_url
+            .and_then(crate::scan::parse_vault_url)
+            .filter(|h| h.name.eq_ignore_ascii_case(vault))
+            .map_or_else(|| self.vault_suffix().to_string(), |h| h.suffix)
+    }
+
     /// Whether events from this vault are acted on.
     pub fn vault_allowed(&self, vault: &str) -> bool {
         self.vault_allow.is_empty()
@@ -122,6 +138,7 @@ impl std::fmt::Debug for SecretString {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     id: String,
+    parsed: ResourceId,
 }
 
 impl Scope {
@@ -129,12 +146,13 @@ impl Scope {
     pub fn parse(text: &str) -> Result<Scope, String> {
         let trimmed = text.trim().trim_end_matches('/');
         let segments: Vec<&str> = trimmed.split('/').collect();
+        // Azure allows Unicode letters and digits in resource-group and factory names.
         let ok_name = |s: &str| {
             !s.is_empty()
-                && s.len() <= 90
+                && s.chars().count() <= 90
                 && !s.chars().all(|c| c == '.')
                 && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+                    .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
         };
         let valid = segments.first() == Some(&"")
             && segments
@@ -152,14 +170,16 @@ impl Scope {
                 }
                 _ => false,
             };
-        if !valid {
+        let parsed = ResourceId::parse(trimmed).ok().filter(|_| valid);
+        let Some(parsed) = parsed else {
             return Err(format!(
                 "`{}` is not a scope: use /subscriptions/{{id}}, /subscriptions/{{id}}/resourceGroups/{{rg}}, or a factory resource id",
                 text.chars().take(200).collect::<String>()
             ));
-        }
+        };
         Ok(Scope {
             id: trimmed.to_string(),
+            parsed,
         })
     }
 
@@ -168,16 +188,32 @@ impl Scope {
     }
 
     /// Whether `resource_id` is this scope or lies below it (ARM ids compare without case).
+    /// Segments compare without case, in any script; an id that does not parse is in no scope.
     pub fn contains(&self, resource_id: &str) -> bool {
-        let id = resource_id.trim_end_matches('/');
-        id.len() >= self.id.len()
-            && id[..self.id.len()].eq_ignore_ascii_case(&self.id)
-            && (id.len() == self.id.len() || id.as_bytes()[self.id.len()] == b'/')
+        ResourceId::parse(resource_id).is_ok_and(|id| self.parsed.contains(&id))
     }
 
     /// Whether every resource in `inner` lies inside this scope.
     pub fn covers(&self, inner: &Scope) -> bool {
-        self.contains(&inner.id)
+        self.parsed.contains(&inner.parsed)
+    }
+}
+
+/// The default time budget of one run. With the notifications after it, it stays inside the Functions timeout.
+pub const DEFAULT_RUN_BUDGET_SECONDS: u64 = 480;
+
+/// The Key Vault DNS suffix of the cloud an ARM endpoint belongs to; any other endpoint (public Azure, an
+/// emulator) is the public cloud. Source: the sovereign cloud endpoints in DESIGN.md's "Names and clouds".
+pub fn vault_suffix_for_arm(arm_endpoint: &str) -> &'static str {
+    let host = url::Url::parse(arm_endpoint.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    match host.as_str() {
+        "management.chinacloudapi.cn" => "vault.azure.cn",
+        "management.usgovcloudapi.net" => "vault.usgovcloudapi.net",
+        "management.microsoftazure.de" => "vault.microsoftazure.de",
+        _ => "vault.azure.net",
     }
 }
 
@@ -226,6 +262,50 @@ mod tests {
         ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_unicode_resource_group_beside_its_ascii_prefix_is_parsed_and_kept_apart() {
+        let ascii = Scope::parse("/subscriptions/s1/resourceGroups/rg").unwrap();
+        let unicode = Scope::parse("/subscriptions/s1/resourceGroups/rgé-daten").unwrap();
+        let inside = "/subscriptions/s1/resourceGroups/rgé-daten/providers/Microsoft.DataFactory/factories/fäbrik";
+        assert!(!ascii.contains(inside));
+        assert!(unicode.contains(inside));
+        assert!(unicode.contains(&inside.to_uppercase()));
+        assert!(!ascii.contains("/subscriptions/s1/resourceGroups/rgé"));
+        assert!(Scope::parse("/subscriptions/s1/resourceGroups/Données").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scope_parsing_and_matching_never_panic(a in "\\PC{0,60}", b in "\\PC{0,60}") {
+            if let Ok(scope) = Scope::parse(&format!("/subscriptions/s/resourceGroups/{a}")) {
+                let _ = scope.contains(&format!("/subscriptions/s/resourceGroups/{b}"));
+                let _ = scope.contains(&b);
+            }
+            let _ = Scope::parse(&a);
+        }
+    }
+
+    #[test]
+    fn the_vault_cloud_follows_the_arm_endpoint() {
+        assert_eq!(
+            vault_suffix_for_arm("https://management.azure.com"),
+            "vault.azure.net"
+        );
+        assert_eq!(
+            vault_suffix_for_arm("https://Management.ChinaCloudAPI.cn/"),
+            "vault.azure.cn"
+        );
+        assert_eq!(
+            vault_suffix_for_arm("https://management.usgovcloudapi.net"),
+            "vault.usgovcloudapi.net"
+        );
+        assert_eq!(
+            vault_suffix_for_arm("https://127.0.0.1:8443"),
+            "vault.azure.net"
+        );
+        assert_eq!(vault_suffix_for_arm("not a url"), "vault.azure.net");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! whose needle appears in the message wins. An unknown error keeps its raw message and says so; nothing here
 //! invents a cause.
 
-use crate::report::{Diagnosis, Verdict};
+use crate::report::{Diagnosis, Note, Owner, Test, TestStatus, Verdict};
+use serde_json::Value;
 
 /// Who must act.
-pub const PIPELINE_OWNER: &str = "pipelineOwner";
-pub const ENTRA_ADMIN: &str = "entraAdmin";
-pub const PLATFORM_OWNER: &str = "platformOwner";
-pub const RUNTIME_OWNER: &str = "runtimeOwner";
+pub const PIPELINE_OWNER: Owner = Owner::PipelineOwner;
+pub const ENTRA_ADMIN: Owner = Owner::EntraAdmin;
+pub const PLATFORM_OWNER: Owner = Owner::PlatformOwner;
+pub const RUNTIME_OWNER: Owner = Owner::RuntimeOwner;
 
 struct Rule {
     code: &'static str,
@@ -18,7 +19,7 @@ struct Rule {
     needles: &'static [&'static str],
     cause: &'static str,
     fix: &'static [&'static str],
-    owner: &'static str,
+    owner: Owner,
 }
 
 const RULES: &[Rule] = &[
@@ -191,33 +192,125 @@ const RULES: &[Rule] = &[
     },
 ];
 
+impl Rule {
+    fn diagnosis(&self) -> Diagnosis {
+        Diagnosis {
+            code: self.code.into(),
+            cause: self.cause.into(),
+            fix: self.fix.iter().map(|s| s.to_string()).collect(),
+            owner: self.owner,
+        }
+    }
+}
+
 /// Diagnoses an error text from a test connection or an ARM call. Unknown texts keep their message.
 pub fn for_message(message: &str) -> Diagnosis {
     let haystack = message.to_ascii_lowercase();
     RULES
         .iter()
         .find(|rule| rule.needles.iter().any(|n| haystack.contains(&n.to_ascii_lowercase())))
-        .map(|rule| Diagnosis {
-            code: rule.code.into(),
-            cause: rule.cause.into(),
-            fix: rule.fix.iter().map(|s| s.to_string()).collect(),
-            owner: rule.owner.into(),
-        })
+        .map(Rule::diagnosis)
         .unwrap_or_else(|| Diagnosis {
             code: "unknown".into(),
             cause: format!("Not recognised; ADF said: {}", shorten(message, 500)),
             fix: vec![
                 "Read ADF's message above, fix the linked service, and run ADF's test connection again.".into(),
             ],
-            owner: PIPELINE_OWNER.into(),
+            owner: PIPELINE_OWNER,
         })
 }
 
+/// The diagnosis of a self-hosted integration runtime found offline before testing.
+pub fn runtime_offline() -> Diagnosis {
+    RULES
+        .iter()
+        .find(|rule| rule.code == "selfHostedIntegrationRuntimeOffline")
+        .map_or_else(|| for_message("offline"), Rule::diagnosis)
+}
+
+/// A test connection that could not be run because ARM refused the call itself.
+pub fn test_not_run(error: &str) -> Test {
+    Test {
+        status: TestStatus::Error,
+        message: Some(error.to_string()),
+        raw: None,
+        diagnosis: Some(for_message(error)),
+    }
+}
+
+/// What ADF's answer to a test connection means, and the note it adds to the target, if any.
+///
+/// A 400 means "interactive authoring is off" only when ADF's message says so (azure.datafactory.tools #255);
+/// any other 400 is a failed test with ADF's message. A 2xx without `succeeded` is an error, with the body
+/// (azure.datafactory.tools #382).
+pub fn test_outcome(status: u16, body: Value) -> (Test, Option<Note>) {
+    let errors: Vec<String> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|errs| {
+            errs.iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let cloud_message = body
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let message = (!errors.is_empty())
+        .then(|| errors.join(" | "))
+        .or(cloud_message);
+    if !(200..300).contains(&status) {
+        let text = message.unwrap_or_else(|| format!("HTTP {status}"));
+        let diagnosis = for_message(&text);
+        let authoring_off = status == 400 && diagnosis.code == "interactiveAuthoringDisabled";
+        let test = Test {
+            status: if authoring_off {
+                TestStatus::NotTested
+            } else {
+                TestStatus::Failed
+            },
+            message: Some(text),
+            raw: Some(body),
+            diagnosis: Some(diagnosis),
+        };
+        return (
+            test,
+            authoring_off.then_some(Note::InteractiveAuthoringDisabled),
+        );
+    }
+    let test = match body.get("succeeded").and_then(Value::as_bool) {
+        Some(true) => Test {
+            status: TestStatus::Passed,
+            message: None,
+            raw: Some(body),
+            diagnosis: None,
+        },
+        Some(false) => {
+            let text = message.unwrap_or_else(|| "ADF reported a failure without a message".into());
+            Test {
+                status: TestStatus::Failed,
+                diagnosis: Some(for_message(&text)),
+                message: Some(text),
+                raw: Some(body),
+            }
+        }
+        None => Test {
+            status: TestStatus::Error,
+            message: Some("ADF's answer to the test connection had no `succeeded` field".into()),
+            raw: Some(body),
+            diagnosis: None,
+        },
+    };
+    (test, None)
+}
+
 /// What a person must do about a verdict other than a plain re-save, or about a notable trap.
-pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
-    let has = |n: &str| notes.iter().any(|x| x == n);
-    let (code, cause, fix, owner): (&str, &str, &[&str], &str) = match verdict {
-        Verdict::Pinned if has("pinnedToCurrentVersion") => (
+pub fn for_verdict(verdict: Verdict, notes: &[Note]) -> Option<Diagnosis> {
+    let has = |n: Note| notes.contains(&n);
+    let (code, cause, fix, owner): (&str, &str, &[&str], Owner) = match verdict {
+        Verdict::Pinned if has(Note::PinnedToCurrentVersion) => (
             "pinnedVersion",
             "The reference pins secretVersion to the new version already; it is current, but the next rotation will leave it behind again.",
             &[
@@ -234,7 +327,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
             ],
             PIPELINE_OWNER,
         ),
-        Verdict::InlineSecret if has("selfHostedIntegrationRuntimeCredential") => (
+        Verdict::InlineSecret if has(Note::SelfHostedIntegrationRuntimeCredential) => (
             "selfHostedIntegrationRuntimeCredential",
             "The linked service keeps credentials encrypted on the self-hosted integration runtime (encryptedCredential). A re-save through ARM cannot refresh them and could break them.",
             &[
@@ -261,7 +354,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
             ],
             PIPELINE_OWNER,
         ),
-        Verdict::Resave if has("gitMode") => (
+        Verdict::Resave if has(Note::GitMode) => (
             "gitMode",
             "The factory is Git-integrated. The live factory was updated, but the next publish from Git overwrites it with what Git holds.",
             &[
@@ -275,7 +368,7 @@ pub fn for_verdict(verdict: Verdict, notes: &[String]) -> Option<Diagnosis> {
         code: code.into(),
         cause: cause.into(),
         fix: fix.iter().map(|s| s.to_string()).collect(),
-        owner: owner.into(),
+        owner,
     })
 }
 
@@ -303,7 +396,7 @@ pub fn for_synapse_not_tested(workspace: &str, linked_service: &str) -> Diagnosi
             "If the test fails, read the data store's error there; a login failure after a rotation means the new secret value is wrong or not yet accepted by the data store.".into(),
             "If the workspace is in Git mode, make the same change in the collaboration branch and publish, or the next publish puts the old definition back.".into(),
         ],
-        owner: PIPELINE_OWNER.into(),
+        owner: PIPELINE_OWNER,
     }
 }
 
@@ -392,11 +485,7 @@ mod tests {
         ];
         for (message, code, owner) in cases {
             let d = for_message(message);
-            assert_eq!(
-                (d.code.as_str(), d.owner.as_str()),
-                (code, owner),
-                "{message}"
-            );
+            assert_eq!((d.code.as_str(), d.owner), (code, owner), "{message}");
             assert!(!d.fix.is_empty());
         }
     }
@@ -418,13 +507,54 @@ mod tests {
     }
 
     #[test]
+    fn a_400_is_interactive_authoring_off_only_when_adf_says_so() {
+        let off = serde_json::json!({"error": {"code": "BadRequest", "message": "Interactive authoring is disabled on integration runtime 'mvnet-ir'."}});
+        let (test, note) = test_outcome(400, off);
+        assert_eq!(test.status, TestStatus::NotTested);
+        assert_eq!(note, Some(Note::InteractiveAuthoringDisabled));
+        let other = serde_json::json!({"error": {"code": "BadRequest", "message": "Login failed for user 'etl'."}});
+        let (test, note) = test_outcome(400, other);
+        assert_eq!(test.status, TestStatus::Failed);
+        assert_eq!(
+            test.message.as_deref(),
+            Some("Login failed for user 'etl'.")
+        );
+        assert_eq!(test.diagnosis.map(|d| d.code), Some("loginFailed".into()));
+        assert_eq!(note, None);
+    }
+
+    #[test]
+    fn test_answers_map_to_outcomes() {
+        let passed = test_outcome(200, serde_json::json!({"succeeded": true})).0;
+        assert_eq!(passed.status, TestStatus::Passed);
+        let failed = test_outcome(
+            200,
+            serde_json::json!({"succeeded": false, "errors": [{"message": "AADSTS7000222: expired"}]}),
+        )
+        .0;
+        assert_eq!(failed.status, TestStatus::Failed);
+        assert_eq!(failed.diagnosis.map(|d| d.owner), Some(ENTRA_ADMIN));
+        let odd = test_outcome(200, serde_json::json!({"status": "?"})).0;
+        assert_eq!(odd.status, TestStatus::Error);
+    }
+
+    #[test]
+    fn an_offline_runtime_has_its_own_diagnosis() {
+        let d = runtime_offline();
+        assert_eq!(
+            (d.code.as_str(), d.owner),
+            ("selfHostedIntegrationRuntimeOffline", RUNTIME_OWNER)
+        );
+    }
+
+    #[test]
     fn every_refusing_verdict_has_a_fix() {
         for v in [Verdict::Pinned, Verdict::InlineSecret, Verdict::Ambiguous] {
             assert!(for_verdict(v, &[]).is_some_and(|d| !d.fix.is_empty()));
         }
         assert_eq!(for_verdict(Verdict::Resave, &[]), None);
         assert_eq!(
-            for_verdict(Verdict::Resave, &["gitMode".into()]).map(|d| d.code),
+            for_verdict(Verdict::Resave, &[Note::GitMode]).map(|d| d.code),
             Some("gitMode".into())
         );
     }

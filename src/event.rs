@@ -448,4 +448,19 @@ mod tests {
             .collect();
         assert_eq!(names, ["newsecret", "other"]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_vault_id_topic_or_secret_url_is_parsed_without_panicking(
+            id in "\\PC{0,80}",
+            topic in "(/subscriptions/[a-z0-9]{1,4}/resourceGroups/\\PC{0,12}/providers/Microsoft.KeyVault/vaults/)?\\PC{0,30}",
+        ) {
+            let _ = vault_from_resource_id(&topic);
+            let event = json!({
+                "id": id.clone(), "eventType": "Microsoft.KeyVault.SecretNewVersionCreated", "topic": topic,
+                "subject": "s", "data": {"Id": id, "ObjectName": "s", "ObjectType": "Secret"}
+            });
+            let _ = parse_delivery(&event);
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! adf-secret-refresh keeps Azure Data Factory working when a secret in Azure Key Vault rotates.
 //!
 //! Read the modules in the order a rotation flows through them:
-//! [`event`] → [`plan`] (with [`scan`]) → [`apply`] → [`diagnose`] → [`report`] → [`notify`].
+//! [`event`] → [`apply`] (the run: [`observe`] lists, [`plan`] with [`scan`] decides, [`act`] re-saves and
+//! tests) → [`diagnose`] → [`report`] → [`notify`].
 //! [`azure`] holds the only code that speaks HTTP to Azure; [`functions`] is the Azure Functions custom
 //! handler; [`app`] builds the clients from [`config`] for both the CLI and the handler.
 #![forbid(unsafe_code)]
 
+pub mod act;
 pub mod app;
 pub mod apply;
 pub mod audit;
@@ -17,6 +19,7 @@ pub mod functions;
 pub mod impact;
 pub mod lint;
 pub mod notify;
+pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod scan;

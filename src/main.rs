@@ -83,7 +83,7 @@ struct Global {
         long,
         global = true,
         env = "ADF_REFRESH_RUN_BUDGET_SECONDS",
-        default_value_t = 480
+        default_value_t = adf_secret_refresh::config::DEFAULT_RUN_BUDGET_SECONDS
     )]
     budget_seconds: u64,
 }
@@ -279,6 +279,7 @@ fn read_report(path: &std::path::Path) -> Result<Report, String> {
 async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
     app.run(RunRequest {
         secret: SecretRef {
+            vault_suffix: app.settings.vault_suffix_of(&args.vault, None),
             vault: args.vault,
             name: args.secret,
             version: args.version,

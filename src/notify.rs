@@ -16,7 +16,7 @@
 //! and a channel that fails never fails the run: each outcome is recorded in `report.notifications`.
 
 use crate::app::App;
-use crate::azure::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+use crate::azure::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
 use crate::config::{NotifyPolicy, SecretString, Settings};
 use crate::report::text::{
     display_name, needs_attention, primary_diagnosis, resave_word, test_word, title, verdict_word,
@@ -46,8 +46,9 @@ pub const SLACK: &str = "slack";
 const MAX_LISTED: usize = 20;
 /// One attempt's time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// All attempts of one channel, waits included.
-const CHANNEL_BUDGET: Duration = Duration::from_secs(60);
+/// All attempts of one channel, waits included. Channels are sent at once, so this bounds them all: a run's
+/// budget plus this stays inside the Functions timeout (a test holds `host.json` to it).
+pub const CHANNEL_BUDGET: Duration = Duration::from_secs(60);
 
 /// The retry policy for notifications: the product's policy, with fewer attempts than for ARM.
 fn retry_policy() -> RetryPolicy {
@@ -169,13 +170,12 @@ async fn deliver(http: &reqwest::Client, d: &Delivery) -> NotificationOutcome {
         Ok(url) => url,
         Err(e) => return failed(e),
     };
-    let retry = retry_policy();
     let deadline = Instant::now() + CHANNEL_BUDGET;
-    let mut attempt = 0u32;
-    loop {
+    let url = &url;
+    let outcome = retry::run(&retry_policy(), Some(deadline), |attempt| async move {
         let mut request = http
             .post(url.clone())
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(retry::request_timeout(REQUEST_TIMEOUT, Some(deadline)))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone());
         if let Some(key) = &d.signing_key {
@@ -187,19 +187,33 @@ async fn deliver(http: &reqwest::Client, d: &Delivery) -> NotificationOutcome {
                     sign(key.expose().as_bytes(), timestamp, body.as_bytes()),
                 );
         }
-        let (wait, failure, retryable) = match request.send().await {
+        let attempts = attempt + 1;
+        let after = |failure: String| {
+            let plural = if attempts == 1 { "" } else { "s" };
+            format!("{failure} (after {attempts} attempt{plural})")
+        };
+        match request.send().await {
             Err(e) => {
                 let retryable = !e.is_builder() && !e.is_redirect();
-                (retry.delay(attempt, None), describe_error(e), retryable)
+                let error = after(describe_error(e));
+                if retryable {
+                    tracing::debug!(
+                        channel = d.channel,
+                        attempt,
+                        "notification failed; retrying"
+                    );
+                    Attempt::Retry {
+                        error,
+                        retry_after: None,
+                    }
+                } else {
+                    Attempt::Fail(error)
+                }
             }
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
-                    return NotificationOutcome {
-                        channel: d.channel.to_string(),
-                        delivered: true,
-                        error: None,
-                    };
+                    return Attempt::Done(());
                 }
                 let retry_after = parse_retry_after(
                     response
@@ -216,25 +230,28 @@ async fn deliver(http: &reqwest::Client, d: &Delivery) -> NotificationOutcome {
                 if !said.is_empty() {
                     failure = format!("{failure}: {said}");
                 }
-                (
-                    retry.delay(attempt, retry_after),
-                    failure,
-                    is_retryable_status(status.as_u16()),
-                )
+                let error = after(failure);
+                if is_retryable_status(status.as_u16()) {
+                    tracing::debug!(
+                        channel = d.channel,
+                        attempt,
+                        "notification failed; retrying"
+                    );
+                    Attempt::Retry { error, retry_after }
+                } else {
+                    Attempt::Fail(error)
+                }
             }
-        };
-        let attempts = attempt + 1;
-        if !retryable || !retry.should_retry(attempt, wait, Some(deadline)) {
-            let plural = if attempts == 1 { "" } else { "s" };
-            return failed(format!("{failure} (after {attempts} attempt{plural})"));
         }
-        tracing::debug!(
-            channel = d.channel,
-            attempt,
-            "notification failed; retrying"
-        );
-        tokio::time::sleep(wait).await;
-        attempt += 1;
+    })
+    .await;
+    match outcome {
+        Ok(()) => NotificationOutcome {
+            channel: d.channel.to_string(),
+            delivered: true,
+            error: None,
+        },
+        Err(error) => failed(error),
     }
 }
 
@@ -599,6 +616,18 @@ pub fn slack_payload(report: &Report) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_and_its_notifications_fit_inside_the_functions_timeout() {
+        let host: Value = serde_json::from_str(include_str!("../host.json")).unwrap();
+        let timeout = host["functionTimeout"].as_str().unwrap_or_default();
+        let parts: Vec<u64> = timeout.split(':').filter_map(|p| p.parse().ok()).collect();
+        let seconds = parts.iter().fold(0, |acc, p| acc * 60 + p);
+        assert_eq!(parts.len(), 3, "{timeout}");
+        // Every ARM and Key Vault request ends by the run's deadline; the notifications follow it.
+        let used = crate::config::DEFAULT_RUN_BUDGET_SECONDS + CHANNEL_BUDGET.as_secs();
+        assert!(used + 30 <= seconds, "{used}s of {seconds}s");
+    }
     use crate::report::{Command, Summary, Trigger};
 
     fn report(attention: bool) -> Report {

@@ -3,7 +3,7 @@
 //! Nothing here talks to Azure. [`crate::apply`] feeds it what discovery listed and acts on the result.
 
 use crate::diagnose;
-use crate::report::{Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
+use crate::report::{Note, Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
 use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
 use serde_json::Value;
 
@@ -35,6 +35,9 @@ pub struct SecretRef {
     pub name: String,
     /// The new version, when known.
     pub version: Option<String>,
+    /// The vault's cloud, as its Key Vault DNS suffix (`vault.azure.net`, `vault.azure.cn`, …). A same-named
+    /// vault under another suffix is another vault. Empty only for the audit, which lists every cloud.
+    pub vault_suffix: String,
 }
 
 /// How one reference relates to the rotated secret.
@@ -57,6 +60,13 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
         Resolved::ParameterDefault(_) => Match::No,
         Resolved::Unresolved(_) => Match::Possible,
     };
+    // A vault URL under another cloud's suffix names another vault, whatever its name.
+    if let Some(suffix) = &reference.vault_suffix
+        && !secret.vault_suffix.is_empty()
+        && !suffix.eq_ignore_ascii_case(&secret.vault_suffix)
+    {
+        return Match::No;
+    }
     match (
         part(&reference.vault, &secret.vault),
         part(&reference.secret_name, &secret.name),
@@ -224,7 +234,7 @@ impl<'a> Planner<'a> {
                     .as_deref()
                     .is_some_and(|v| versions.iter().all(|p| p.eq_ignore_ascii_case(v)))
                 {
-                    notes.push("pinnedToCurrentVersion".into());
+                    notes.push(Note::PinnedToCurrentVersion);
                 }
                 (
                     Verdict::Pinned,
@@ -236,7 +246,7 @@ impl<'a> Planner<'a> {
                     .is_some()
                     && scan::connect_via(properties).is_some();
                 if shir_credential {
-                    notes.push("selfHostedIntegrationRuntimeCredential".into());
+                    notes.push(Note::SelfHostedIntegrationRuntimeCredential);
                 }
                 (
                     Verdict::InlineSecret,
@@ -259,13 +269,13 @@ impl<'a> Planner<'a> {
             .and_then(Value::as_object)
             .is_some_and(|p| !p.is_empty())
         {
-            notes.push("parameterised".into());
+            notes.push(Note::Parameterised);
         }
         if via_credential.is_some() {
-            notes.push("viaCredential".into());
+            notes.push(Note::ViaCredential);
         }
         if git_mode {
-            notes.push("gitMode".into());
+            notes.push(Note::GitMode);
         }
 
         Some(Target {
@@ -329,6 +339,7 @@ mod tests {
             vault: "contoso-kv".into(),
             name: "sql-password".into(),
             version: Some("v2".into()),
+            vault_suffix: "vault.azure.net".into(),
         }
     }
 
@@ -386,10 +397,32 @@ mod tests {
     #[test]
     fn secret_names_compare_without_case_and_vault_urls_normalise() {
         let f = factory(vec![
-            kv("KV", "HTTPS://Contoso-KV.vault.azure.cn"),
+            kv("KV", "HTTPS://Contoso-KV.VAULT.azure.net:443/"),
             sql("Sql", kv_ref("KV", "SQL-Password")),
         ]);
         assert_eq!(plan_factory(&f, &secret()).len(), 1);
+    }
+
+    #[test]
+    fn a_same_named_vault_in_another_cloud_is_another_vault() {
+        for other_cloud in [
+            "https://contoso-kv.vault.azure.cn/",
+            "https://contoso-kv.vault.usgovcloudapi.net/",
+        ] {
+            let f = factory(vec![
+                kv("KV", other_cloud),
+                sql("Sql", kv_ref("KV", "sql-password")),
+            ]);
+            assert!(plan_factory(&f, &secret()).is_empty(), "{other_cloud}");
+            let china = SecretRef {
+                vault_suffix: other_cloud
+                    .trim_start_matches("https://contoso-kv.")
+                    .trim_end_matches('/')
+                    .into(),
+                ..secret()
+            };
+            assert_eq!(plan_factory(&f, &china).len(), 1, "{other_cloud}");
+        }
     }
 
     #[test]
@@ -401,7 +434,7 @@ mod tests {
         assert_eq!(t.verdict, Verdict::Pinned);
         assert_eq!(t.resave.status, ResaveStatus::Skipped);
         assert!(t.diagnosis.is_some());
-        assert!(!t.notes.contains(&"pinnedToCurrentVersion".to_string()));
+        assert!(!t.notes.contains(&Note::PinnedToCurrentVersion));
     }
 
     #[test]
@@ -412,7 +445,7 @@ mod tests {
         assert!(
             plan_factory(&f, &secret())[0]
                 .notes
-                .contains(&"pinnedToCurrentVersion".to_string())
+                .contains(&Note::PinnedToCurrentVersion)
         );
     }
 
@@ -439,7 +472,7 @@ mod tests {
         assert_eq!(t.verdict, Verdict::InlineSecret);
         assert!(
             t.notes
-                .contains(&"selfHostedIntegrationRuntimeCredential".to_string())
+                .contains(&Note::SelfHostedIntegrationRuntimeCredential)
         );
     }
 
@@ -452,7 +485,7 @@ mod tests {
         let t = &plan_factory(&f, &secret())[0];
         assert_eq!(t.verdict, Verdict::Ambiguous);
         assert_eq!(t.references[0].certainty, "parameterDefault");
-        assert!(t.notes.contains(&"parameterised".to_string()));
+        assert!(t.notes.contains(&Note::Parameterised));
     }
 
     #[test]
@@ -553,7 +586,7 @@ mod tests {
         f.resource =
             json!({"properties": {"repoConfiguration": {"type": "FactoryGitHubConfiguration"}}});
         let t = &plan_factory(&f, &secret())[0];
-        assert!(t.notes.contains(&"gitMode".to_string()));
+        assert!(t.notes.contains(&Note::GitMode));
         assert_eq!(
             t.diagnosis.as_ref().map(|d| d.code.as_str()),
             Some("gitMode"),

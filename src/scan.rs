@@ -61,6 +61,8 @@ pub struct KeyVaultReference {
     pub store: String,
     /// The vault, resolved from the store's `baseUrl`.
     pub vault: Resolved,
+    /// The vault's cloud (its Key Vault DNS suffix), when the `baseUrl` resolved to a Key Vault URL.
+    pub vault_suffix: Option<String>,
     pub secret_name: Resolved,
     /// `secretVersion` when set: the reference is pinned.
     pub secret_version: Option<String>,
@@ -172,6 +174,7 @@ fn resolve_reference(
         })
         .filter(|v| !v.is_empty());
 
+    let mut vault_suffix = None;
     let vault = match index.linked_service(&store_name) {
         None => Resolved::Unresolved(format!(
             "the store `{store_name}` is not a linked service of this factory"
@@ -205,13 +208,15 @@ fn resolve_reference(
             }
             match kv_props.pointer("/typeProperties/baseUrl") {
                 None => Resolved::Unresolved(format!("the store `{store_name}` has no baseUrl")),
-                Some(base_url) => resolve(base_url, &store_params)
-                    .weaken_to(&weakest)
-                    .map(|url| {
+                Some(base_url) => {
+                    let url = resolve(base_url, &store_params).weaken_to(&weakest);
+                    vault_suffix = url.value().and_then(parse_vault_url).map(|h| h.suffix);
+                    url.map(|url| {
                         parse_vault_url(&url)
                             .map(|host| host.name)
                             .ok_or_else(|| format!("`{url}` is not a Key Vault URL"))
-                    }),
+                    })
+                }
             }
         }
     };
@@ -219,6 +224,7 @@ fn resolve_reference(
         path: path.to_string(),
         store: store_name,
         vault,
+        vault_suffix,
         secret_name,
         secret_version,
     }
@@ -451,6 +457,16 @@ mod tests {
             "https://vault.azure.net",
         ] {
             assert_eq!(parse_vault_url(url), None, "{url}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn vault_urls_never_panic_and_only_known_suffixes_parse(url in "\\PC{0,80}") {
+            if let Some(host) = parse_vault_url(&url) {
+                proptest::prop_assert!(KEY_VAULT_SUFFIXES.contains(&host.suffix.as_str()));
+                proptest::prop_assert!(!host.name.is_empty());
+            }
         }
     }
 

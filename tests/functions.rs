@@ -269,7 +269,7 @@ async fn an_event_grid_event_runs_all_the_way_to_a_report() {
         report["trigger"]["eventId"],
         "00eccf70-95a7-4e7c-8299-2eb17ee9ad64"
     );
-    assert_eq!(report["summary"]["resaved"], 8);
+    assert_eq!(report["summary"]["resaved"], 7, "{report:#}");
     assert_eq!(target(&report, "SalesSql")["test"]["status"], "passed");
     let attention = answer
         .output("attention")
@@ -324,7 +324,7 @@ async fn a_transient_outage_asks_the_host_to_retry_and_the_retry_finishes() {
     assert_eq!(second.status, 200);
     let report = report_of(&second);
     assert_eq!(report["complete"], true);
-    assert_eq!(report["summary"]["resaved"], 8);
+    assert_eq!(report["summary"]["resaved"], 7, "{report:#}");
     assert_eq!(
         received.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -437,7 +437,8 @@ async fn manual_refresh_validates_its_body_and_never_logs_the_key() {
     let report = &answer.output("res").unwrap()["body"];
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["trigger"]["kind"], "http");
-    assert_eq!(report["targets"].as_array().map(Vec::len), Some(1));
+    // The factory's reference names `contoso-kv` in Azure China: another vault, so nothing is affected.
+    assert_eq!(report["targets"].as_array().map(Vec::len), Some(0));
     assert!(emu.requests().iter().all(|r| r.method != "PUT"));
 
     let logs = host.logs();
@@ -466,7 +467,7 @@ async fn two_deliveries_of_one_job_at_once_do_one_round_of_puts() {
         .count();
     assert_eq!(duplicates, 1, "one ran, the other waited and saw it done");
     let puts = emu.requests().iter().filter(|r| r.method == "PUT").count();
-    assert_eq!(puts, 8, "one round of PUTs");
+    assert_eq!(puts, 7, "one round of PUTs");
     host.stop().await;
 }
 
@@ -673,6 +674,6 @@ async fn the_last_delivery_writes_the_incomplete_report_and_puts_the_job_on_the_
     let again = host.deliver("RefreshJob", poisoned, 5).await;
     let report = report_of(&again.answers[0]);
     assert_eq!(report["complete"], true);
-    assert_eq!(report["summary"]["resaved"], 8);
+    assert_eq!(report["summary"]["resaved"], 7);
     host.stop().await;
 }

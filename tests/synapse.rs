@@ -332,6 +332,7 @@ async fn the_planner_sees_synapse_definitions_masked_and_gives_every_verdict() {
         credentials: read.credentials,
     };
     let secret = SecretRef {
+        vault_suffix: "vault.azure.net".into(),
         vault: "kv1".into(),
         name: "sql-password".into(),
         version: None,

@@ -30,6 +30,36 @@ pub struct Faults {
     pub concurrent_edits: Vec<ConcurrentEdit>,
     /// Seed of the RNG behind every random choice.
     pub seed: u64,
+    /// Broken answers to ARM listing pages (a `GET` of a collection such as `linkedservices`).
+    pub page_faults: Vec<PageFault>,
+}
+
+/// One way a 2xx listing page can be broken on the wire. Real networks do all of these: a connection reset
+/// after the headers, a proxy's HTML error page with status 200, an empty object from a misbehaving gateway,
+/// and a `nextLink` that leaves the endpoint (DESIGN.md, "Names and clouds": follow it only to the
+/// configured endpoint's origin).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PageFaultKind {
+    /// Status and headers (with the full `Content-Length`) arrive; the connection is cut halfway through the body.
+    #[default]
+    TruncatedBody,
+    /// A 200 whose body is an HTML page, not JSON.
+    NotJson,
+    /// A 200 with `{}`: neither `value` nor `nextLink`.
+    NeitherValueNorNextLink,
+    /// The page's `nextLink` points at another host.
+    ForeignNextLink,
+}
+
+/// Breaks the next `times` answers to `GET …/{collection}` (0: every answer, for good).
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PageFault {
+    /// The last path segment of the listing, e.g. `linkedservices`, `credentials` or `factories` (any case).
+    pub collection: String,
+    pub kind: PageFaultKind,
+    pub times: u64,
 }
 
 /// A periodic burst of 429 answers.
@@ -138,6 +168,26 @@ impl FaultState {
         (total > 0).then(|| Duration::from_millis(total))
     }
 
+    /// The page fault for this answer to a `GET` of `collection`, if one is due; counts it.
+    pub(crate) fn take_page_fault(&self, collection: &str) -> Option<PageFaultKind> {
+        let mut inner = lock(&self.inner);
+        let index = inner
+            .faults
+            .page_faults
+            .iter()
+            .position(|f| f.collection.eq_ignore_ascii_case(collection))?;
+        let fault = &mut inner.faults.page_faults[index];
+        let kind = fault.kind;
+        match fault.times {
+            0 => {}
+            1 => {
+                inner.faults.page_faults.remove(index);
+            }
+            _ => fault.times -= 1,
+        }
+        Some(kind)
+    }
+
     /// Whether to close this ARM request's connection without answering.
     pub(crate) fn roll_drop(&self) -> bool {
         let mut inner = lock(&self.inner);
@@ -233,6 +283,56 @@ impl FaultState {
         inner.faults.concurrent_edits = rest;
         hits.into_iter().map(|edit| edit.description).collect()
     }
+}
+
+/// Breaks a 2xx listing page the way `kind` says.
+pub(crate) async fn break_page(
+    kind: PageFaultKind,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    use axum::body::{Body, Bytes};
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body = match kind {
+        PageFaultKind::TruncatedBody => {
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let half = bytes.slice(..bytes.len() / 2);
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::other("connection reset by fault injection")),
+            ];
+            return axum::response::Response::from_parts(
+                parts,
+                Body::from_stream(futures::stream::iter(chunks)),
+            );
+        }
+        PageFaultKind::NotJson => {
+            parts
+                .headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            Bytes::from_static(
+                b"<html><body><h1>Gateway</h1><p>Please sign in to the proxy.</p></body></html>",
+            )
+        }
+        PageFaultKind::NeitherValueNorNextLink => Bytes::from_static(b"{}"),
+        PageFaultKind::ForeignNextLink => {
+            let mut page: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if let Some(page) = page.as_object_mut() {
+                page.insert(
+                    "nextLink".into(),
+                    "https://arm.attacker.example/subscriptions/x/providers/Microsoft.DataFactory/factories?page=2".into(),
+                );
+            }
+            Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
+        }
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, Body::from(body))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{Burst429, ConcurrentEdit, Faults};
+pub use faults::{Burst429, ConcurrentEdit, Faults, PageFault, PageFaultKind};
 pub use seeds::{demo_seed, large_estate, subscription_scopes};
 pub use serde_json::Value;
 

@@ -314,6 +314,16 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
         None => arm::handle(shared, ctx),
     };
+    // Broken listing pages: faults.rs `pageFaults`.
+    if ctx.method == Method::GET
+        && response.status().is_success()
+        && let Some(kind) = ctx
+            .segments
+            .last()
+            .and_then(|collection| shared.faults.take_page_fault(collection))
+    {
+        response = crate::faults::break_page(kind, response).await;
+    }
     arm::add_rate_limit_header(shared, ctx, &mut response);
     Ok(response)
 }

@@ -6,11 +6,14 @@
 
 use super::auth::CredentialKind;
 use super::operations::{self, ADF_API_VERSION, ArmOperation};
-use super::retry::{Pacer, RetryPolicy, is_retryable_status, parse_retry_after};
+use super::resource_id::{self, ResourceId};
+use super::retry::{self, Attempt, Pacer, RetryPolicy, is_retryable_status, parse_retry_after};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
+use url::Url;
 
 /// A response from ARM, with what a report needs from its headers.
 #[derive(Debug, Clone)]
@@ -18,6 +21,8 @@ pub struct ArmResponse {
     pub status: u16,
     pub body: Value,
     pub request_id: Option<String>,
+    /// The `ETag` header, when ARM sent one.
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,7 +54,8 @@ pub enum ArmError {
         status: u16,
         code: String,
         message: String,
-        body: Value,
+        /// Boxed: ADF's answer can be large, and the error travels in every `Result`.
+        body: Box<Value>,
         request_id: Option<String>,
     },
     #[error("{operation} kept failing ({status} {code}) after {attempts} attempts: {message}")]
@@ -80,6 +86,20 @@ pub enum ArmError {
     Deadline { operation: &'static str },
     #[error("refusing to follow a nextLink outside the ARM endpoint: {0}")]
     ForeignLink(String),
+    #[error(
+        "{operation} answered {status} with an unusable body after {attempts} attempts: {message}"
+    )]
+    Malformed {
+        operation: &'static str,
+        status: u16,
+        message: String,
+        attempts: u32,
+        request_id: Option<String>,
+    },
+    #[error("{operation} has more than {pages} pages; the listing was not read to its end")]
+    TooManyPages { operation: &'static str, pages: u32 },
+    #[error("not a usable ARM path: {0}")]
+    InvalidId(String),
 }
 
 impl ArmError {
@@ -88,6 +108,9 @@ impl ArmError {
         matches!(
             self,
             ArmError::Unavailable { .. }
+                | ArmError::Malformed { .. }
+                | ArmError::TooManyPages { .. }
+                | ArmError::ForeignLink(_)
                 | ArmError::Network { .. }
                 | ArmError::Token { .. }
                 | ArmError::Deadline { .. }
@@ -99,23 +122,86 @@ impl ArmError {
             | ArmError::NotFound { request_id, .. }
             | ArmError::PreconditionFailed { request_id, .. }
             | ArmError::Rejected { request_id, .. }
-            | ArmError::Unavailable { request_id, .. } => request_id.as_deref(),
+            | ArmError::Unavailable { request_id, .. }
+            | ArmError::Malformed { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
+}
+
+/// The longest one ARM request may take, deadline permitting.
+const REQUEST_LIMIT: Duration = Duration::from_secs(120);
+
+/// The most pages one listing follows; a listing that goes on longer is reported, never cut short silently.
+pub const MAX_PAGES: u32 = 10_000;
+
+/// What a 2xx body must look like for an operation to have been answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A JSON object (a resource, a test result, a status).
+    Object,
+    /// A page of a listing: `value` (an array) or `nextLink`.
+    Page,
+}
+
+impl Shape {
+    fn check(self, body: &Value) -> Result<(), &'static str> {
+        let Some(object) = body.as_object() else {
+            return Err("the body is not a JSON object");
+        };
+        if self == Shape::Page {
+            let value = object.get("value");
+            let next = object.get("nextLink").and_then(Value::as_str);
+            if value.is_some_and(|v| !v.is_array()) {
+                return Err("the page's `value` is not an array");
+            }
+            if value.is_none() && next.is_none_or(str::is_empty) {
+                return Err("the page has neither `value` nor `nextLink`");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ARM calls a run makes, behind a trait so the deciding around them is tested without a network.
+#[async_trait::async_trait]
+pub trait Arm: Send + Sync {
+    /// GETs a linked service or credential.
+    async fn get(&self, operation: ArmOperation, id: &ResourceId) -> Result<ArmResponse, ArmError>;
+    /// PUTs `{"properties": …}` conditionally on `etag`.
+    async fn put(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        properties: &Value,
+        etag: &str,
+    ) -> Result<ArmResponse, ArmError>;
+    /// ADF's test connection. A 4xx comes back as a response, because its body is the test's answer.
+    async fn test_connectivity(
+        &self,
+        factory: &ResourceId,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError>;
+    async fn integration_runtime_status(
+        &self,
+        factory: &ResourceId,
+        runtime: &str,
+    ) -> Result<ArmResponse, ArmError>;
 }
 
 /// Talks to ARM for one run.
 #[derive(Clone)]
 pub struct ArmClient {
     http: reqwest::Client,
-    endpoint: String,
+    /// `None` when the configured endpoint is not a URL; every call then fails with that reason.
+    endpoint: Option<Url>,
     audience: String,
     credential: Arc<dyn TokenCredential>,
     credential_kind: CredentialKind,
     pacer: Arc<Pacer>,
     retry: RetryPolicy,
     deadline: Option<Instant>,
+    max_pages: u32,
 }
 
 impl ArmClient {
@@ -127,20 +213,29 @@ impl ArmClient {
         pacer: Arc<Pacer>,
         retry: RetryPolicy,
     ) -> Self {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let trimmed = endpoint.trim().trim_end_matches('/');
         ArmClient {
-            audience: arm_audience(&endpoint),
+            audience: arm_audience(trimmed),
             http,
-            endpoint,
+            endpoint: Url::parse(trimmed)
+                .ok()
+                .filter(|u| u.has_host() && !u.cannot_be_a_base()),
             credential,
             credential_kind,
             pacer,
             retry,
             deadline: None,
+            max_pages: MAX_PAGES,
         }
     }
 
-    /// The same client, bounded by a deadline: no attempt starts, and no retry waits, past it.
+    /// The same client, following at most `pages` pages per listing.
+    pub fn with_max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = pages.max(1);
+        self
+    }
+
+    /// The same client, bounded by a deadline: no attempt starts, no retry waits, and no request runs past it.
     pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
         self.deadline = deadline;
         self
@@ -148,113 +243,55 @@ impl ArmClient {
 
     /// Lists the factories in a scope: a subscription, a resource group, or one factory.
     pub async fn list_factories(&self, scope: &str) -> Result<Vec<Value>, ArmError> {
-        if is_factory_id(scope) {
+        let scope = parse_id(scope)?;
+        if scope.is_factory() {
             let response = self
-                .send(operations::GET_FACTORY, scope, None, None)
+                .send(operations::GET_FACTORY, &scope, None, None, Shape::Object)
                 .await?;
             return Ok(vec![response.body]);
         }
         self.list(
             operations::LIST_FACTORIES,
-            &format!("{scope}/providers/Microsoft.DataFactory/factories"),
+            &scope.join(&["providers", "Microsoft.DataFactory", "factories"]),
         )
         .await
     }
 
     pub async fn list_linked_services(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
+        let factory = parse_id(factory_id)?;
         self.list(
             operations::LIST_LINKED_SERVICES,
-            &format!("{factory_id}/linkedservices"),
+            &factory.join(&["linkedservices"]),
         )
         .await
     }
 
     pub async fn list_credentials(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
+        let factory = parse_id(factory_id)?;
         self.list(
             operations::LIST_CREDENTIALS,
-            &format!("{factory_id}/credentials"),
+            &factory.join(&["credentials"]),
         )
         .await
     }
 
-    /// GETs a linked service or credential; returns the resource and its etag exactly as ARM gave it.
-    pub async fn get(
-        &self,
-        operation: ArmOperation,
-        id: &str,
-    ) -> Result<(ArmResponse, Option<String>), ArmError> {
-        let response = self.send(operation, id, None, None).await?;
-        let etag = response
-            .body
-            .get("etag")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Ok((response, etag))
-    }
-
-    /// PUTs `{"properties": …}` conditionally on `etag`.
-    pub async fn put(
-        &self,
-        operation: ArmOperation,
-        id: &str,
-        properties: &Value,
-        etag: &str,
-    ) -> Result<ArmResponse, ArmError> {
-        let body = json!({ "properties": properties });
-        self.send(operation, id, Some(&body), Some(etag)).await
-    }
-
-    /// ADF's test connection. A 4xx comes back as a response, because its body is the test's answer.
-    pub async fn test_connectivity(
-        &self,
-        factory_id: &str,
-        body: &Value,
-    ) -> Result<ArmResponse, ArmError> {
-        let path = format!("{factory_id}/testConnectivity");
-        match self
-            .send(operations::TEST_CONNECTIVITY, &path, Some(body), None)
-            .await
-        {
-            Err(ArmError::Rejected {
-                status,
-                body,
-                request_id,
-                ..
-            }) => Ok(ArmResponse {
-                status,
-                body,
-                request_id,
-            }),
-            other => other,
-        }
-    }
-
-    pub async fn integration_runtime_status(
-        &self,
-        factory_id: &str,
-        runtime: &str,
-    ) -> Result<ArmResponse, ArmError> {
-        let path = format!("{factory_id}/integrationruntimes/{runtime}/getStatus");
-        self.send(
-            operations::GET_INTEGRATION_RUNTIME_STATUS,
-            &path,
-            Some(&json!({})),
-            None,
-        )
-        .await
-    }
-
-    /// Follows `nextLink` to the end; each page is one paced, retried request.
-    async fn list(&self, operation: ArmOperation, path: &str) -> Result<Vec<Value>, ArmError> {
+    /// Follows `nextLink` to the end; each page is one paced, retried request. A listing is all or an error.
+    async fn list(&self, operation: ArmOperation, id: &ResourceId) -> Result<Vec<Value>, ArmError> {
+        let endpoint = self.endpoint()?;
         let mut items = Vec::new();
-        let mut next = Some(self.url(path));
-        let mut pages = 0;
+        let mut next = Some(self.url(id)?);
+        let mut pages = 0u32;
         while let Some(url) = next.take() {
             pages += 1;
-            if pages > 10_000 {
-                break;
+            if pages > self.max_pages {
+                return Err(ArmError::TooManyPages {
+                    operation: operation.name,
+                    pages: self.max_pages,
+                });
             }
-            let page = self.send_url(operation, &url, None, None).await?;
+            let page = self
+                .send_url(operation, url, id, None, None, Shape::Page)
+                .await?;
             if let Some(values) = page.body.get("value").and_then(Value::as_array) {
                 items.extend(values.iter().cloned());
             }
@@ -264,221 +301,404 @@ impl ArmClient {
                 .and_then(Value::as_str)
                 .filter(|l| !l.is_empty())
             {
-                Some(link) if self.is_ours(link) => Some(link.to_string()),
-                Some(link) => {
-                    return Err(ArmError::ForeignLink(crate::azure::auth::redact_query(
-                        link,
-                    )));
-                }
                 None => None,
+                Some(link) => match resource_id::next_link(endpoint, link) {
+                    Some(url) => Some(url),
+                    None => {
+                        return Err(ArmError::ForeignLink(crate::azure::auth::redact_query(
+                            link,
+                        )));
+                    }
+                },
             };
         }
         Ok(items)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}?api-version={ADF_API_VERSION}", self.endpoint)
+    fn endpoint(&self) -> Result<&Url, ArmError> {
+        self.endpoint.as_ref().ok_or(ArmError::InvalidId(
+            "the configured ARM endpoint is not a URL".into(),
+        ))
     }
 
-    /// A nextLink must point at the ARM endpoint we were given: the bearer token goes with it.
-    fn is_ours(&self, link: &str) -> bool {
-        link.len() > self.endpoint.len()
-            && link[..self.endpoint.len()].eq_ignore_ascii_case(&self.endpoint)
-            && link[self.endpoint.len()..].starts_with('/')
+    fn url(&self, id: &ResourceId) -> Result<Url, ArmError> {
+        id.url(self.endpoint()?, ADF_API_VERSION)
+            .map_err(|e| ArmError::InvalidId(e.to_string()))
     }
 
     async fn send(
         &self,
         operation: ArmOperation,
-        path: &str,
+        id: &ResourceId,
         body: Option<&Value>,
         if_match: Option<&str>,
+        shape: Shape,
     ) -> Result<ArmResponse, ArmError> {
-        self.send_url(operation, &self.url(path), body, if_match)
+        let url = self.url(id)?;
+        self.send_url(operation, url, id, body, if_match, shape)
             .await
     }
 
+    /// One operation through the one retry loop: paced, bounded by the deadline, its answer checked.
     async fn send_url(
         &self,
         operation: ArmOperation,
-        url: &str,
+        url: Url,
+        id: &ResourceId,
         body: Option<&Value>,
         if_match: Option<&str>,
+        shape: Shape,
     ) -> Result<ArmResponse, ArmError> {
-        let path = &url[self.endpoint.len().min(url.len())..];
-        let subscription = segment_after(path, "subscriptions")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let factory = factory_id_of(path);
-        let mut attempt = 0u32;
-        loop {
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(ArmError::Deadline {
-                    operation: operation.name,
-                });
-            }
-            self.pacer
-                .acquire(
-                    &subscription,
-                    factory.as_deref(),
-                    operation.counts_as_write(),
-                )
-                .await;
-            let token = self.token().await?;
-            let method = reqwest::Method::from_bytes(operation.method.as_bytes())
-                .unwrap_or(reqwest::Method::GET);
-            let mut request = self.http.request(method, url).bearer_auth(token).header(
+        let subscription = id.subscription().unwrap_or_default().to_lowercase();
+        // ADF's per-factory limit is on entity writes.
+        let factory = operation
+            .is_entity_write()
+            .then(|| id.factory().map(|f| f.key()))
+            .flatten();
+        let if_match = if_match.and_then(if_match_value);
+        let url = &url;
+        let subscription = &subscription;
+        let factory = &factory;
+        let if_match = &if_match;
+        retry::run(&self.retry, self.deadline, |attempt| async move {
+            self.attempt(
+                operation,
+                url,
+                subscription,
+                factory.as_deref(),
+                body,
+                if_match.as_deref(),
+                shape,
+                attempt,
+            )
+            .await
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        operation: ArmOperation,
+        url: &Url,
+        subscription: &str,
+        factory: Option<&str>,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+        shape: Shape,
+        attempt: u32,
+    ) -> Attempt<ArmResponse, ArmError> {
+        let deadline_passed = || ArmError::Deadline {
+            operation: operation.name,
+        };
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Attempt::Fail(deadline_passed());
+        }
+        self.pacer
+            .acquire(subscription, factory, operation.counts_as_write())
+            .await;
+        let token = match self.token().await {
+            Ok(token) => token,
+            Err(e) => return Attempt::Fail(e),
+        };
+        let timeout = retry::request_timeout(REQUEST_LIMIT, self.deadline);
+        if timeout.is_zero() {
+            return Attempt::Fail(deadline_passed());
+        }
+        let method = reqwest::Method::from_bytes(operation.method.as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .timeout(timeout)
+            .bearer_auth(token)
+            .header(
                 "x-ms-correlation-request-id",
                 uuid::Uuid::new_v4().to_string(),
             );
-            if let Some(etag) = if_match {
-                request = request.header("If-Match", etag);
+        if let Some(etag) = if_match {
+            request = request.header("If-Match", etag);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let started = std::time::Instant::now();
+        let network = |message: String| Attempt::Retry {
+            error: ArmError::Network {
+                operation: operation.name,
+                message,
+                attempts: attempt + 1,
+            },
+            retry_after: None,
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(operation = operation.name, attempt, error = %without_url(&e), "ARM request failed to complete");
+                return network(without_url(&e));
             }
-            if let Some(body) = body {
-                request = request.json(body);
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let request_id = header("x-ms-request-id");
+        let etag = header("etag");
+        let retry_after = parse_retry_after(header("retry-after").as_deref());
+        let remaining_header = if operation.counts_as_write() {
+            "x-ms-ratelimit-remaining-subscription-writes"
+        } else {
+            "x-ms-ratelimit-remaining-subscription-reads"
+        };
+        self.pacer.observe_remaining(
+            subscription,
+            operation.counts_as_write(),
+            header(remaining_header).and_then(|v| v.parse().ok()),
+        );
+        // A body cut off after the headers is a failed attempt, never an empty answer.
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(operation = operation.name, status, attempt, error = %without_url(&e), "ARM answer was cut off");
+                return network(format!("the answer was cut off: {}", without_url(&e)));
             }
-            let started = std::time::Instant::now();
-            let result = request.send().await;
-            let (wait, failure) = match result {
-                Err(e) => {
-                    tracing::warn!(operation = operation.name, attempt, error = %without_url(&e), "ARM request failed to complete");
-                    let failure = ArmError::Network {
-                        operation: operation.name,
-                        message: without_url(&e),
-                        attempts: attempt + 1,
-                    };
-                    (self.retry.delay(attempt, None), failure)
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let header = |name: &str| {
-                        response
-                            .headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string)
-                    };
-                    let request_id = header("x-ms-request-id");
-                    let retry_after = parse_retry_after(header("retry-after").as_deref());
-                    let remaining_header = if operation.counts_as_write() {
-                        "x-ms-ratelimit-remaining-subscription-writes"
-                    } else {
-                        "x-ms-ratelimit-remaining-subscription-reads"
-                    };
-                    self.pacer.observe_remaining(
-                        &subscription,
-                        operation.counts_as_write(),
-                        header(remaining_header).and_then(|v| v.parse().ok()),
-                    );
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    tracing::debug!(
-                        operation = operation.name,
-                        status,
-                        request_id = request_id.as_deref().unwrap_or(""),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "ARM call"
-                    );
-                    if (200..300).contains(&status) {
-                        return Ok(ArmResponse {
-                            status,
-                            body,
-                            request_id,
-                        });
+        };
+        tracing::debug!(
+            operation = operation.name,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ARM call"
+        );
+        if (200..300).contains(&status) {
+            let checked = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|_| "the body is not JSON")
+                .and_then(|body| shape.check(&body).map(|()| body));
+            // A nextLink elsewhere is an answer we cannot use: the bearer token would go with it.
+            let checked = checked.and_then(|body| match (shape, self.endpoint.as_ref()) {
+                (Shape::Page, Some(endpoint)) => match body.get("nextLink").and_then(Value::as_str)
+                {
+                    Some(link)
+                        if !link.is_empty() && resource_id::next_link(endpoint, link).is_none() =>
+                    {
+                        Err("the page's nextLink leaves the ARM endpoint")
                     }
-                    let (code, message) = cloud_error(&body, status);
-                    if status == 429 {
-                        self.pacer
-                            .observe_throttled(&subscription, operation.counts_as_write());
-                    }
-                    if !is_retryable_status(status) {
-                        return Err(match status {
-                            401 | 403 => ArmError::Forbidden {
-                                operation: operation.name,
-                                status,
-                                code,
-                                message,
-                                request_id,
-                            },
-                            404 => ArmError::NotFound {
-                                operation: operation.name,
-                                message,
-                                request_id,
-                            },
-                            412 => ArmError::PreconditionFailed {
-                                operation: operation.name,
-                                request_id,
-                            },
-                            _ if mentions_precondition(&code, &message) => {
-                                ArmError::PreconditionFailed {
-                                    operation: operation.name,
-                                    request_id,
-                                }
-                            }
-                            _ => ArmError::Rejected {
-                                operation: operation.name,
-                                status,
-                                code,
-                                message,
-                                body,
-                                request_id,
-                            },
-                        });
-                    }
+                    _ => Ok(body),
+                },
+                _ => Ok(body),
+            });
+            return match checked {
+                Ok(body) => Attempt::Done(ArmResponse {
+                    status,
+                    body,
+                    request_id,
+                    etag,
+                }),
+                Err(why) => {
                     tracing::warn!(
                         operation = operation.name,
                         status,
                         attempt,
-                        request_id = request_id.as_deref().unwrap_or(""),
-                        "ARM answered with a transient error"
+                        why,
+                        "ARM answered 2xx with an unusable body"
                     );
-                    let failure = ArmError::Unavailable {
-                        operation: operation.name,
-                        status,
-                        code,
-                        message,
-                        attempts: attempt + 1,
-                        request_id,
-                    };
-                    (self.retry.delay(attempt, retry_after), failure)
+                    Attempt::Retry {
+                        error: ArmError::Malformed {
+                            operation: operation.name,
+                            status,
+                            message: why.into(),
+                            attempts: attempt + 1,
+                            request_id,
+                        },
+                        retry_after: None,
+                    }
                 }
             };
-            if !self.retry.should_retry(attempt, wait, self.deadline) {
-                return Err(failure);
-            }
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (code, message) = cloud_error(&body, status);
+        if status == 429 {
+            self.pacer
+                .observe_throttled(subscription, operation.counts_as_write());
+        }
+        if !is_retryable_status(status) {
+            return Attempt::Fail(match status {
+                401 | 403 => ArmError::Forbidden {
+                    operation: operation.name,
+                    status,
+                    code,
+                    message,
+                    request_id,
+                },
+                404 => ArmError::NotFound {
+                    operation: operation.name,
+                    message,
+                    request_id,
+                },
+                412 => ArmError::PreconditionFailed {
+                    operation: operation.name,
+                    request_id,
+                },
+                _ if mentions_precondition(&code, &message) => ArmError::PreconditionFailed {
+                    operation: operation.name,
+                    request_id,
+                },
+                _ => ArmError::Rejected {
+                    operation: operation.name,
+                    status,
+                    code,
+                    message,
+                    body: Box::new(body),
+                    request_id,
+                },
+            });
+        }
+        tracing::warn!(
+            operation = operation.name,
+            status,
+            attempt,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "ARM answered with a transient error"
+        );
+        Attempt::Retry {
+            error: ArmError::Unavailable {
+                operation: operation.name,
+                status,
+                code,
+                message,
+                attempts: attempt + 1,
+                request_id,
+            },
+            retry_after,
         }
     }
 
     /// A token for ARM, retried inside the deadline; the error names the credential and its endpoint.
     async fn token(&self) -> Result<String, ArmError> {
         let scope = format!("{}/.default", self.audience);
-        let mut attempt = 0u32;
-        loop {
-            match self.credential.get_token(&[scope.as_str()], None).await {
-                Ok(token) => return Ok(token.token.secret().to_string()),
-                Err(e) => {
-                    let wait = self.retry.delay(attempt, None);
-                    tracing::warn!(
-                        credential = self.credential_kind.name(),
-                        attempt,
-                        "token request failed"
-                    );
-                    if !self.retry.should_retry(attempt, wait, self.deadline) {
-                        return Err(ArmError::Token {
-                            kind: self.credential_kind.name(),
-                            endpoint: self.credential_kind.token_endpoint(),
-                            message: first_line(&e.to_string()),
-                            attempts: attempt + 1,
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+        let scope = scope.as_str();
+        retry::run(&self.retry, self.deadline, |attempt| async move {
+            let timeout = retry::request_timeout(REQUEST_LIMIT, self.deadline);
+            let outcome =
+                tokio::time::timeout(timeout, self.credential.get_token(&[scope], None)).await;
+            let message = match outcome {
+                Ok(Ok(token)) => return Attempt::Done(token.token.secret().to_string()),
+                Ok(Err(e)) => first_line(&e.to_string()),
+                Err(_) => "no answer within the run's time budget".to_string(),
+            };
+            tracing::warn!(
+                credential = self.credential_kind.name(),
+                attempt,
+                "token request failed"
+            );
+            Attempt::Retry {
+                error: ArmError::Token {
+                    kind: self.credential_kind.name(),
+                    endpoint: self.credential_kind.token_endpoint(),
+                    message,
+                    attempts: attempt + 1,
+                },
+                retry_after: None,
             }
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Arm for ArmClient {
+    async fn get(&self, operation: ArmOperation, id: &ResourceId) -> Result<ArmResponse, ArmError> {
+        self.send(operation, id, None, None, Shape::Object).await
+    }
+
+    async fn put(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        properties: &Value,
+        etag: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        let body = json!({ "properties": properties });
+        self.send(operation, id, Some(&body), Some(etag), Shape::Object)
+            .await
+    }
+
+    async fn test_connectivity(
+        &self,
+        factory: &ResourceId,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError> {
+        let id = factory.join(&["testConnectivity"]);
+        match self
+            .send(
+                operations::TEST_CONNECTIVITY,
+                &id,
+                Some(body),
+                None,
+                Shape::Object,
+            )
+            .await
+        {
+            Err(ArmError::Rejected {
+                status,
+                body,
+                request_id,
+                ..
+            }) => Ok(ArmResponse {
+                status,
+                body: *body,
+                request_id,
+                etag: None,
+            }),
+            other => other,
         }
     }
+
+    async fn integration_runtime_status(
+        &self,
+        factory: &ResourceId,
+        runtime: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        let id = factory
+            .child("integrationruntimes", runtime)
+            .map_err(|e| ArmError::InvalidId(e.to_string()))?
+            .join(&["getStatus"]);
+        self.send(
+            operations::GET_INTEGRATION_RUNTIME_STATUS,
+            &id,
+            Some(&json!({})),
+            None,
+            Shape::Object,
+        )
+        .await
+    }
+}
+
+fn parse_id(text: &str) -> Result<ResourceId, ArmError> {
+    ResourceId::parse(text).map_err(|e| ArmError::InvalidId(e.to_string()))
+}
+
+/// The etag of a resource: from its body, else from the `ETag` header.
+pub fn resource_etag(response: &ArmResponse) -> Option<String> {
+    response
+        .body
+        .get("etag")
+        .and_then(Value::as_str)
+        .or(response.etag.as_deref())
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+}
+
+/// The `If-Match` value for an etag: exactly as ARM returned it (quoted or bare), trimmed, never quoted again.
+/// ADF compares `If-Match` with the etag it returned (DESIGN.md, "Writing").
+pub fn if_match_value(etag: &str) -> Option<String> {
+    let etag = etag.trim();
+    (!etag.is_empty()).then(|| etag.to_string())
 }
 
 /// The token audience for an ARM endpoint: the sovereign clouds have their own.
@@ -504,9 +724,10 @@ impl ArmClient {
         factory_id: &str,
         collection: operations::FactoryCollection,
     ) -> Result<Vec<Value>, ArmError> {
+        let factory = parse_id(factory_id)?;
         self.list(
             collection.operation(),
-            &format!("{factory_id}/{}", collection.segment()),
+            &factory.join(&[collection.segment()]),
         )
         .await
     }
@@ -554,55 +775,9 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).chars().take(400).collect()
 }
 
-/// The value after a named path segment (case-insensitive), e.g. the subscription id.
-pub fn segment_after<'a>(path: &'a str, name: &str) -> Option<&'a str> {
-    let mut segments = path.split('?').next().unwrap_or(path).split('/');
-    while let Some(s) = segments.next() {
-        if s.eq_ignore_ascii_case(name) {
-            return segments.next().filter(|v| !v.is_empty());
-        }
-    }
-    None
-}
-
-/// Whether a scope is one factory's resource id.
-pub fn is_factory_id(scope: &str) -> bool {
-    let segments: Vec<&str> = scope.trim_end_matches('/').split('/').collect();
-    segments.len() == 9
-        && segments[6].eq_ignore_ascii_case("Microsoft.DataFactory")
-        && segments[7].eq_ignore_ascii_case("factories")
-}
-
-/// The factory id a path lies under, lower-cased, for per-factory pacing.
-fn factory_id_of(path: &str) -> Option<String> {
-    let path = path.split('?').next().unwrap_or(path);
-    let segments: Vec<&str> = path.split('/').collect();
-    (segments.len() >= 9 && segments[7].eq_ignore_ascii_case("factories"))
-        .then(|| segments[..9].join("/").to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scopes_and_segments() {
-        let f = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f1";
-        assert!(is_factory_id(f));
-        assert!(!is_factory_id("/subscriptions/s1/resourceGroups/rg"));
-        assert_eq!(segment_after(f, "subscriptions"), Some("s1"));
-        assert_eq!(
-            segment_after(
-                &format!("{f}/linkedservices/x?api-version=1"),
-                "linkedservices"
-            ),
-            Some("x")
-        );
-        assert_eq!(
-            factory_id_of(&format!("{f}/linkedservices/x")),
-            Some(f.to_ascii_lowercase())
-        );
-    }
 
     #[test]
     fn sovereign_audiences() {
@@ -614,6 +789,47 @@ mod tests {
             arm_audience("https://127.0.0.1:8443"),
             "https://management.azure.com"
         );
+    }
+
+    #[test]
+    fn etags_are_sent_as_returned_and_never_quoted_twice() {
+        let quoted = "\"0a00b1c2-0000-0000-0000-5f1e2d3c0000\"";
+        assert_eq!(if_match_value(quoted).as_deref(), Some(quoted));
+        let bare = "0a00b1c2-0000-0000-0000-5f1e2d3c0000";
+        assert_eq!(if_match_value(&format!(" {bare} ")).as_deref(), Some(bare));
+        assert_eq!(if_match_value(" W/\"abc\" ").as_deref(), Some("W/\"abc\""));
+        assert_eq!(if_match_value("  "), None);
+        let from_header = ArmResponse {
+            status: 200,
+            body: json!({"name": "x"}),
+            request_id: None,
+            etag: Some("\"h\"".into()),
+        };
+        assert_eq!(resource_etag(&from_header).as_deref(), Some("\"h\""));
+        let from_body = ArmResponse {
+            body: json!({"etag": "b"}),
+            ..from_header
+        };
+        assert_eq!(resource_etag(&from_body).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_page_needs_value_or_next_link_and_a_resource_an_object() {
+        assert!(Shape::Page.check(&json!({"value": []})).is_ok());
+        assert!(
+            Shape::Page
+                .check(&json!({"nextLink": "https://x/y"}))
+                .is_ok()
+        );
+        assert!(Shape::Page.check(&json!({})).is_err());
+        assert!(Shape::Page.check(&json!({"value": {}})).is_err());
+        assert!(
+            Shape::Page
+                .check(&json!({"value": null, "nextLink": ""}))
+                .is_err()
+        );
+        assert!(Shape::Object.check(&json!("<html>")).is_err());
+        assert!(Shape::Object.check(&json!({"id": "x"})).is_ok());
     }
 
     #[test]

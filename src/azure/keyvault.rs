@@ -42,15 +42,13 @@ pub struct VaultEndpoints {
 impl VaultEndpoints {
     /// The vault URL: the template if set, else the host the event's secret URL names, else the public cloud.
     pub fn url(&self, vault: &str, secret_url: Option<&str>) -> String {
-        let mut url = match (&self.template, secret_url.and_then(host_of)) {
+        // The event's host counts only when it is this vault under a known Key Vault suffix.
+        let event_host = secret_url
+            .and_then(crate::scan::parse_vault_url)
+            .filter(|h| h.name.eq_ignore_ascii_case(vault));
+        let mut url = match (&self.template, event_host) {
             (Some(template), _) => template.replace("{vault}", vault),
-            (None, Some(host))
-                if host
-                    .to_ascii_lowercase()
-                    .starts_with(&format!("{}.", vault.to_ascii_lowercase())) =>
-            {
-                format!("https://{host}/")
-            }
+            (None, Some(host)) => format!("https://{}.{}/", host.name, host.suffix),
             _ => format!("https://{vault}.vault.azure.net/"),
         };
         if !url.ends_with('/') {
@@ -58,11 +56,6 @@ impl VaultEndpoints {
         }
         url
     }
-}
-
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    Some(rest.split('/').next()?.to_string()).filter(|h| !h.is_empty())
 }
 
 /// Lists every version's metadata of one secret.
@@ -184,10 +177,18 @@ mod tests {
             none.url("kv", Some("https://kv.vault.azure.cn/secrets/s/1")),
             "https://kv.vault.azure.cn/"
         );
-        assert_eq!(
-            none.url("kv", Some("https://evil.example/secrets/s/1")),
-            "https://kv.vault.azure.net/"
-        );
+        for foreign in [
+            "https://evil.example/secrets/s/1",
+            "https://kv.evil.example/secrets/s/1",
+            "https://kv.vault.azure.net.evil.example/secrets/s/1",
+            "https://other.vault.azure.cn/secrets/s/1",
+        ] {
+            assert_eq!(
+                none.url("kv", Some(foreign)),
+                "https://kv.vault.azure.net/",
+                "{foreign}"
+            );
+        }
         let t = VaultEndpoints {
             template: Some("https://127.0.0.1:8443/kv/{vault}".into()),
         };

@@ -3,5 +3,6 @@ pub mod arm;
 pub mod auth;
 pub mod keyvault;
 pub mod operations;
+pub mod resource_id;
 pub mod retry;
 pub mod synapse;

@@ -50,6 +50,52 @@ impl RetryPolicy {
     }
 }
 
+/// What one attempt came to, for [`run`].
+pub enum Attempt<T, E> {
+    Done(T),
+    /// Worth another try, after the server's `Retry-After` if it gave one.
+    Retry {
+        error: E,
+        retry_after: Option<Duration>,
+    },
+    Fail(E),
+}
+
+/// The one retry loop: runs `attempt(n)` until it is done, fails for good, runs out of attempts, or the next
+/// wait would end past `deadline`. The last error is returned as it was.
+pub async fn run<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Attempt<T, E>>,
+{
+    let mut n = 0u32;
+    loop {
+        match attempt(n).await {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Fail(error) => return Err(error),
+            Attempt::Retry { error, retry_after } => {
+                let wait = policy.delay(n, retry_after);
+                if !policy.should_retry(n, wait, deadline) {
+                    return Err(error);
+                }
+                tokio::time::sleep(wait).await;
+                n += 1;
+            }
+        }
+    }
+}
+
+/// The time a request may take: its own limit, or less when the deadline is nearer.
+pub fn request_timeout(limit: Duration, deadline: Option<Instant>) -> Duration {
+    deadline.map_or(limit, |d| {
+        d.saturating_duration_since(Instant::now()).min(limit)
+    })
+}
+
 /// Parses `Retry-After` in seconds (the form ARM uses).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     let seconds: f64 = value?.trim().parse().ok()?;
@@ -241,6 +287,56 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 412] {
             assert!(!is_retryable_status(s));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_one_loop_retries_until_done_and_stops_on_a_failure_or_the_deadline() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let done: Result<u32, &str> = run(&p, None, |n| async move {
+            if n < 2 {
+                Attempt::Retry {
+                    error: "busy",
+                    retry_after: None,
+                }
+            } else {
+                Attempt::Done(n)
+            }
+        })
+        .await;
+        assert_eq!(done, Ok(2));
+        let mut calls = 0;
+        let failed: Result<(), &str> = run(&p, None, |_| {
+            calls += 1;
+            async { Attempt::Fail("refused") }
+        })
+        .await;
+        assert_eq!((failed, calls), (Err("refused"), 1));
+        let mut calls = 0;
+        let deadline = Some(Instant::now() + Duration::from_secs(2));
+        let late: Result<(), &str> = run(&p, deadline, |_| {
+            calls += 1;
+            async {
+                Attempt::Retry {
+                    error: "busy",
+                    retry_after: Some(Duration::from_secs(10)),
+                }
+            }
+        })
+        .await;
+        assert_eq!((late, calls), (Err("busy"), 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_never_outlives_the_deadline() {
+        let limit = Duration::from_secs(120);
+        assert_eq!(request_timeout(limit, None), limit);
+        let t = request_timeout(limit, Some(Instant::now() + Duration::from_secs(3)));
+        assert!(t <= Duration::from_secs(3));
+        assert_eq!(request_timeout(limit, Some(Instant::now())), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

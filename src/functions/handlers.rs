@@ -210,6 +210,10 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                         vault: job.vault.clone(),
                         name: job.secret.clone(),
                         version: job.version.clone(),
+                        vault_suffix: h
+                            .app
+                            .settings
+                            .vault_suffix_of(&job.vault, job.secret_url.as_deref()),
                     },
                     secret_url: job.secret_url.clone(),
                     event_kind: job.event_kind,
@@ -352,6 +356,7 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
         .app
         .run(RunRequest {
             secret: SecretRef {
+                vault_suffix: h.app.settings.vault_suffix_of(&manual.vault, None),
                 vault: manual.vault.clone(),
                 name: manual.secret.clone(),
                 version: manual.version.clone(),

@@ -194,7 +194,7 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
             Some((_, Ok(authoring))) => {
                 target.impact = Some(impact(authoring, &linked_services_of(target), now));
             }
-            Some((_, Err(_))) => target.notes.push("impactNotRead".into()),
+            Some((_, Err(_))) => target.notes.push(crate::report::Note::ImpactNotRead),
             None => {}
         }
     }

@@ -11,7 +11,7 @@ pub mod output;
 pub mod position;
 
 use crate::diagnose;
-use crate::report::{Diagnosis, Verdict};
+use crate::report::{Diagnosis, Note, Owner, Verdict};
 use crate::scan::{self, FactoryIndex, Resolved};
 use position::Lines;
 use serde::Serialize;
@@ -161,19 +161,19 @@ impl Rule {
 
     /// The cause, the fix and who makes it, worded as the refresh reports word them.
     pub fn diagnosis(self) -> Diagnosis {
-        let from_verdict = |verdict, notes: &[String]| {
+        let from_verdict = |verdict, notes: &[Note]| {
             diagnose::for_verdict(verdict, notes).unwrap_or_else(|| Diagnosis {
                 code: self.id().into(),
                 cause: String::new(),
                 fix: Vec::new(),
-                owner: diagnose::PIPELINE_OWNER.into(),
+                owner: diagnose::PIPELINE_OWNER,
             })
         };
-        let own = |code: &str, cause: &str, fix: &[&str], owner: &str| Diagnosis {
+        let own = |code: &str, cause: &str, fix: &[&str], owner: Owner| Diagnosis {
             code: code.into(),
             cause: cause.into(),
             fix: fix.iter().map(|s| s.to_string()).collect(),
-            owner: owner.into(),
+            owner,
         };
         match self {
             Rule::PinnedSecretVersion => Diagnosis {
@@ -186,7 +186,7 @@ impl Rule {
             },
             Rule::SelfHostedCredential => from_verdict(
                 Verdict::InlineSecret,
-                &["selfHostedIntegrationRuntimeCredential".to_string()],
+                &[Note::SelfHostedIntegrationRuntimeCredential],
             ),
             Rule::DanglingStore => own(
                 "danglingStore",

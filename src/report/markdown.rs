@@ -209,7 +209,11 @@ fn details(out: &mut String, t: &Target, now: Option<jiff::Timestamp>) {
     }
     let _ = writeln!(out, "- **Why:** {}", text(&t.reason));
     if !t.notes.is_empty() {
-        let notes: Vec<String> = t.notes.iter().map(|n| format!("`{}`", code(n))).collect();
+        let notes: Vec<String> = t
+            .notes
+            .iter()
+            .map(|n| format!("`{}`", code(n.as_str())))
+            .collect();
         let _ = writeln!(out, "- **Notes:** {}", notes.join(", "));
     }
     if let Some(credential) = &t.via_credential {
@@ -261,7 +265,7 @@ fn details(out: &mut String, t: &Target, now: Option<jiff::Timestamp>) {
         for (i, step) in d.fix.iter().enumerate() {
             let _ = writeln!(out, "   {}. {}", i + 1, text(step));
         }
-        let _ = writeln!(out, "- **Who must act:** {}", owner_words(&d.owner));
+        let _ = writeln!(out, "- **Who must act:** {}", owner_words(d.owner));
     }
     if !t.request_ids.is_empty() {
         let ids: Vec<String> = t
@@ -275,13 +279,13 @@ fn details(out: &mut String, t: &Target, now: Option<jiff::Timestamp>) {
 }
 
 /// The owner code with the words a reader expects.
-pub(crate) fn owner_words(owner: &str) -> String {
+pub(crate) fn owner_words(owner: crate::report::Owner) -> String {
+    use crate::report::Owner;
     let words = match owner {
-        crate::diagnose::PIPELINE_OWNER => "the pipeline owner",
-        crate::diagnose::ENTRA_ADMIN => "an Entra ID administrator",
-        crate::diagnose::PLATFORM_OWNER => "the platform owner",
-        crate::diagnose::RUNTIME_OWNER => "the integration runtime owner",
-        _ => return format!("`{}`", code(owner)),
+        Owner::PipelineOwner => "the pipeline owner",
+        Owner::EntraAdmin => "an Entra ID administrator",
+        Owner::PlatformOwner => "the platform owner",
+        Owner::RuntimeOwner => "the integration runtime owner",
     };
     format!("{words} (`{owner}`)")
 }

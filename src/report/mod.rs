@@ -141,7 +141,7 @@ pub struct Target {
     pub verdict: Verdict,
     /// Why the verdict, in one sentence.
     pub reason: String,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// For a linked service that gets the secret through an ADF credential: that credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_credential: Option<String>,
@@ -194,6 +194,22 @@ pub struct TriggerImpact {
     pub pipelines: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl Target {
+    /// The one definition of "a person must look at this", used by the summary, the exit code, the
+    /// notification policy and every rendering: it was not re-saved (a refusing verdict, a skipped, failed or
+    /// unreached re-save), its test failed or could not run, or a diagnosis names an owner who must act.
+    pub fn needs_attention(&self) -> bool {
+        self.verdict != Verdict::Resave
+            || matches!(
+                self.resave.status,
+                ResaveStatus::Failed | ResaveStatus::Skipped | ResaveStatus::NotReached
+            )
+            || matches!(self.test.status, TestStatus::Failed | TestStatus::Error)
+            || self.diagnosis.is_some()
+            || self.test.diagnosis.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -295,8 +311,98 @@ pub struct Diagnosis {
     pub code: String,
     pub cause: String,
     pub fix: Vec<String>,
-    /// `pipelineOwner`, `entraAdmin`, `platformOwner` or `runtimeOwner`.
-    pub owner: String,
+    pub owner: Owner,
+}
+
+/// Who must act on a diagnosis.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Owner {
+    PipelineOwner,
+    EntraAdmin,
+    PlatformOwner,
+    RuntimeOwner,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::PipelineOwner => "pipelineOwner",
+            Owner::EntraAdmin => "entraAdmin",
+            Owner::PlatformOwner => "platformOwner",
+            Owner::RuntimeOwner => "runtimeOwner",
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fact about a target that a reader (and the product) acts on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum Note {
+    /// The reference pins `secretVersion` to the version just created.
+    PinnedToCurrentVersion,
+    /// The credentials are held encrypted on a self-hosted integration runtime (`encryptedCredential`).
+    SelfHostedIntegrationRuntimeCredential,
+    /// The linked service has parameters.
+    Parameterised,
+    /// It gets the secret through an ADF credential.
+    ViaCredential,
+    /// The factory is Git-integrated: the next publish overwrites the live copy.
+    GitMode,
+    SelfHostedIntegrationRuntime,
+    SelfHostedIntegrationRuntimeOffline,
+    ManagedIntegrationRuntime,
+    /// ADF said interactive authoring is off on the managed IR, so it could not test.
+    InteractiveAuthoringDisabled,
+    /// The definition changed between discovery and the re-save's fresh read.
+    ChangedSinceDiscovery,
+    /// The factory's datasets, pipelines, data flows or triggers could not be read, so `impact` is absent.
+    ImpactNotRead,
+}
+
+impl Note {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Note::PinnedToCurrentVersion => "pinnedToCurrentVersion",
+            Note::SelfHostedIntegrationRuntimeCredential => {
+                "selfHostedIntegrationRuntimeCredential"
+            }
+            Note::Parameterised => "parameterised",
+            Note::ViaCredential => "viaCredential",
+            Note::GitMode => "gitMode",
+            Note::SelfHostedIntegrationRuntime => "selfHostedIntegrationRuntime",
+            Note::SelfHostedIntegrationRuntimeOffline => "selfHostedIntegrationRuntimeOffline",
+            Note::ManagedIntegrationRuntime => "managedIntegrationRuntime",
+            Note::InteractiveAuthoringDisabled => "interactiveAuthoringDisabled",
+            Note::ChangedSinceDiscovery => "changedSinceDiscovery",
+            Note::ImpactNotRead => "impactNotRead",
+        }
+    }
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Notes compare with their report spelling, so tests and renderings read naturally.
+impl PartialEq<&str> for Note {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Note {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -387,12 +493,7 @@ impl Report {
             )
         });
         s.attention = !self.complete
-            || s.tests_failed > 0
-            || s.skipped > 0
-            || self
-                .targets
-                .iter()
-                .any(|t| t.resave.status == ResaveStatus::Failed)
+            || self.targets.iter().any(Target::needs_attention)
             || self.findings.iter().any(|f| f.severity != "info");
     }
 

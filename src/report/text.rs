@@ -174,7 +174,8 @@ fn details(out: &mut String, target: &Target, now: Option<jiff::Timestamp>) {
     }
     let _ = writeln!(out, "    why: {}", target.reason);
     if !target.notes.is_empty() {
-        let _ = writeln!(out, "    notes: {}", target.notes.join(", "));
+        let notes: Vec<&str> = target.notes.iter().map(|n| n.as_str()).collect();
+        let _ = writeln!(out, "    notes: {}", notes.join(", "));
     }
     if let Some(credential) = &target.via_credential {
         let _ = writeln!(out, "    via credential: {credential}");
@@ -259,17 +260,9 @@ pub(crate) fn describe_secret(secret: &super::SecretInfo) -> String {
     }
 }
 
-/// Whether a person should look at this target: any verdict but a plain re-save, a re-save or test that did
-/// not succeed, or a diagnosis (e.g. Git mode).
+/// Whether a person should look at this target: [`Target::needs_attention`], the one definition.
 pub(crate) fn needs_attention(t: &Target) -> bool {
-    t.verdict != Verdict::Resave
-        || matches!(
-            t.resave.status,
-            ResaveStatus::Failed | ResaveStatus::Skipped | ResaveStatus::NotReached
-        )
-        || matches!(t.test.status, TestStatus::Failed | TestStatus::Error)
-        || t.diagnosis.is_some()
-        || t.test.diagnosis.is_some()
+    t.needs_attention()
 }
 
 /// The target's diagnoses, the verdict's first, then the test's.

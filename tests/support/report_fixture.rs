@@ -8,9 +8,9 @@
 
 use adf_secret_refresh::diagnose;
 use adf_secret_refresh::report::{
-    Command, Finding, Impact, Reference, Report, Resave, ResaveStatus, RunError, RuntimeStatus,
-    SCHEMA, SecretInfo, Summary, Target, TargetKind, Test, TestStatus, Trigger, TriggerImpact,
-    TriggerKind, Verdict,
+    Command, Finding, Impact, Note, Reference, Report, Resave, ResaveStatus, RunError,
+    RuntimeStatus, SCHEMA, SecretInfo, Summary, Target, TargetKind, Test, TestStatus, Trigger,
+    TriggerImpact, TriggerKind, Verdict,
 };
 use serde_json::json;
 
@@ -151,7 +151,7 @@ pub fn realistic_report() -> Report {
         "AzureSqlDatabase",
         Verdict::Resave,
     );
-    warehouse.notes = vec!["gitMode".into()];
+    warehouse.notes = vec![Note::GitMode];
     warehouse.diagnosis = diagnose::for_verdict(Verdict::Resave, &warehouse.notes);
 
     // Re-saved, but the test failed: the app's client secret has expired.
@@ -189,7 +189,7 @@ pub fn realistic_report() -> Report {
         "FileServer",
         Verdict::Resave,
     );
-    landing.notes = vec!["selfHostedIntegrationRuntimeOffline".into()];
+    landing.notes = vec![Note::SelfHostedIntegrationRuntimeOffline];
     landing.integration_runtime = Some(RuntimeStatus {
         name: "shir-onprem-01".into(),
         kind: Some("SelfHosted".into()),
@@ -229,7 +229,7 @@ pub fn realistic_report() -> Report {
         unresolved_because: None,
         ..reference("typeProperties.password", None, "parameterDefault")
     }];
-    generic.notes = vec!["parameterised".into()];
+    generic.notes = vec![Note::Parameterised];
     generic.diagnosis = diagnose::for_verdict(Verdict::Ambiguous, &generic.notes);
     generic.reason =
         "The secret name comes from the parameter secretName, whose default is sql-etl-password."

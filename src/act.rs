@@ -1,0 +1,593 @@
+//! Act: executes one factory's plan. Re-saves what is safe (GET fresh, PUT exactly its properties with
+//! `If-Match`, again on 412), then tests with ADF's own test connection. Writes are sequential per factory;
+//! a transient failure stops the factory so that a retry does the rest, and the report says who was not reached.
+
+use crate::azure::arm::{Arm, ArmError, resource_etag};
+use crate::azure::operations::{self, ArmOperation};
+use crate::azure::resource_id::ResourceId;
+use crate::diagnose;
+use crate::event::EventKind;
+use crate::observe::run_error;
+use crate::plan::{self, FactorySnapshot, SecretRef};
+use crate::report::{
+    Note, Resave, ResaveStatus, RunError, RuntimeStatus, Target, TargetKind, Test, Verdict,
+};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use tracing::Instrument;
+
+/// How many times a 412 is answered by reading again and re-applying.
+const MAX_PRECONDITION_RETRIES: u32 = 3;
+
+/// What a run may do.
+#[derive(Debug, Clone)]
+pub struct Mode {
+    pub dry_run: bool,
+    /// `Err(reason)` when the new version cannot serve, so a re-save cannot help.
+    pub secret_usable: Result<(), String>,
+    pub event_kind: EventKind,
+}
+
+/// Applies one factory's targets in order: credentials first, then linked services. Writes are sequential.
+pub async fn apply_factory<A: Arm + ?Sized>(
+    arm: &A,
+    factory: &FactorySnapshot,
+    mut targets: Vec<Target>,
+    secret: &SecretRef,
+    mode: &Mode,
+) -> (Vec<Target>, Vec<RunError>) {
+    let mut errors = Vec::new();
+    let factory_id = match ResourceId::parse(&factory.id) {
+        Ok(id) => id,
+        Err(e) => {
+            let why = format!("not reached: {e}");
+            for target in targets.iter_mut() {
+                target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
+                target.test = Test::not_tested(why.clone());
+            }
+            errors.push(RunError {
+                stage: "apply".into(),
+                message: e.to_string(),
+                transient: false,
+                subject: Some(factory.id.clone()),
+            });
+            return (targets, errors);
+        }
+    };
+    let mut runtimes: HashMap<String, RuntimeStatus> = HashMap::new();
+    let mut stopped: Option<String> = None;
+    for target in targets.iter_mut() {
+        if let Some(why) = &stopped {
+            target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
+            target.test = Test::not_tested(why.clone());
+            continue;
+        }
+        let properties = listed_resource(factory, target).and_then(|r| r.get("properties"));
+        if let Some(runtime) = properties.and_then(crate::scan::connect_via) {
+            if !runtimes.contains_key(&runtime) {
+                let status =
+                    runtime_status(arm, &factory_id, &runtime, &mut target.request_ids).await;
+                runtimes.insert(runtime.clone(), status);
+            }
+            if let Some(status) = runtimes.get(&runtime) {
+                note_runtime(target, status);
+            }
+        }
+        let span = tracing::info_span!("target", factory = %factory.id, name = %target.name, kind = ?target.kind);
+        if let Err(e) = apply_target(arm, factory, &factory_id, target, secret, mode)
+            .instrument(span)
+            .await
+        {
+            let transient = e.is_transient();
+            errors.push(run_error(
+                "apply",
+                &e,
+                Some(format!("{}/{}", factory.id, target.name)),
+            ));
+            if transient {
+                // ARM is down or the budget is spent: stop here, so the retry does the rest.
+                stopped = Some(format!("not reached: {e}"));
+            }
+        }
+    }
+    (targets, errors)
+}
+
+/// The target's definition as discovery listed it.
+fn listed_resource<'a>(factory: &'a FactorySnapshot, target: &Target) -> Option<&'a Value> {
+    let list = match target.kind {
+        TargetKind::LinkedService => &factory.linked_services,
+        TargetKind::Credential => &factory.credentials,
+    };
+    list.iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(target.name.as_str()))
+}
+
+async fn runtime_status<A: Arm + ?Sized>(
+    arm: &A,
+    factory: &ResourceId,
+    runtime: &str,
+    request_ids: &mut Vec<String>,
+) -> RuntimeStatus {
+    match arm.integration_runtime_status(factory, runtime).await {
+        Ok(response) => {
+            request_ids.extend(response.request_id.clone());
+            let props = response
+                .body
+                .get("properties")
+                .cloned()
+                .unwrap_or(Value::Null);
+            RuntimeStatus {
+                name: runtime.into(),
+                kind: props
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                state: props
+                    .get("state")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(runtime, error = %e, "could not read the integration runtime's status");
+            RuntimeStatus {
+                name: runtime.into(),
+                kind: None,
+                state: None,
+            }
+        }
+    }
+}
+
+fn note_runtime(target: &mut Target, status: &RuntimeStatus) {
+    match status.kind.as_deref() {
+        Some(k) if k.eq_ignore_ascii_case("SelfHosted") => {
+            let online = status
+                .state
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("Online"));
+            target.notes.push(if online {
+                Note::SelfHostedIntegrationRuntime
+            } else {
+                Note::SelfHostedIntegrationRuntimeOffline
+            });
+        }
+        Some(k) if k.eq_ignore_ascii_case("Managed") => {
+            target.notes.push(Note::ManagedIntegrationRuntime)
+        }
+        _ => {}
+    }
+    target.integration_runtime = Some(status.clone());
+}
+
+/// Re-saves (if the verdict and the mode allow) and tests one target. Returns the error that stopped it.
+async fn apply_target<A: Arm + ?Sized>(
+    arm: &A,
+    factory: &FactorySnapshot,
+    factory_id: &ResourceId,
+    target: &mut Target,
+    secret: &SecretRef,
+    mode: &Mode,
+) -> Result<(), ArmError> {
+    let (get_op, put_op, collection) = match target.kind {
+        TargetKind::LinkedService => (
+            operations::GET_LINKED_SERVICE,
+            operations::PUT_LINKED_SERVICE,
+            "linkedservices",
+        ),
+        TargetKind::Credential => (
+            operations::GET_CREDENTIAL,
+            operations::PUT_CREDENTIAL,
+            "credentials",
+        ),
+    };
+    let mut tested_resource: Option<Value> = None;
+
+    if target.verdict == Verdict::Resave {
+        if mode.dry_run {
+            target.resave = Resave::with_status(ResaveStatus::DryRun, None);
+        } else if let Err(why) = &mode.secret_usable {
+            target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why.clone()));
+        } else {
+            let resaved = match factory_id.child(collection, &target.name) {
+                Ok(id) => resave(arm, factory, target, &id, get_op, put_op, secret).await,
+                Err(e) => Err(ArmError::InvalidId(e.to_string())),
+            };
+            match resaved {
+                Ok(resource) => tested_resource = Some(resource),
+                Err(e) => {
+                    target.resave.status = ResaveStatus::Failed;
+                    target.resave.error = Some(e.to_string());
+                    target
+                        .request_ids
+                        .extend(e.request_id().map(str::to_string));
+                    target.test = Test::not_tested("not tested: the re-save failed");
+                    return if e.is_transient() { Err(e) } else { Ok(()) };
+                }
+            }
+        }
+    }
+
+    target.test = if mode.dry_run {
+        Test::not_tested(match mode.event_kind {
+            EventKind::NewVersion => "dry run: nothing was written or tested",
+            _ => "expiry event: reported only",
+        })
+    } else if target.kind == TargetKind::Credential {
+        Test::not_tested(format!(
+            "a credential is tested through the linked services that use it: {}",
+            target.used_by.join(", ")
+        ))
+    } else if target
+        .notes
+        .contains(&Note::SelfHostedIntegrationRuntimeOffline)
+    {
+        let runtime = target
+            .integration_runtime
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let mut test = Test::not_tested(format!(
+            "the self-hosted integration runtime {runtime} is offline"
+        ));
+        test.diagnosis = Some(diagnose::runtime_offline());
+        test
+    } else {
+        let resource = match tested_resource {
+            Some(r) => r,
+            None => match listed_resource(factory, target) {
+                Some(r) => r.clone(),
+                None => return Ok(()),
+            },
+        };
+        test_connection(arm, factory_id, target, &resource).await?
+    };
+    Ok(())
+}
+
+/// GET fresh, check it is still safe, PUT exactly its properties with `If-Match`; on 412, again.
+async fn resave<A: Arm + ?Sized>(
+    arm: &A,
+    factory: &FactorySnapshot,
+    target: &mut Target,
+    id: &ResourceId,
+    get_op: ArmOperation,
+    put_op: ArmOperation,
+    secret: &SecretRef,
+) -> Result<Value, ArmError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        target.resave.attempts = attempts;
+        let fresh = arm.get(get_op, id).await?;
+        target.request_ids.extend(fresh.request_id.clone());
+        let Some(etag) = resource_etag(&fresh) else {
+            target.resave = Resave::with_status(
+                ResaveStatus::Skipped,
+                Some("ARM returned no etag, so a conditional write is impossible".into()),
+            );
+            return Ok(fresh.body);
+        };
+        if let Err(why) = still_safe(factory, target, &fresh.body, secret) {
+            target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why));
+            target.notes.push(Note::ChangedSinceDiscovery);
+            return Ok(fresh.body);
+        }
+        let properties = fresh.body.get("properties").cloned().unwrap_or(Value::Null);
+        target.resave.etag_before = Some(etag.clone());
+        match arm.put(put_op, id, &properties, &etag).await {
+            Ok(saved) => {
+                target.request_ids.extend(saved.request_id.clone());
+                target.resave.status = ResaveStatus::Ok;
+                target.resave.etag_after = resource_etag(&saved);
+                target.resave.error = None;
+                tracing::info!(factory = %factory.id, name = %target.name, kind = ?target.kind, "re-saved");
+                return Ok(saved.body);
+            }
+            Err(ArmError::PreconditionFailed { request_id, .. })
+                if attempts <= MAX_PRECONDITION_RETRIES =>
+            {
+                // Someone changed it between our GET and PUT: read again and write their version.
+                target.request_ids.extend(request_id);
+                tracing::info!(factory = %factory.id, name = %target.name, attempts, "etag changed; reading again");
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Re-plans the target on the fresh definition: it must still be a plain, certain, inline-free reference.
+fn still_safe(
+    factory: &FactorySnapshot,
+    target: &Target,
+    fresh: &Value,
+    secret: &SecretRef,
+) -> Result<(), String> {
+    match plan::plan_one(factory, target.kind, fresh, secret) {
+        Some(t) if t.verdict == Verdict::Resave => Ok(()),
+        Some(t) => Err(format!(
+            "it changed since discovery and is now {:?}: {}",
+            t.verdict, t.reason
+        )),
+        None => Err("it changed since discovery and no longer references the secret".into()),
+    }
+}
+
+/// ADF's test connection, with parameter defaults supplied for a parameterised linked service.
+async fn test_connection<A: Arm + ?Sized>(
+    arm: &A,
+    factory_id: &ResourceId,
+    target: &mut Target,
+    resource: &Value,
+) -> Result<Test, ArmError> {
+    let mut body = json!({ "linkedService": resource });
+    if let Some(params) = resource
+        .pointer("/properties/parameters")
+        .and_then(Value::as_object)
+    {
+        let mut values = Map::new();
+        for (name, definition) in params {
+            match definition.get("defaultValue") {
+                Some(v) if !v.is_null() => {
+                    values.insert(name.clone(), v.clone());
+                }
+                _ => {
+                    return Ok(Test::not_tested(format!(
+                        "parameter `{name}` has no default value, so ADF cannot test the linked service on its own"
+                    )));
+                }
+            }
+        }
+        body["parameters"] = Value::Object(values);
+    }
+    let test = match arm.test_connectivity(factory_id, &body).await {
+        Ok(response) => {
+            target.request_ids.extend(response.request_id.clone());
+            let (test, note) = diagnose::test_outcome(response.status, response.body);
+            target.notes.extend(note);
+            test
+        }
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => diagnose::test_not_run(&e.to_string()),
+    };
+    tracing::info!(factory = %factory_id, name = %target.name, status = ?test.status, "tested");
+    Ok(test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::arm::ArmResponse;
+    use crate::report::TestStatus;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    const FACTORY: &str =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f";
+
+    /// ARM as a script of answers, recording what was asked; no network.
+    #[derive(Default)]
+    struct ScriptedArm {
+        gets: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        puts: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        tests: Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    fn ok(body: Value) -> Result<ArmResponse, ArmError> {
+        Ok(ArmResponse {
+            status: 200,
+            body,
+            request_id: None,
+            etag: None,
+        })
+    }
+
+    fn next(
+        queue: &Mutex<VecDeque<Result<ArmResponse, ArmError>>>,
+    ) -> Result<ArmResponse, ArmError> {
+        queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Err(ArmError::InvalidId("no scripted answer".into())))
+    }
+
+    #[async_trait::async_trait]
+    impl Arm for ScriptedArm {
+        async fn get(&self, _: ArmOperation, id: &ResourceId) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push(format!("GET {id}"));
+            next(&self.gets)
+        }
+        async fn put(
+            &self,
+            _: ArmOperation,
+            id: &ResourceId,
+            _: &Value,
+            etag: &str,
+        ) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push(format!("PUT {id} {etag}"));
+            next(&self.puts)
+        }
+        async fn test_connectivity(
+            &self,
+            _: &ResourceId,
+            _: &Value,
+        ) -> Result<ArmResponse, ArmError> {
+            self.calls.lock().unwrap().push("TEST".into());
+            next(&self.tests)
+        }
+        async fn integration_runtime_status(
+            &self,
+            _: &ResourceId,
+            _: &str,
+        ) -> Result<ArmResponse, ArmError> {
+            Err(ArmError::InvalidId("no runtime".into()))
+        }
+    }
+
+    fn sql(name: &str) -> Value {
+        json!({"name": name, "properties": {"type": "AzureSqlDatabase", "typeProperties": {
+            "connectionString": "Server=tcp:x.database.windows.net;Database=d;User ID=etl",
+            "password": {"type": "AzureKeyVaultSecret", "store": {"referenceName": "KV", "type": "LinkedServiceReference"}, "secretName": "sql-password"}}}})
+    }
+
+    fn fresh(name: &str, etag: &str) -> Value {
+        let mut resource = sql(name);
+        resource["etag"] = json!(etag);
+        resource
+    }
+
+    fn setup(names: &[&str]) -> (FactorySnapshot, Vec<Target>, SecretRef) {
+        let mut linked_services =
+            vec![json!({"name": "KV", "properties": {"type": "AzureKeyVault",
+            "typeProperties": {"baseUrl": "https://contoso-kv.vault.azure.net/"}}})];
+        linked_services.extend(names.iter().map(|n| sql(n)));
+        let factory = FactorySnapshot {
+            id: FACTORY.into(),
+            resource: json!({"properties": {}}),
+            linked_services,
+            credentials: vec![],
+        };
+        let secret = SecretRef {
+            vault: "contoso-kv".into(),
+            name: "sql-password".into(),
+            version: None,
+            vault_suffix: "vault.azure.net".into(),
+        };
+        let targets = plan::plan_factory(&factory, &secret);
+        assert_eq!(targets.len(), names.len());
+        (factory, targets, secret)
+    }
+
+    fn refresh() -> Mode {
+        Mode {
+            dry_run: false,
+            secret_usable: Ok(()),
+            event_kind: EventKind::NewVersion,
+        }
+    }
+
+    fn precondition_failed() -> Result<ArmResponse, ArmError> {
+        Err(ArmError::PreconditionFailed {
+            operation: "putLinkedService",
+            request_id: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_412_reads_again_and_writes_the_version_just_read() {
+        let (factory, targets, secret) = setup(&["Sql"]);
+        let arm = ScriptedArm::default();
+        arm.gets
+            .lock()
+            .unwrap()
+            .extend([ok(fresh("Sql", "e1")), ok(fresh("Sql", "e2"))]);
+        arm.puts
+            .lock()
+            .unwrap()
+            .extend([precondition_failed(), ok(fresh("Sql", "e3"))]);
+        arm.tests
+            .lock()
+            .unwrap()
+            .push_back(ok(json!({"succeeded": true})));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        assert!(errors.is_empty());
+        let t = &targets[0];
+        assert_eq!(t.resave.status, ResaveStatus::Ok);
+        assert_eq!(t.resave.attempts, 2);
+        assert_eq!(t.resave.etag_before.as_deref(), Some("e2"));
+        assert_eq!(t.resave.etag_after.as_deref(), Some("e3"));
+        assert_eq!(t.test.status, TestStatus::Passed);
+        let puts: Vec<String> = arm
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("PUT"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            puts,
+            [
+                format!("PUT {FACTORY}/linkedservices/Sql e1"),
+                format!("PUT {FACTORY}/linkedservices/Sql e2")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_412_that_keeps_coming_fails_the_target_but_not_the_factory() {
+        let (factory, targets, secret) = setup(&["A", "B"]);
+        let arm = ScriptedArm::default();
+        let rounds = MAX_PRECONDITION_RETRIES as usize + 1;
+        arm.gets
+            .lock()
+            .unwrap()
+            .extend((0..rounds).map(|i| ok(fresh("A", &format!("a{i}")))));
+        arm.puts
+            .lock()
+            .unwrap()
+            .extend((0..rounds).map(|_| precondition_failed()));
+        arm.gets.lock().unwrap().push_back(ok(fresh("B", "b")));
+        arm.puts.lock().unwrap().push_back(ok(fresh("B", "b2")));
+        arm.tests
+            .lock()
+            .unwrap()
+            .push_back(ok(json!({"succeeded": true})));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        // The failure is the target's, in its re-save; the factory goes on.
+        assert!(errors.is_empty());
+        assert_eq!(targets[0].resave.status, ResaveStatus::Failed);
+        assert_eq!(targets[0].resave.attempts as usize, rounds);
+        assert_eq!(targets[1].resave.status, ResaveStatus::Ok);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_stops_the_factory_and_says_who_was_not_reached() {
+        let (factory, targets, secret) = setup(&["A", "B"]);
+        let arm = ScriptedArm::default();
+        arm.gets
+            .lock()
+            .unwrap()
+            .push_back(Err(ArmError::Unavailable {
+                operation: "getLinkedService",
+                status: 503,
+                code: String::new(),
+                message: "busy".into(),
+                attempts: 8,
+                request_id: None,
+            }));
+        let (targets, errors) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].transient);
+        assert_eq!(targets[0].resave.status, ResaveStatus::Failed);
+        assert_eq!(targets[1].resave.status, ResaveStatus::NotReached);
+        assert_eq!(arm.calls.lock().unwrap().len(), 1, "B was never touched");
+    }
+
+    #[tokio::test]
+    async fn a_400_from_the_test_is_a_failed_test_unless_adf_says_authoring_is_off() {
+        let (factory, targets, secret) = setup(&["Sql"]);
+        let arm = ScriptedArm::default();
+        arm.gets.lock().unwrap().push_back(ok(fresh("Sql", "e1")));
+        arm.puts.lock().unwrap().push_back(ok(fresh("Sql", "e2")));
+        arm.tests.lock().unwrap().push_back(Ok(ArmResponse {
+            status: 400,
+            body: json!({"error": {"code": "BadRequest", "message": "The linked service's server name is not valid."}}),
+            request_id: None,
+            etag: None,
+        }));
+        let (targets, _) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
+        let t = &targets[0];
+        assert_eq!(t.test.status, TestStatus::Failed);
+        assert_eq!(
+            t.test.message.as_deref(),
+            Some("The linked service's server name is not valid.")
+        );
+        assert!(!t.notes.contains(&Note::InteractiveAuthoringDisabled));
+        assert!(t.needs_attention());
+    }
+}
