@@ -14,6 +14,7 @@ pub mod config;
 pub mod diagnose;
 pub mod event;
 pub mod functions;
+pub mod inventory;
 pub mod notify;
 pub mod plan;
 pub mod report;
