@@ -628,21 +628,25 @@ pub fn assemble(
     assessment: &Assessment,
 ) -> (Vec<SecretEntry>, Vec<Finding>) {
     let mut findings = Vec::new();
-    let mut grouped: BTreeMap<SecretKey, (String, String, Vec<Consumer>)> = BTreeMap::new();
+    // Per secret: how each spelling of its name is used (the most used one names it), and its consumers.
+    type Spellings = BTreeMap<String, usize>;
+    let mut grouped: BTreeMap<SecretKey, (Spellings, Vec<Consumer>)> = BTreeMap::new();
     for scan in scans {
         findings.extend(scan.findings);
         for secret_use in scan.uses {
-            grouped
-                .entry(secret_use.key)
-                .or_insert_with(|| (secret_use.vault, secret_use.secret, Vec::new()))
-                .2
-                .push(secret_use.consumer);
+            let (spellings, consumers) = grouped.entry(secret_use.key).or_default();
+            *spellings.entry(secret_use.secret).or_default() += 1;
+            consumers.push(secret_use.consumer);
         }
     }
 
     let mut vaults: BTreeMap<(String, String), Vec<&Metadata>> = BTreeMap::new();
     let mut entries: Vec<(Urgency, SecretEntry)> = Vec::new();
-    for (key, (_vault, secret, mut consumers)) in grouped {
+    for (key, (spellings, mut consumers)) in grouped {
+        let secret = spellings
+            .iter()
+            .max_by(|(a, x), (b, y)| x.cmp(y).then_with(|| b.cmp(a)))
+            .map_or_else(|| key.secret.clone(), |(name, _)| name.clone());
         consumers.sort_by(|a, b| {
             (a.factory.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
                 b.factory.to_ascii_lowercase(),
