@@ -121,17 +121,12 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     inventory.findings = findings;
     if request.only.is_some() {
         // For one secret: its own findings (and its vault's) only.
-        let keep: BTreeSet<String> = inventory
+        let keep: Vec<inventory::Finding> = inventory
             .secrets
             .iter()
-            .flat_map(|s| {
-                [
-                    format!("{}/{}", s.vault, s.secret.to_ascii_lowercase()),
-                    s.vault_url.clone(),
-                ]
-            })
+            .flat_map(|s| inventory.findings_for(s).cloned())
             .collect();
-        inventory.findings.retain(|f| keep.contains(&f.subject));
+        inventory.findings = keep;
     }
     inventory.finish();
     tracing::info!(
@@ -301,6 +296,11 @@ pub async fn for_expiry_event(
                 code,
                 severity,
                 subject: subject.clone(),
+                vault_url: Some(format!(
+                    "https://{}.{}/",
+                    event.vault.to_ascii_lowercase(),
+                    inventory::key_vault_suffix_for_arm(&app.settings.arm_endpoint)
+                )),
                 message: format!(
                     "Key Vault reports that {subject} {}{when}; {consumers} reference{} in scope rely on it.",
                     if expired { "has expired" } else { "expires soon" },

@@ -663,10 +663,9 @@ fn at_risk(inventory: &Inventory) -> Vec<&SecretEntry> {
         .secrets
         .iter()
         .filter(|s| {
-            let subject = format!("{}/{}", s.vault, s.secret.to_ascii_lowercase());
-            inventory.findings.iter().any(|f| {
-                f.severity != Severity::Info && (f.subject == subject || f.subject == s.vault_url)
-            })
+            inventory
+                .findings_for(s)
+                .any(|f| f.severity != Severity::Info)
         })
         .collect()
 }

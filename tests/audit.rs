@@ -698,3 +698,86 @@ async fn the_daily_audit_function_writes_the_inventory() {
     ));
     host.stop().await;
 }
+
+/// A fixed inventory from the pure builder: fixed clock, fixed ids, every status a table shows.
+fn fixed_inventory() -> adf_secret_refresh::inventory::Inventory {
+    use adf_secret_refresh::azure::keyvault::VersionMetadata;
+    use adf_secret_refresh::inventory::{self, Assessment, Metadata, SecretKey};
+    use adf_secret_refresh::plan::FactorySnapshot;
+    const NOW: i64 = 1_795_000_000;
+    let id = factory_id(RG, "adf-sales");
+    let sales = FactorySnapshot {
+        id: id.clone(),
+        resource: json!({"id": id, "properties": {"repoConfiguration": {"type": "FactoryVSTSConfiguration"}}}),
+        linked_services: vec![
+            kv_ls("KeyVault", "https://contoso-kv.vault.azure.net/"),
+            kv_ls("ChinaVault", "https://contoso-kv.vault.azure.cn/"),
+            sql("SalesSql", kv_ref("KeyVault", json!("sql-password"))),
+            with(
+                sql("SalesSqlPinned", kv_ref("KeyVault", json!("sql-password"))),
+                "/properties/typeProperties/password/secretVersion",
+                json!("v1"),
+            ),
+            sql("Warehouse", kv_ref("KeyVault", json!("dwh-password"))),
+            sql("ChinaSql", kv_ref("ChinaVault", json!("sql-password"))),
+            json!({"name": "Blob", "properties": {"type": "AzureBlobStorage", "typeProperties": {
+                "connectionString": {"type": "SecureString", "value": "**********"}}}}),
+        ],
+        credentials: vec![],
+    };
+    let v = |id: &str, created: i64, expires: Option<i64>| VersionMetadata {
+        version: id.into(),
+        enabled: Some(true),
+        created: Some(created),
+        not_before: None,
+        expires,
+    };
+    let metadata = std::collections::HashMap::from([
+        (
+            SecretKey::new("contoso-kv", "vault.azure.net", "sql-password"),
+            Metadata::Versions(vec![
+                v("v1", NOW - 90 * DAY, None),
+                v("v2", NOW - DAY, Some(NOW + 5 * DAY)),
+            ]),
+        ),
+        (
+            SecretKey::new("contoso-kv", "vault.azure.net", "dwh-password"),
+            Metadata::Versions(vec![v("w1", NOW - 10 * DAY, Some(NOW + 200 * DAY))]),
+        ),
+    ]);
+    let assessment = Assessment {
+        now: NOW,
+        thresholds: Default::default(),
+        home_suffix: "vault.azure.net".into(),
+        covered_vaults: Some(vec!["contoso-kv".into()]),
+    };
+    let scan = inventory::scan_factory(&sales, "vault.azure.net");
+    let (secrets, findings) = inventory::assemble(vec![scan], &metadata, &assessment);
+    let scopes = [adf_secret_refresh::config::Scope::parse(&scope()).expect("scope")];
+    let mut inv = inventory::Inventory::start("inv-0001".into(), None, &scopes, Default::default());
+    inv.secrets = secrets;
+    inv.findings = findings;
+    inv.summary.factories_scanned = 1;
+    inv.summary.linked_services_scanned = 7;
+    inv.finish();
+    inv.started_at = "2026-11-18T06:00:00Z".into();
+    inv.finished_at = Some("2026-11-18T06:00:04Z".into());
+    inv
+}
+
+#[test]
+fn the_inventory_renders_as_text_markdown_and_csv() {
+    use adf_secret_refresh::inventory;
+    let inv = fixed_inventory();
+    let json = serde_json::to_value(&inv).expect("serialises");
+    assert_valid_inventory(&json);
+    let text = inventory::text::render(&inv, false);
+    assert!(!text.contains("matches the rotated secret") && !text.contains("not tested"));
+    insta::assert_snapshot!("inventory_text", text);
+    let markdown = inventory::markdown::render(&inv);
+    assert_mermaid_well_formed(&markdown);
+    insta::assert_snapshot!("inventory_markdown", markdown);
+    let csv = inventory::csv::render(&inv);
+    assert_eq!(parse_csv(&csv).len(), 5, "a header and four references");
+    insta::assert_snapshot!("inventory_csv", csv.replace("\r\n", "\n"));
+}

@@ -4,7 +4,7 @@
 //! for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, as
 //! OWASP advises against CSV injection; names from ADF never start so, but nothing here trusts that.
 
-use super::{Finding, Inventory, SecretEntry};
+use super::{Inventory, SecretEntry};
 use crate::report::TargetKind;
 
 /// The header row.
@@ -33,7 +33,7 @@ pub fn render(inventory: &Inventory) -> String {
     let mut out = String::new();
     line(&mut out, COLUMNS.iter().map(|c| c.to_string()));
     for secret in &inventory.secrets {
-        let codes = finding_codes(&inventory.findings, secret);
+        let codes = finding_codes(inventory, secret);
         for c in &secret.consumers {
             line(
                 &mut out,
@@ -66,11 +66,9 @@ pub fn render(inventory: &Inventory) -> String {
 }
 
 /// The codes of the findings about this secret or its vault, `;`-separated.
-fn finding_codes(findings: &[Finding], secret: &SecretEntry) -> String {
-    let subject = format!("{}/{}", secret.vault, secret.secret.to_ascii_lowercase());
-    let mut codes: Vec<&str> = findings
-        .iter()
-        .filter(|f| f.subject == subject || f.subject == secret.vault_url)
+fn finding_codes(inventory: &Inventory, secret: &SecretEntry) -> String {
+    let mut codes: Vec<&str> = inventory
+        .findings_for(secret)
         .map(|f| f.code.as_str())
         .collect();
     codes.dedup();

@@ -20,11 +20,14 @@ pub fn render(inventory: &Inventory) -> String {
     let _ = writeln!(out, "# Key Vault inventory\n");
     let _ = writeln!(
         out,
-        "{} secrets, {} references, {} factories scanned{}. Findings: **{} critical**, {} warning, {} info. \
+        "{} secret{}, {} reference{}, {} factor{} scanned{}. Findings: **{} critical**, {} warning, {} info. \
          Expiry thresholds: warning {} days, critical {} days.\n",
         s.secrets,
+        if s.secrets == 1 { "" } else { "s" },
         s.references,
+        if s.references == 1 { "" } else { "s" },
         s.factories_scanned,
+        if s.factories_scanned == 1 { "y" } else { "ies" },
         if inventory.complete {
             ""
         } else {
@@ -153,9 +156,13 @@ pub fn mermaid(inventory: &Inventory) -> String {
         let secret_node = format!("s{i}");
         let _ = writeln!(out, "  {secret_node}[\"{}\"]", label(&secret.secret));
         let _ = writeln!(out, "  {vault_node} --> {secret_node}");
-        let subject = format!("{}/{}", secret.vault, secret.secret.to_ascii_lowercase());
-        if let Some(s) = worst.get(subject.as_str()) {
-            classes.push((secret_node.clone(), *s));
+        if let Some(s) = inventory
+            .findings_for(secret)
+            .filter(|f| f.subject != secret.vault_url)
+            .map(|f| f.severity)
+            .min()
+        {
+            classes.push((secret_node.clone(), s));
         }
         for (j, c) in secret.consumers.iter().enumerate() {
             consumers += 1;

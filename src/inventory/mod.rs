@@ -109,6 +109,13 @@ pub struct SecretEntry {
     pub consumers: Vec<Consumer>,
 }
 
+impl SecretEntry {
+    /// `<vault>/<secret>`, lower-cased: the subject of the secret's findings.
+    pub fn subject(&self) -> String {
+        format!("{}/{}", self.vault, self.secret.to_ascii_lowercase())
+    }
+}
+
 /// The state of a secret's newest version, or why it is not known.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -158,6 +165,10 @@ pub struct Finding {
     pub severity: Severity,
     /// `<vault>/<secret>` for a secret, the vault URL for a vault, a definition's or factory's resource id.
     pub subject: String,
+    /// The vault the finding is about, for a secret or a vault: a same-named vault in another cloud is
+    /// another vault, so the subject alone does not say which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_url: Option<String>,
     pub message: String,
     pub fix: Vec<String>,
     pub owner: Owner,
@@ -339,6 +350,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
             code: FindingCode::GitMode,
             severity: Severity::Info,
             subject: factory.id.clone(),
+            vault_url: None,
             message: format!(
                 "Factory {} is Git-integrated: a re-save after a rotation changes the live factory only, and the next publish from Git puts back what the collaboration branch holds.",
                 short(&factory.id)
@@ -386,6 +398,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                     code: FindingCode::DanglingStore,
                     severity: Severity::Critical,
                     subject: subject.clone(),
+                    vault_url: None,
                     message: format!(
                         "{label} at {} names the Key Vault linked service `{}`, which the factory does not have: the reference cannot resolve.",
                         reference.path, reference.store
@@ -412,6 +425,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                     code: FindingCode::UnresolvedReference,
                     severity: Severity::Warning,
                     subject: subject.clone(),
+                    vault_url: None,
                     message: format!(
                         "{label} at {}: the reference cannot be resolved ({why}), so no rotation can be matched to it.",
                         reference.path
@@ -426,6 +440,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                     code: FindingCode::UnresolvedReference,
                     severity: Severity::Info,
                     subject: subject.clone(),
+                    vault_url: None,
                     message: format!(
                         "{label} at {} names {vault}/{secret} only through a parameter's default value; a caller may pass another at run time, so a rotation reports it and never re-saves it.",
                         reference.path
@@ -535,6 +550,7 @@ fn inline_findings(findings: &mut Vec<Finding>, properties: &Value, subject: &st
             code: FindingCode::SelfHostedCredential,
             severity: Severity::Warning,
             subject: subject.to_string(),
+            vault_url: None,
             message: format!(
                 "{label} keeps its credential encrypted on the integration runtime `{runtime}`: a Key Vault rotation cannot reach it."
             ),
@@ -547,6 +563,7 @@ fn inline_findings(findings: &mut Vec<Finding>, properties: &Value, subject: &st
             code: FindingCode::InlineSecret,
             severity: Severity::Warning,
             subject: subject.to_string(),
+            vault_url: None,
             message: format!(
                 "{label} holds an inline secret at {}: a Key Vault rotation cannot reach it, and the product never re-saves a definition that holds one.",
                 inline.join(", ")
@@ -752,6 +769,7 @@ fn judge_secret(
             code: FindingCode::DanglingSecret,
             severity: Severity::Critical,
             subject: subject.clone(),
+            vault_url: Some(key.vault_url()),
             message: format!(
                 "Secret {subject} does not exist in {}; {used_by} cannot resolve it.",
                 key.vault_url()
@@ -808,6 +826,7 @@ fn judge_version(
             code: FindingCode::LatestVersionDisabled,
             severity: Severity::Critical,
             subject: subject.clone(),
+            vault_url: Some(key.vault_url()),
             message: format!(
                 "The newest version {} of {subject} is disabled: Key Vault refuses to return it, so {used_by} cannot resolve the secret.",
                 newest.version
@@ -824,6 +843,7 @@ fn judge_version(
             code: FindingCode::SecretNotYetValid,
             severity: Severity::Warning,
             subject: subject.clone(),
+            vault_url: Some(key.vault_url()),
             message: format!(
                 "The newest version {} of {subject} is not valid before {}, yet {used_by} already resolve to it.",
                 newest.version,
@@ -842,6 +862,7 @@ fn judge_version(
                 code: FindingCode::SecretExpired,
                 severity: Severity::Critical,
                 subject: subject.clone(),
+                vault_url: Some(key.vault_url()),
                 message: format!(
                     "Secret {subject} expired at {when}; {used_by} rely on it."
                 ),
@@ -868,6 +889,7 @@ fn judge_version(
                     code: FindingCode::SecretExpiring,
                     severity,
                     subject: subject.clone(),
+                    vault_url: Some(key.vault_url()),
                     message: format!(
                         "Secret {subject} expires at {when} (in {}); {used_by} rely on it.",
                         describe_duration(left)
@@ -920,6 +942,7 @@ fn judge_pins(
             code: FindingCode::PinnedToOldVersion,
             severity,
             subject: subject.clone(),
+            vault_url: Some(key.vault_url()),
             message: format!(
                 "{}/{} at {} pins {subject} to version {pinned}, {state}; {newest}. A rotation never reaches a pinned reference.",
                 short(&consumer.factory),
@@ -947,6 +970,7 @@ fn judge_vault(
             code: FindingCode::DanglingVault,
             severity: Severity::Critical,
             subject: url.clone(),
+            vault_url: Some(url.clone()),
             message: format!(
                 "Vault {url} does not exist (or its name does not resolve): every reference to it fails."
             ),
@@ -962,6 +986,7 @@ fn judge_vault(
             code: FindingCode::VaultAccessDenied,
             severity: Severity::Warning,
             subject: url.clone(),
+            vault_url: Some(url.clone()),
             message: format!(
                 "The product's identity may not list the secrets of {url}, so their expiry and versions are unknown ({}).",
                 said.chars().take(200).collect::<String>()
@@ -977,6 +1002,7 @@ fn judge_vault(
             code: FindingCode::VaultNotCovered,
             severity: Severity::Warning,
             subject: url.clone(),
+            vault_url: Some(url.clone()),
             message: format!(
                 "Vault {url} is in another cloud than this deployment ({}): its metadata was not read, and its rotations never reach this deployment.",
                 a.home_suffix
@@ -991,6 +1017,7 @@ fn judge_vault(
             code: FindingCode::VaultNotCovered,
             severity: Severity::Warning,
             subject: url.clone(),
+            vault_url: Some(url.clone()),
             message: format!(
                 "ADF references vault {url}, but this deployment does not hear its events (it is not in ADF_REFRESH_VAULTS): a rotation there would go unnoticed."
             ),
@@ -1084,6 +1111,18 @@ impl Inventory {
         } else {
             0
         }
+    }
+
+    /// The findings about one secret or its vault.
+    pub fn findings_for<'a>(
+        &'a self,
+        secret: &'a SecretEntry,
+    ) -> impl Iterator<Item = &'a Finding> {
+        let subject = secret.subject();
+        self.findings.iter().filter(move |f| {
+            f.vault_url.as_deref() == Some(secret.vault_url.as_str())
+                && (f.subject == subject || f.subject == secret.vault_url)
+        })
     }
 
     /// The most severe finding's severity, if any.
