@@ -160,14 +160,26 @@ async fn run(cli: Cli) -> u8 {
 
 /// Runs one command; `Err` is a problem that stopped it before a report could be made.
 async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
-    if global.output == Some(Output::Csv) && !matches!(command, Commands::Audit { .. }) {
+    if global.output == Some(Output::Csv)
+        && !matches!(command, Commands::Audit { .. } | Commands::Show { .. })
+    {
         return Err("--output csv is only for `audit`".into());
     }
     // Showing a saved report needs no Azure settings.
     if let Commands::Show { path } = &command {
-        let report = read_report(path)?;
-        print(&report, global.output);
-        return Ok(report.exit_code() as u8);
+        return match read_document(path)? {
+            Document::Inventory(inventory) => {
+                print_inventory(&inventory, global.output);
+                Ok(inventory.exit_code() as u8)
+            }
+            Document::Report(_) if global.output == Some(Output::Csv) => {
+                Err("--output csv is only for an inventory (from `audit`)".into())
+            }
+            Document::Report(report) => {
+                print(&report, global.output);
+                Ok(report.exit_code() as u8)
+            }
+        };
     }
     let app = App::new(settings(global)?).map_err(|e| e.to_string())?;
     let trigger = Trigger {
@@ -208,21 +220,46 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
     Ok(report.exit_code() as u8)
 }
 
-fn read_report(path: &std::path::Path) -> Result<Report, String> {
+/// A saved document: a run's report, or an audit's inventory.
+enum Document {
+    Report(Box<Report>),
+    Inventory(Box<Inventory>),
+}
+
+fn read_document(path: &std::path::Path) -> Result<Document, String> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("cannot read standard input: {e}"))?
     } else {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
     };
-    let report: Report = serde_json::from_str(&text)
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        schema: Option<String>,
+    }
+    if serde_json::from_str::<Schema>(&text)
+        .ok()
+        .and_then(|s| s.schema)
+        .as_deref()
+        == Some(inventory::SCHEMA)
+    {
+        let inventory: Inventory = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not an inventory: {e}", path.display()))?;
+        return Ok(Document::Inventory(Box::new(inventory)));
+    }
+    read_report(path, &text).map(|r| Document::Report(Box::new(r)))
+}
+
+fn read_report(path: &std::path::Path, text: &str) -> Result<Report, String> {
+    let report: Report = serde_json::from_str(text)
         .map_err(|e| format!("{} is not a report: {e}", path.display()))?;
     if report.schema != report::SCHEMA {
         return Err(format!(
-            "{} is a `{}` document; this version reads `{}`",
+            "{} is a `{}` document; this version reads `{}` and `{}`",
             path.display(),
             report.schema,
-            report::SCHEMA
+            report::SCHEMA,
+            inventory::SCHEMA
         ));
     }
     Ok(report)

@@ -781,3 +781,26 @@ fn the_inventory_renders_as_text_markdown_and_csv() {
     assert_eq!(parse_csv(&csv).len(), 5, "a header and four references");
     insta::assert_snapshot!("inventory_csv", csv.replace("\r\n", "\n"));
 }
+
+#[tokio::test]
+async fn a_saved_inventory_can_be_shown_again_in_every_rendering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("inventory.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&fixed_inventory()).expect("serialises"),
+    )
+    .expect("write");
+    for (output, expected) in [
+        ("text", "Key Vault inventory: 3 secrets"),
+        ("markdown", "```mermaid"),
+        ("csv", "vault,vaultUrl,secret"),
+        ("json", "adf-secret-refresh/inventory/v1"),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_adf-secret-refresh"));
+        cmd.arg("show").arg(&path).args(["--output", output]);
+        let run = exec(cmd).await;
+        assert_eq!(run.code, 2, "{output}: {}", run.stderr);
+        assert!(run.stdout.contains(expected), "{output}: {}", run.stdout);
+    }
+}
