@@ -589,9 +589,14 @@ async fn no_progress_reaches_stderr_when_it_is_not_a_terminal() {
 }
 
 async fn host(emu: &adf_emulator::Emulator) -> HostSimulator {
+    host_with(emu, &[]).await
+}
+
+async fn host_with(emu: &adf_emulator::Emulator, extra: &[(&str, &str)]) -> HostSimulator {
     let mut env = emu.env();
     env.push(("ADF_REFRESH_SCOPE".into(), scope()));
     env.push(("ADF_REFRESH_VAULTS".into(), "contoso-kv".into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     HostSimulator::start(Path::new(env!("CARGO_BIN_EXE_adf-secret-refresh")), &env)
         .await
         .expect("handler starts")
@@ -609,10 +614,42 @@ fn expiry_event(kind: &str, secret: &str) -> Value {
     }])
 }
 
+/// A loopback webhook receiver that keeps every body it receives.
+async fn recording_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    kept.lock().expect("lock").push(v);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bodies)
+}
+
 #[tokio::test]
 async fn expiry_events_give_the_inventory_of_the_consumers_at_risk() {
     let emu = emulator(audit_estate(), 50).await;
-    let host = host(&emu).await;
+    let (hook, received) = recording_webhook().await;
+    let host = host_with(
+        &emu,
+        &[
+            ("ADF_REFRESH_WEBHOOK_URL", &hook),
+            ("ADF_REFRESH_WEBHOOK_SECRET", "FAKE-TEST-ONLY-hmac-key-0123"),
+        ],
+    )
+    .await;
 
     let (_, answers) = host
         .rotate(expiry_event("SecretExpired", "expired"), 1)
@@ -669,6 +706,25 @@ async fn expiry_events_give_the_inventory_of_the_consumers_at_risk() {
             .all(|r| r.method == "GET" || r.host_kind != "arm")
     );
     assert_eq!(emu.counters().secret_value_reads, 0);
+
+    // One message per event, as loud as the event: critical for expired, a warning for near-expiry.
+    let bodies = received.lock().expect("lock").clone();
+    let severities: Vec<&str> = bodies
+        .iter()
+        .filter_map(|b| b["severity"].as_str())
+        .collect();
+    assert_eq!(severities, vec!["critical", "warning"], "{bodies:#?}");
+    assert_eq!(
+        bodies[0]["schema"],
+        "adf-secret-refresh/inventory-notification/v1"
+    );
+    assert_eq!(bodies[0]["secrets"][0]["secret"], "expired");
+    assert!(bodies[0]["secrets"][0]["expires"].is_string());
+    assert_eq!(bodies[0]["secrets"][0]["consumers"][0]["name"], "expired");
+    for body in &bodies {
+        assert!(!body.to_string().contains("\"message\""), "metadata only");
+        assert_no_secrets(&emu, &body.to_string());
+    }
     host.stop().await;
 }
 
