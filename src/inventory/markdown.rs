@@ -118,9 +118,12 @@ pub fn render(inventory: &Inventory) -> String {
     out
 }
 
-/// A table cell: one line, pipes escaped.
+/// A table cell: one line, pipes escaped, no HTML.
 fn cell(text: &str) -> String {
-    text.replace(['\r', '\n'], " ").replace('|', "\\|")
+    text.replace(['\r', '\n'], " ")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The diagram: one node per vault, secret and consumer; each node coloured by its worst finding.
@@ -239,5 +242,10 @@ mod tests {
     #[test]
     fn labels_cannot_break_out_of_their_quotes() {
         assert_eq!(label("a\"b<c>#d\ne"), "a#quot;b#lt;c#gt;#35;d e");
+    }
+
+    #[test]
+    fn cells_stay_one_cell_and_hold_no_html() {
+        assert_eq!(cell("a|<b>\nc"), "a\\|&lt;b&gt; c");
     }
 }

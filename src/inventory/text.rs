@@ -61,13 +61,21 @@ pub fn render(inventory: &Inventory, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {} {}: {}",
-                e.stage,
-                e.subject.as_deref().unwrap_or(""),
-                e.message
+                clean(&e.stage),
+                clean(e.subject.as_deref().unwrap_or("")),
+                clean(&e.message)
             );
         }
     }
     out
+}
+
+/// Names and messages come from ADF and Key Vault: no control character (an escape sequence could repaint
+/// the terminal) gets through.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -79,8 +87,8 @@ fn render_secret(out: &mut String, secret: &SecretEntry, paint: &impl Fn(&str, &
     let _ = writeln!(
         out,
         "{}  {}  [{}]",
-        paint("1", &format!("{}/{}", secret.vault, secret.secret)),
-        secret.vault_url,
+        paint("1", &clean(&format!("{}/{}", secret.vault, secret.secret))),
+        clean(&secret.vault_url),
         paint(code, word)
     );
     let mut facts = Vec::new();
@@ -100,7 +108,7 @@ fn render_secret(out: &mut String, secret: &SecretEntry, paint: &impl Fn(&str, &
     if let Some(v) = &secret.latest_enabled_version {
         facts.push(format!("newest enabled {v}"));
     }
-    let _ = writeln!(out, "  {}", facts.join(" · "));
+    let _ = writeln!(out, "  {}", clean(&facts.join(" · ")));
     let rows: Vec<[String; 6]> = secret.consumers.iter().map(row).collect();
     let header = [
         "factory",
@@ -138,11 +146,11 @@ fn row(c: &Consumer) -> [String; 6] {
         short(&c.factory).to_string()
     };
     [
-        factory,
-        format!("{}{kind}", c.name),
-        c.path.clone(),
-        c.pinned_version.clone().unwrap_or_else(|| "-".into()),
-        c.integration_runtime.clone().unwrap_or_else(|| "-".into()),
+        clean(&factory),
+        clean(&format!("{}{kind}", c.name)),
+        clean(&c.path),
+        clean(c.pinned_version.as_deref().unwrap_or("-")),
+        clean(c.integration_runtime.as_deref().unwrap_or("-")),
         verdict_words(c.verdict).into(),
     ]
 }
@@ -184,10 +192,20 @@ fn render_finding(out: &mut String, f: &Finding, paint: &impl Fn(&str, &str) -> 
         "  {} {} {}",
         paint(code, &f.severity.as_str().to_ascii_uppercase()),
         f.code.as_str(),
-        f.subject
+        clean(&f.subject)
     );
-    let _ = writeln!(out, "      {}", f.message);
+    let _ = writeln!(out, "      {}", clean(&f.message));
     for fix in &f.fix {
-        let _ = writeln!(out, "      fix ({}): {fix}", f.owner.as_str());
+        let _ = writeln!(out, "      fix ({}): {}", f.owner.as_str(), clean(fix));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(clean("a\x1b[2Jb\r\nc"), "a?[2Jb??c");
     }
 }
