@@ -860,3 +860,35 @@ async fn a_saved_inventory_can_be_shown_again_in_every_rendering() {
         assert!(run.stdout.contains(expected), "{output}: {}", run.stdout);
     }
 }
+
+#[test]
+fn inventory_notifications_carry_names_dates_and_codes_only() {
+    use adf_secret_refresh::inventory::Severity;
+    use adf_secret_refresh::notify;
+    let inv = fixed_inventory();
+    let messages: Vec<String> = inv.findings.iter().map(|f| f.message.clone()).collect();
+    let teams = notify::inventory_teams_payload(&inv, Severity::Critical);
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let card = teams["attachments"][0]["content"]["body"].to_string();
+    assert!(card.contains("Critical: Key Vault audit"), "{card}");
+    assert!(card.contains("contoso-kv/sql-password"), "{card}");
+    let slack = notify::inventory_slack_payload(&inv, Severity::Warning);
+    assert!(slack["blocks"].as_array().is_some_and(|b| b.len() <= 50));
+    assert!(
+        slack["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Warning"))
+    );
+    let webhook = notify::inventory_webhook_payload(&inv, Severity::Critical);
+    for payload in [&teams, &slack, &webhook] {
+        let text = payload.to_string();
+        for message in &messages {
+            assert!(!text.contains(message.as_str()), "a message text in {text}");
+        }
+    }
+    // Only the secrets that need a person are listed: dwh-password is fine.
+    assert!(!webhook["secrets"].to_string().contains("dwh-password"));
+}
