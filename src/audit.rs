@@ -180,18 +180,21 @@ async fn read_metadata(
 /// The progress bar on stderr: drawn only on a terminal, so piped output and logs stay clean.
 struct Progress {
     bar: ProgressBar,
+    visible: bool,
 }
 
 impl Progress {
     fn new(wanted: bool) -> Progress {
         use std::io::IsTerminal;
-        let target = if wanted && std::io::stderr().is_terminal() {
+        let visible = wanted && std::io::stderr().is_terminal();
+        let target = if visible {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
         Progress {
             bar: ProgressBar::with_draw_target(None, target),
+            visible,
         }
     }
 
@@ -202,7 +205,10 @@ impl Progress {
         );
         self.bar
             .set_message("listing factories, linked services and credentials");
-        self.bar.enable_steady_tick(Duration::from_millis(120));
+        // The ticker is a thread: only worth it when someone watches.
+        if self.visible {
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
     }
 
     fn scanning(&self, factories: usize) {
