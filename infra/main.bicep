@@ -65,6 +65,9 @@ param auditSchedule string = '0 0 6 * * *'
 @maxValue(570)
 param runBudgetSeconds int = 480
 
+@description('The audit\'s expiry thresholds in days, warning and critical, e.g. \'30,7\'.')
+param expiryWarningDays string = '30,7'
+
 @description('Create the Event Grid subscriptions to the KeyVaultSecretEvent function. Only after the code is deployed.')
 param deployEventSubscriptions bool = false
 
@@ -259,6 +262,10 @@ module functionApp 'modules/function-app.bicep' = {
       {
         name: 'ADF_REFRESH_RUN_BUDGET_SECONDS'
         value: string(runBudgetSeconds)
+      }
+      {
+        name: 'ADF_REFRESH_EXPIRY_WARNING_DAYS'
+        value: expiryWarningDays
       }
     ]
   }

@@ -222,7 +222,7 @@ async fn secret_metadata(
         Err(e) => {
             info.metadata = match &e {
                 KeyVaultError::Forbidden { .. } => "forbidden",
-                KeyVaultError::NotFound { .. } => "notFound",
+                KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => "notFound",
                 KeyVaultError::Unavailable { .. } => "unavailable",
             }
             .into();

@@ -1,253 +1,322 @@
-//! The audit: which secret feeds which linked service, and what is wrong or about to go wrong.
+//! The audit: reads everything in scope (never writes), and builds the [`Inventory`] — which secret feeds
+//! which linked service, and what is wrong or about to go wrong.
 //!
-//! Reads everything in scope (never writes), maps every Key Vault reference to its secret, reads each
-//! secret's version metadata (never a value), and reports expired, expiring, disabled, dangling and pinned
-//! references, inline secrets, and Git-mode factories.
+//! The I/O lives here; the deciding is in [`crate::inventory`]. Factories come from the same discovery as a
+//! rotation. Key Vault is asked once per distinct (vault, secret) for its version metadata, never per
+//! reference and never for a value, with bounded concurrency. Vaults in another cloud than the deployment's
+//! are not asked at all.
 
 use crate::app::App;
-use crate::apply;
-use crate::azure::keyvault::{self, KeyVaultError, VersionMetadata};
-use crate::plan::{self, FactorySnapshot, SecretRef};
-use crate::report::{Command, Finding, Report, Target, TargetKind, Trigger, Verdict};
-use crate::scan::{self, FactoryIndex};
+use crate::azure::keyvault::{self, KeyVaultError};
+use crate::config::ExpiryThresholds;
+use crate::inventory::{self, Assessment, FactoryScan, Inventory, Metadata, SecretKey};
+use crate::report::{Command, Report, RunError, Trigger};
 use futures::StreamExt;
-use serde_json::Value;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
-type SecretKey = (String, String);
-/// A definition to classify: its kind, its name, and its references.
-type Member = (TargetKind, String, Vec<scan::KeyVaultReference>);
-type VersionsResult = Result<Vec<VersionMetadata>, KeyVaultError>;
-use std::collections::BTreeMap;
+/// What to audit and how to show progress.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRequest {
+    pub trigger: Option<Trigger>,
+    pub thresholds: ExpiryThresholds,
+    /// Only this secret (vault name, secret name), for an expiry event; `None` audits everything.
+    pub only: Option<(String, String)>,
+    /// Draw a progress bar on stderr (only ever drawn when stderr is a terminal).
+    pub progress: bool,
+    /// The inventory's id; a generated one when `None`.
+    pub id: Option<String>,
+}
 
-/// Runs the audit over the configured scopes.
-pub async fn run(app: &App, trigger: Trigger, expiring_within_days: i64) -> Report {
-    let mut report = Report::start(
-        uuid::Uuid::new_v4().to_string(),
-        Command::Audit,
-        true,
-        trigger,
+/// Runs the audit over the configured scopes. It always returns an inventory, which says in `errors` what
+/// it could not read.
+pub async fn run(app: &App, request: AuditRequest) -> Inventory {
+    let mut inventory = Inventory::start(
+        request
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        request.trigger.clone(),
         &app.settings.scopes,
+        request.thresholds,
     );
+    let progress = Progress::new(request.progress);
+    let home_suffix = app.settings.vault_suffix();
+
+    progress.discovering();
     let arm = app
         .azure
         .arm
         .clone()
         .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
-    let snapshots = apply::discover(
+    // Discovery reports what it could not read into a report; the inventory takes those errors over.
+    let mut discovery = Report::start(
+        inventory.id.clone(),
+        Command::Audit,
+        true,
+        Trigger::default(),
+        &app.settings.scopes,
+    );
+    let snapshots = crate::apply::discover(
         &arm,
         &app.settings.scopes,
         app.azure.concurrency,
-        &mut report,
+        &mut discovery,
     )
     .await;
-    report.summary.factories_scanned = snapshots.len();
-    report.summary.linked_services_scanned =
-        snapshots.iter().map(|f| f.linked_services.len()).sum();
-    report.summary.credentials_scanned = snapshots.iter().map(|f| f.credentials.len()).sum();
+    inventory.errors.append(&mut discovery.errors);
 
-    // Every certain (vault, secret) pair, with the targets that use it.
-    let mut secrets: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for factory in &snapshots {
-        if factory.git_mode() {
-            report.findings.push(finding(
-                "gitMode",
-                "info",
-                format!(
-                    "Factory {} is Git-integrated: a re-save updates the live factory only.",
-                    short(&factory.id)
-                ),
-                &factory.id,
-            ));
+    // Each factory is reduced to its references as soon as it is scanned, and then dropped.
+    let mut scans: Vec<FactoryScan> = Vec::with_capacity(snapshots.len());
+    progress.scanning(snapshots.len());
+    for snapshot in snapshots {
+        let mut scan = inventory::scan_factory(&snapshot, home_suffix);
+        if let Some((vault, secret)) = &request.only {
+            scan.uses.retain(|u| {
+                u.key.vault.eq_ignore_ascii_case(vault)
+                    && u.key.secret.eq_ignore_ascii_case(secret)
+                    && u.key.suffix == home_suffix
+            });
+            scan.findings.clear();
         }
-        for target in inventory(factory) {
-            for r in &target.references {
-                if let (Some(vault), Some(secret), "certain") =
-                    (&r.vault, &r.secret_name, r.certainty.as_str())
-                {
-                    secrets
-                        .entry((vault.to_ascii_lowercase(), secret.to_ascii_lowercase()))
-                        .or_default()
-                        .push(format!("{}/{}", short(&target.factory), target.name));
-                }
-                if r.certainty == "unresolved" {
-                    let why = r.unresolved_because.clone().unwrap_or_default();
-                    report.findings.push(finding(
-                        "unresolvedReference",
-                        "warning",
-                        format!(
-                            "{}/{} at {}: the reference cannot be resolved ({why}).",
-                            short(&target.factory),
-                            target.name,
-                            r.path
-                        ),
-                        &target.factory,
-                    ));
-                }
-            }
-            report.targets.push(target);
+        inventory.summary.factories_scanned += 1;
+        inventory.summary.linked_services_scanned += scan.linked_services;
+        inventory.summary.credentials_scanned += scan.credentials;
+        scans.push(scan);
+        progress.factory_done();
+    }
+
+    let assessment = Assessment {
+        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        thresholds: request.thresholds,
+        home_suffix: home_suffix.to_string(),
+        covered_vaults: (!app.settings.vault_allow.is_empty())
+            .then(|| app.settings.vault_allow.clone()),
+    };
+    let mut keys: BTreeSet<SecretKey> = scans
+        .iter()
+        .flat_map(|s| s.uses.iter().map(|u| u.key.clone()))
+        .filter(|k| assessment.reads(k))
+        .collect();
+    if let Some((vault, secret)) = &request.only {
+        // An expiry event's secret is read even when nothing in scope uses it: the deadline is news too.
+        keys.insert(SecretKey::new(vault, home_suffix, secret));
+    }
+    let metadata = read_metadata(app, keys, &progress).await;
+    progress.finish();
+    for (key, answer) in &metadata {
+        if let Metadata::Unreadable(message) = answer {
+            inventory.errors.push(RunError {
+                stage: "keyVault".into(),
+                message: message.clone(),
+                transient: true,
+                subject: Some(key.subject()),
+            });
         }
     }
 
-    let metadata: Vec<(SecretKey, VersionsResult)> = futures::stream::iter(secrets.keys().cloned())
-        .map(|(vault, secret)| async move {
-            let r = keyvault::list_versions(
+    let (secrets, findings) = inventory::assemble(scans, &metadata, &assessment);
+    inventory.secrets = secrets;
+    inventory.findings = findings;
+    if request.only.is_some() {
+        // For one secret: its own findings (and its vault's) only.
+        let keep: Vec<inventory::Finding> = inventory
+            .secrets
+            .iter()
+            .flat_map(|s| inventory.findings_for(s).cloned())
+            .collect();
+        inventory.findings = keep;
+    }
+    inventory.finish();
+    tracing::info!(
+        inventory_id = %inventory.id,
+        secrets = inventory.summary.secrets,
+        references = inventory.summary.references,
+        critical = inventory.summary.critical,
+        warning = inventory.summary.warning,
+        complete = inventory.complete,
+        "audit finished"
+    );
+    inventory
+}
+
+/// One versions call per distinct secret, a few at a time.
+async fn read_metadata(
+    app: &App,
+    keys: BTreeSet<SecretKey>,
+    progress: &Progress,
+) -> HashMap<SecretKey, Metadata> {
+    progress.reading(keys.len());
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            // The vault's own URL, so that a real deployment asks the right host; a configured endpoint
+            // template (emulators, proxies) takes precedence inside `list_versions`.
+            let secret_url = format!("{}secrets/{}", key.vault_url(), key.secret);
+            let answer = match keyvault::list_versions(
                 &app.azure.http,
                 app.azure.credential.clone(),
                 &app.azure.vaults,
-                &vault,
-                &secret,
-                None,
+                &key.vault,
+                &key.secret,
+                Some(&secret_url),
             )
-            .await;
-            ((vault, secret), r)
+            .await
+            {
+                Ok(versions) => Metadata::Versions(versions),
+                Err(KeyVaultError::NotFound { .. }) => Metadata::SecretNotFound,
+                Err(KeyVaultError::VaultNotFound { .. }) => Metadata::VaultNotFound,
+                Err(KeyVaultError::Forbidden { message, .. }) => Metadata::AccessDenied(message),
+                Err(e @ KeyVaultError::Unavailable { .. }) => Metadata::Unreadable(e.to_string()),
+            };
+            (key, answer)
         })
         .buffer_unordered(app.azure.concurrency.max(1))
+        .inspect(|_| progress.secret_done())
         .collect()
-        .await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let horizon = now + expiring_within_days * 86_400;
-    let mut latest: BTreeMap<(String, String), String> = BTreeMap::new();
-    for ((vault, secret), result) in metadata {
-        let consumers = secrets
-            .get(&(vault.clone(), secret.clone()))
-            .map(|c| c.join(", "))
-            .unwrap_or_default();
-        let subject = format!("{vault}/{secret}");
-        match result {
-            Ok(versions) => match keyvault::pick_version(&versions, None) {
-                Some(v) => {
-                    latest.insert((vault.clone(), secret.clone()), v.version.clone());
-                    if let Some(why) = keyvault::unusable_because(v, now) {
-                        report.findings.push(finding(&format!("secret{}", crate::report::capitalise(why)), "error",
-                            format!("Secret {subject} (latest version {}) is {why}; used by {consumers}.", v.version), &subject));
-                    } else if let Some(exp) = v.expires.filter(|e| *e <= horizon) {
-                        let days = (exp - now) / 86_400;
-                        report.findings.push(Finding {
-                            fix: vec![format!("Rotate {subject} before {}; its consumers are refreshed automatically.", crate::report::rfc3339(exp).unwrap_or_default())],
-                            ..finding("secretExpiring", "warning", format!("Secret {subject} expires in {days} days; used by {consumers}."), &subject)
-                        });
-                    }
-                }
-                None => report.findings.push(finding(
-                    "secretNoVersions",
-                    "error",
-                    format!("Secret {subject} has no versions; used by {consumers}."),
-                    &subject,
-                )),
-            },
-            Err(KeyVaultError::NotFound { .. }) => report.findings.push(Finding {
-                fix: vec!["Create the secret, or correct the references that name it.".into()],
-                ..finding(
-                    "danglingReference",
-                    "error",
-                    format!("Secret {subject} does not exist; referenced by {consumers}."),
-                    &subject,
-                )
-            }),
-            Err(e) => report.findings.push(finding(
-                "keyVaultUnreadable",
-                "info",
-                format!("Could not read {subject}'s metadata: {e}"),
-                &subject,
-            )),
-        }
-    }
-    // A pin to anything but the latest version is stale already.
-    for target in &report.targets {
-        for r in &target.references {
-            if let (Some(vault), Some(secret), Some(pinned)) =
-                (&r.vault, &r.secret_name, &r.secret_version)
-                && let Some(current) =
-                    latest.get(&(vault.to_ascii_lowercase(), secret.to_ascii_lowercase()))
-                && !current.eq_ignore_ascii_case(pinned)
-            {
-                report.findings.push(finding("pinnedToOldVersion", "warning",
-                    format!("{}/{} pins {vault}/{secret} to version {pinned}, but the latest is {current}.", short(&target.factory), target.name),
-                    &target.factory));
-            }
-        }
-    }
-    report.finish();
-    report
+        .await
 }
 
-/// Every linked service and credential of a factory that holds a Key Vault reference, as audit targets.
-pub fn inventory(factory: &FactorySnapshot) -> Vec<Target> {
-    let index = FactoryIndex::new(&factory.linked_services);
-    // Each definition is classified against the secret of its first reference, exactly as a rotation of
-    // that secret would classify it; one plan per distinct secret serves every definition that names it.
-    let mut by_secret: BTreeMap<SecretKey, Vec<Member>> = BTreeMap::new();
-    let kinds = factory
-        .credentials
+/// The progress bar on stderr: drawn only on a terminal, so piped output and logs stay clean.
+struct Progress {
+    bar: ProgressBar,
+    visible: bool,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Progress {
+        use std::io::IsTerminal;
+        let visible = wanted && std::io::stderr().is_terminal();
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            bar: ProgressBar::with_draw_target(None, target),
+            visible,
+        }
+    }
+
+    fn discovering(&self) {
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.bar
+            .set_message("listing factories, linked services and credentials");
+        // The ticker is a thread: only worth it when someone watches.
+        if self.visible {
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
+    }
+
+    fn scanning(&self, factories: usize) {
+        self.bar.disable_steady_tick();
+        self.bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} factories scanned")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        self.bar.set_message("scanning");
+        self.bar.set_length(factories as u64);
+        self.bar.set_position(0);
+    }
+
+    fn factory_done(&self) {
+        self.bar.inc(1);
+    }
+
+    fn reading(&self, secrets: usize) {
+        self.bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} secrets read ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        self.bar.set_message("Key Vault metadata");
+        self.bar.set_length(secrets as u64);
+        self.bar.set_position(0);
+    }
+
+    fn secret_done(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The inventory for one secret that Key Vault says is about to expire or has expired: its consumers at
+/// risk and the deadline. The event is news in itself, so the inventory always needs attention: if the
+/// metadata could not say so (unreadable, or the expiry lies beyond the thresholds), the event's own date
+/// makes the finding. Returns the inventory and how loud its notification is.
+pub async fn for_expiry_event(
+    app: &App,
+    event: &crate::event::SecretEvent,
+    trigger: Trigger,
+    id: Option<String>,
+) -> (Inventory, inventory::Severity) {
+    let expired = event.kind == crate::event::EventKind::Expired;
+    let mut inventory = run(
+        app,
+        AuditRequest {
+            trigger: Some(trigger),
+            thresholds: app.settings.expiry_warning_days,
+            only: Some((event.vault.clone(), event.secret.clone())),
+            progress: false,
+            id,
+        },
+    )
+    .await;
+    let code = if expired {
+        inventory::FindingCode::SecretExpired
+    } else {
+        inventory::FindingCode::SecretExpiring
+    };
+    let subject = format!(
+        "{}/{}",
+        event.vault.to_ascii_lowercase(),
+        event.secret.to_ascii_lowercase()
+    );
+    let severity = if expired {
+        inventory::Severity::Critical
+    } else {
+        inventory::Severity::Warning
+    };
+    if !inventory
+        .findings
         .iter()
-        .map(|r| (TargetKind::Credential, r))
-        .chain(
-            factory
-                .linked_services
-                .iter()
-                .map(|r| (TargetKind::LinkedService, r)),
+        .any(|f| f.code == code && f.subject == subject)
+    {
+        let when = event
+            .expires
+            .and_then(crate::report::rfc3339)
+            .map_or_else(String::new, |w| format!(" at {w}"));
+        let consumers = inventory
+            .secrets
+            .iter()
+            .map(|s| s.consumers.len())
+            .sum::<usize>();
+        inventory.findings.insert(
+            0,
+            inventory::Finding {
+                code,
+                severity,
+                subject: subject.clone(),
+                vault_url: Some(format!(
+                    "https://{}.{}/",
+                    event.vault.to_ascii_lowercase(),
+                    app.settings.vault_suffix()
+                )),
+                message: format!(
+                    "Key Vault reports that {subject} {}{when}; {consumers} reference{} in scope rely on it.",
+                    if expired { "has expired" } else { "expires soon" },
+                    if consumers == 1 { "" } else { "s" }
+                ),
+                fix: vec!["Renew the credential at its source and store the new value as a new version of the secret; the product then refreshes its consumers.".into()],
+                owner: inventory::Owner::SecretOwner,
+            },
         );
-    for (kind, resource) in kinds {
-        let properties = resource.get("properties").unwrap_or(&Value::Null);
-        let references = scan::find_references(properties, &index);
-        let Some(first) = references.first() else {
-            continue;
-        };
-        let key = (
-            first.vault.value().unwrap_or("?").to_string(),
-            first.secret_name.value().unwrap_or("?").to_string(),
-        );
-        let name = resource
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        by_secret
-            .entry(key)
-            .or_default()
-            .push((kind, name, references));
+        inventory.finish();
     }
-    let mut targets = Vec::new();
-    for ((vault, name), members) in by_secret {
-        let secret = SecretRef {
-            vault,
-            name,
-            version: None,
-            // The inventory groups by vault name; every cloud's references are listed.
-            vault_suffix: String::new(),
-        };
-        let planned = plan::plan_factory(factory, &secret);
-        for (kind, member, references) in members {
-            let Some(mut target) = planned
-                .iter()
-                .find(|t| t.kind == kind && t.name == member)
-                .cloned()
-            else {
-                continue;
-            };
-            // The inventory lists every reference, not only those of one secret.
-            target.references = references.iter().map(plan::to_report_reference).collect();
-            target.test = crate::report::Test::not_tested("audit: nothing is tested");
-            if target.verdict == Verdict::Resave {
-                target.diagnosis = None;
-            }
-            targets.push(target);
-        }
-    }
-    targets.sort_by(|a, b| a.name.cmp(&b.name));
-    targets
-}
-
-fn finding(code: &str, severity: &str, message: String, subject: &str) -> Finding {
-    Finding {
-        code: code.into(),
-        severity: severity.into(),
-        message,
-        subject: Some(subject.into()),
-        fix: Vec::new(),
-    }
-}
-
-fn short(id: &str) -> &str {
-    id.rsplit('/').next().unwrap_or(id)
+    (inventory, severity)
 }

@@ -21,6 +21,7 @@ pub const APP_SETTINGS: &[&str] = &[
     "ADF_REFRESH_CREDENTIAL",
     "ADF_REFRESH_AUDIT_SCHEDULE",
     "ADF_REFRESH_RUN_BUDGET_SECONDS",
+    "ADF_REFRESH_EXPIRY_WARNING_DAYS",
     "AZURE_CLIENT_ID",
 ];
 
@@ -57,8 +58,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// The time budget of one run; it must stay below the Functions timeout.
     pub run_budget: Duration,
-    /// Days before expiry that the audit warns.
-    pub expiry_warning_days: i64,
+    /// Days before expiry that the audit warns, and that it calls critical.
+    pub expiry_warning_days: ExpiryThresholds,
 }
 
 impl std::fmt::Debug for Settings {
@@ -112,6 +113,79 @@ impl Settings {
     /// Whether a resource id lies inside the configured scopes.
     pub fn in_scope(&self, resource_id: &str) -> bool {
         self.scopes.iter().any(|s| s.contains(resource_id))
+    }
+}
+
+/// The audit's two expiry thresholds in days: a secret expiring within `warning` days is a warning, within
+/// `critical` days a critical finding. Written `30,7` (the default) in `ADF_REFRESH_EXPIRY_WARNING_DAYS` and
+/// `--expiring-within-days`; a single number sets the warning threshold and keeps critical at 7 (or lower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryThresholds {
+    pub warning: u32,
+    pub critical: u32,
+}
+
+impl Default for ExpiryThresholds {
+    fn default() -> Self {
+        ExpiryThresholds {
+            warning: 30,
+            critical: 7,
+        }
+    }
+}
+
+impl ExpiryThresholds {
+    /// The longest threshold accepted, in days (ten years).
+    const MAX_DAYS: u32 = 3650;
+
+    /// Parses `W` or `W,C` (whole days, `C <= W`).
+    pub fn parse(text: &str) -> Result<ExpiryThresholds, String> {
+        let bad = |why: &str| {
+            format!(
+                "`{}` is not an expiry threshold: {why} (write warning and critical days, e.g. `30,7`)",
+                text.chars().take(40).collect::<String>()
+            )
+        };
+        let days = |part: &str| {
+            part.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| *d <= Self::MAX_DAYS)
+                .ok_or_else(|| bad("each part must be a whole number of days from 0 to 3650"))
+        };
+        let parts: Vec<&str> = text.split(',').collect();
+        match parts.as_slice() {
+            [warning] => {
+                let warning = days(warning)?;
+                Ok(ExpiryThresholds {
+                    warning,
+                    critical: ExpiryThresholds::default().critical.min(warning),
+                })
+            }
+            [warning, critical] => {
+                let (warning, critical) = (days(warning)?, days(critical)?);
+                if critical > warning {
+                    return Err(bad(
+                        "the critical threshold must not exceed the warning one",
+                    ));
+                }
+                Ok(ExpiryThresholds { warning, critical })
+            }
+            _ => Err(bad("give one or two numbers")),
+        }
+    }
+}
+
+impl std::str::FromStr for ExpiryThresholds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExpiryThresholds::parse(s)
+    }
+}
+
+impl std::fmt::Display for ExpiryThresholds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.warning, self.critical)
     }
 }
 
@@ -325,12 +399,49 @@ mod tests {
             slack_webhook_url: Some("https://hooks.slack.com/services/T/B/X".into()),
             concurrency: 1,
             run_budget: Duration::from_secs(1),
-            expiry_warning_days: 30,
+            expiry_warning_days: ExpiryThresholds::default(),
         };
         let printed = format!("{settings:?}");
         for secret in ["secret-path", "hmac-key", "sig=abc", "services/T/B/X"] {
             assert!(!printed.contains(secret), "{printed}");
         }
+    }
+
+    #[test]
+    fn expiry_thresholds_parse_with_clear_errors() {
+        assert_eq!(
+            ExpiryThresholds::parse("30,7"),
+            Ok(ExpiryThresholds {
+                warning: 30,
+                critical: 7
+            })
+        );
+        assert_eq!(
+            ExpiryThresholds::parse(" 45 , 14 "),
+            Ok(ExpiryThresholds {
+                warning: 45,
+                critical: 14
+            })
+        );
+        assert_eq!(
+            ExpiryThresholds::parse("60"),
+            Ok(ExpiryThresholds {
+                warning: 60,
+                critical: 7
+            })
+        );
+        assert_eq!(
+            ExpiryThresholds::parse("3"),
+            Ok(ExpiryThresholds {
+                warning: 3,
+                critical: 3
+            })
+        );
+        for bad in ["", "x", "7,30", "30,7,1", "-1", "30,", "99999", "1.5"] {
+            let error = ExpiryThresholds::parse(bad).unwrap_err();
+            assert!(error.contains("30,7"), "{bad}: {error}");
+        }
+        assert_eq!(ExpiryThresholds::default().to_string(), "30,7");
     }
 
     #[test]

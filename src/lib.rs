@@ -17,6 +17,7 @@ pub mod diagnose;
 pub mod event;
 pub mod functions;
 pub mod impact;
+pub mod inventory;
 pub mod lint;
 pub mod notify;
 pub mod observe;

@@ -4,8 +4,11 @@
 use adf_secret_refresh::app::App;
 use adf_secret_refresh::apply::RunRequest;
 use adf_secret_refresh::azure::auth::CredentialKind;
-use adf_secret_refresh::config::{NotifyPolicy, Scope, SecretString, Settings, split_list};
+use adf_secret_refresh::config::{
+    ExpiryThresholds, NotifyPolicy, Scope, SecretString, Settings, split_list,
+};
 use adf_secret_refresh::event::EventKind;
+use adf_secret_refresh::inventory::{self, Inventory};
 use adf_secret_refresh::plan::SecretRef;
 use adf_secret_refresh::report::{self, Report, Trigger, TriggerKind};
 use adf_secret_refresh::{audit, functions, notify, telemetry};
@@ -35,7 +38,7 @@ struct Global {
         value_delimiter = ','
     )]
     scopes: Vec<String>,
-    /// `text` (default on a terminal), `json` (exactly one report on stdout), or `markdown`.
+    /// `text` (default on a terminal), `json` (exactly one document on stdout), `markdown`, or `csv` (audit).
     #[arg(long, global = true, value_enum)]
     output: Option<Output>,
     #[arg(
@@ -94,11 +97,11 @@ enum Commands {
     Plan(SecretArgs),
     /// Re-save the safe targets, test them, and report.
     Refresh(SecretArgs),
-    /// Inventory every Key Vault reference in scope, with findings (expiry, pins, traps).
+    /// Inventory every Key Vault reference in scope, by secret, with findings (expiry, pins, traps, coverage).
     Audit {
-        /// Warn about secrets that expire within this many days.
-        #[arg(long, default_value_t = 30)]
-        expiring_within_days: i64,
+        /// Expiry thresholds in days, warning and critical, e.g. `30,7` (default: ADF_REFRESH_EXPIRY_WARNING_DAYS, else 30,7).
+        #[arg(long, value_name = "W[,C]")]
+        expiring_within_days: Option<ExpiryThresholds>,
     },
     /// Print a saved report (e.g. a blob from the `reports` container) as text, JSON or Markdown.
     Show {
@@ -146,6 +149,8 @@ enum Output {
     Text,
     Json,
     Markdown,
+    /// One row per reference (audit only).
+    Csv,
 }
 
 fn main() -> ExitCode {
@@ -178,11 +183,26 @@ async fn run(cli: Cli) -> u8 {
 
 /// Runs one command; `Err` is a problem that stopped it before a report could be made.
 async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
+    if global.output == Some(Output::Csv)
+        && !matches!(command, Commands::Audit { .. } | Commands::Show { .. })
+    {
+        return Err("--output csv is only for `audit`".into());
+    }
     // Showing a saved report needs no Azure settings.
     if let Commands::Show { path } = &command {
-        let report = read_report(path)?;
-        print(&report, global.output);
-        return Ok(report.exit_code() as u8);
+        return match read_document(path)? {
+            Document::Inventory(inventory) => {
+                print_inventory(&inventory, global.output);
+                Ok(inventory.exit_code() as u8)
+            }
+            Document::Report(_) if global.output == Some(Output::Csv) => {
+                Err("--output csv is only for an inventory (from `audit`)".into())
+            }
+            Document::Report(report) => {
+                print(&report, global.output);
+                Ok(report.exit_code() as u8)
+            }
+        };
     }
     // Linting reads files only: no Azure settings, no credentials.
     let command = match command {
@@ -205,7 +225,22 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
         Commands::Refresh(args) => secret_run(&app, args, false).await,
         Commands::Audit {
             expiring_within_days,
-        } => audit::run(&app, trigger, expiring_within_days).await,
+        } => {
+            let mut inventory = audit::run(
+                &app,
+                audit::AuditRequest {
+                    trigger: Some(trigger),
+                    thresholds: expiring_within_days.unwrap_or(app.settings.expiry_warning_days),
+                    progress: true,
+                    ..Default::default()
+                },
+            )
+            .await;
+            let severity = inventory.worst().unwrap_or(inventory::Severity::Info);
+            notify::send_inventory(&app.settings, &app.http, &mut inventory, severity).await;
+            print_inventory(&inventory, global.output);
+            return Ok(inventory.exit_code() as u8);
+        }
         Commands::Show { .. } => unreachable!("handled above"),
         Commands::Lint(_) => unreachable!("handled above"),
     };
@@ -256,21 +291,46 @@ fn lint(args: &LintArgs, global: &Global) -> u8 {
     lint::output::exit_code(&findings)
 }
 
-fn read_report(path: &std::path::Path) -> Result<Report, String> {
+/// A saved document: a run's report, or an audit's inventory.
+enum Document {
+    Report(Box<Report>),
+    Inventory(Box<Inventory>),
+}
+
+fn read_document(path: &std::path::Path) -> Result<Document, String> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("cannot read standard input: {e}"))?
     } else {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
     };
-    let report: Report = serde_json::from_str(&text)
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        schema: Option<String>,
+    }
+    if serde_json::from_str::<Schema>(&text)
+        .ok()
+        .and_then(|s| s.schema)
+        .as_deref()
+        == Some(inventory::SCHEMA)
+    {
+        let inventory: Inventory = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not an inventory: {e}", path.display()))?;
+        return Ok(Document::Inventory(Box::new(inventory)));
+    }
+    read_report(path, &text).map(|r| Document::Report(Box::new(r)))
+}
+
+fn read_report(path: &std::path::Path, text: &str) -> Result<Report, String> {
+    let report: Report = serde_json::from_str(text)
         .map_err(|e| format!("{} is not a report: {e}", path.display()))?;
     if report.schema != report::SCHEMA {
         return Err(format!(
-            "{} is a `{}` document; this version reads `{}`",
+            "{} is a `{}` document; this version reads `{}` and `{}`",
             path.display(),
             report.schema,
-            report::SCHEMA
+            report::SCHEMA,
+            inventory::SCHEMA
         ));
     }
     Ok(report)
@@ -310,6 +370,27 @@ fn print(report: &Report, output: Option<Output>) {
             report::text::render(report, terminal && std::env::var_os("NO_COLOR").is_none())
         ),
         Output::Markdown => print!("{}", report::markdown::render(report)),
+        // Refused before any run: a report has no CSV form.
+        Output::Csv => eprintln!("error: --output csv is only for `audit`"),
+    }
+}
+
+fn print_inventory(inventory: &Inventory, output: Option<Output>) {
+    let terminal = std::io::stdout().is_terminal();
+    match output.unwrap_or(if terminal { Output::Text } else { Output::Json }) {
+        Output::Json => match serde_json::to_string_pretty(inventory) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot serialise the inventory: {e}"),
+        },
+        Output::Text => print!(
+            "{}",
+            inventory::text::render(
+                inventory,
+                terminal && std::env::var_os("NO_COLOR").is_none()
+            )
+        ),
+        Output::Markdown => print!("{}", inventory::markdown::render(inventory)),
+        Output::Csv => print!("{}", inventory::csv::render(inventory)),
     }
 }
 
@@ -338,6 +419,10 @@ fn settings(g: &Global) -> Result<Settings, String> {
         slack_webhook_url: env("ADF_REFRESH_SLACK_WEBHOOK_URL"),
         concurrency: g.concurrency.clamp(1, 64),
         run_budget: Duration::from_secs(g.budget_seconds.max(1)),
-        expiry_warning_days: 30,
+        expiry_warning_days: match env("ADF_REFRESH_EXPIRY_WARNING_DAYS") {
+            Some(text) => ExpiryThresholds::parse(&text)
+                .map_err(|e| format!("ADF_REFRESH_EXPIRY_WARNING_DAYS: {e}"))?,
+            None => ExpiryThresholds::default(),
+        },
     })
 }

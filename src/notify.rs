@@ -18,6 +18,7 @@
 use crate::app::App;
 use crate::azure::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
 use crate::config::{NotifyPolicy, SecretString, Settings};
+use crate::inventory::{Inventory, SecretEntry, Severity};
 use crate::report::text::{
     display_name, needs_attention, primary_diagnosis, resave_word, test_word, title, verdict_word,
 };
@@ -613,6 +614,218 @@ pub fn slack_payload(report: &Report) -> Value {
     json!({"text": fallback, "blocks": blocks})
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The inventory (audit, and the consumers at risk on an expiry event), through the same channels.
+
+/// The `schema` of the generic webhook's body for an inventory.
+pub const INVENTORY_NOTIFICATION_SCHEMA: &str = "adf-secret-refresh/inventory-notification/v1";
+
+/// Sends an inventory's summary as the policy says (under `attention`: when a finding needs a person) and
+/// records each outcome in `inventory.notifications`. `severity` is how loud the message is: a near-expiry
+/// event is a warning, an expired secret critical; the audit passes its worst finding.
+pub async fn send_inventory(
+    settings: &Settings,
+    http: &reqwest::Client,
+    inventory: &mut Inventory,
+    severity: Severity,
+) {
+    let send = match settings.notify {
+        NotifyPolicy::Always => true,
+        NotifyPolicy::Never => false,
+        NotifyPolicy::Attention => inventory.summary.attention,
+    };
+    if !send {
+        return;
+    }
+    let serialise = |value: Value| {
+        serde_json::to_string(&value).map_err(|e| format!("could not serialise the message: {e}"))
+    };
+    let mut deliveries = Vec::new();
+    if let Some(url) = configured(&settings.webhook_url) {
+        let key = settings
+            .webhook_secret
+            .clone()
+            .filter(|k| !k.expose().is_empty());
+        deliveries.push(Delivery {
+            channel: WEBHOOK,
+            url: url.to_string(),
+            body: match key {
+                Some(_) => serialise(inventory_webhook_payload(inventory, severity)),
+                None => Err(
+                    "ADF_REFRESH_WEBHOOK_SECRET is not set: the webhook is never sent unsigned"
+                        .to_string(),
+                ),
+            },
+            signing_key: key,
+        });
+    }
+    if let Some(url) = configured(&settings.teams_webhook_url) {
+        deliveries.push(Delivery {
+            channel: TEAMS,
+            url: url.to_string(),
+            body: serialise(inventory_teams_payload(inventory, severity)),
+            signing_key: None,
+        });
+    }
+    if let Some(url) = configured(&settings.slack_webhook_url) {
+        deliveries.push(Delivery {
+            channel: SLACK,
+            url: url.to_string(),
+            body: serialise(inventory_slack_payload(inventory, severity)),
+            signing_key: None,
+        });
+    }
+    let outcomes = futures::future::join_all(deliveries.iter().map(|d| deliver(http, d))).await;
+    for outcome in &outcomes {
+        if !outcome.delivered {
+            tracing::warn!(
+                channel = outcome.channel.as_str(),
+                error = outcome.error.as_deref().unwrap_or(""),
+                "notification not delivered"
+            );
+        }
+    }
+    inventory.notifications.extend(outcomes);
+}
+
+/// The secrets that need a person, most urgent first, with their consumers.
+fn at_risk(inventory: &Inventory) -> Vec<&SecretEntry> {
+    inventory
+        .secrets
+        .iter()
+        .filter(|s| {
+            inventory
+                .findings_for(s)
+                .any(|f| f.severity != Severity::Info)
+        })
+        .collect()
+}
+
+fn inventory_headline(inventory: &Inventory, severity: Severity) -> String {
+    let level = match severity {
+        Severity::Critical => "Critical",
+        Severity::Warning => "Warning",
+        Severity::Info => "Info",
+    };
+    match (inventory.secrets.as_slice(), &inventory.trigger) {
+        ([one], Some(t)) if t.event_type.is_some() => format!(
+            "{level}: secret {}/{} {} — {} consumer{} at risk",
+            one.vault,
+            one.secret,
+            one.expires
+                .as_deref()
+                .map_or("has no expiry date".to_string(), |e| format!("expires {e}")),
+            one.consumers.len(),
+            if one.consumers.len() == 1 { "" } else { "s" }
+        ),
+        _ => format!(
+            "{level}: Key Vault audit — {} critical, {} warning",
+            inventory.summary.critical, inventory.summary.warning
+        ),
+    }
+}
+
+/// The generic webhook's body for an inventory: names, dates, verdicts, codes; never a message text.
+pub fn inventory_webhook_payload(inventory: &Inventory, severity: Severity) -> Value {
+    json!({
+        "schema": INVENTORY_NOTIFICATION_SCHEMA,
+        "inventoryId": inventory.id,
+        "severity": severity,
+        "trigger": inventory.trigger,
+        "startedAt": inventory.started_at,
+        "finishedAt": inventory.finished_at,
+        "complete": inventory.complete,
+        "summary": inventory.summary,
+        "secrets": at_risk(inventory).iter().take(MAX_LISTED).map(|s| json!({
+            "vault": s.vault,
+            "vaultUrl": s.vault_url,
+            "secret": s.secret,
+            "status": s.status,
+            "expires": s.expires,
+            "consumers": s.consumers.iter().map(|c| json!({
+                "kind": c.kind, "factory": c.factory, "name": c.name, "verdict": c.verdict,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "findings": inventory.findings.iter().filter(|f| f.severity != Severity::Info).take(MAX_LISTED * 5).map(|f| json!({
+            "code": f.code, "severity": f.severity, "subject": f.subject, "owner": f.owner,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn consumers_line(s: &SecretEntry) -> String {
+    let names: Vec<String> = s
+        .consumers
+        .iter()
+        .take(10)
+        .map(|c| format!("{}/{}", crate::inventory::short(&c.factory), c.name))
+        .collect();
+    let more = s.consumers.len().saturating_sub(names.len());
+    let mut line = if names.is_empty() {
+        "no consumer in scope".to_string()
+    } else {
+        names.join(", ")
+    };
+    if more > 0 {
+        line.push_str(&format!(" and {more} more"));
+    }
+    line
+}
+
+/// The Teams message for an inventory: one Adaptive Card.
+pub fn inventory_teams_payload(inventory: &Inventory, severity: Severity) -> Value {
+    let colour = match severity {
+        Severity::Critical => "Attention",
+        Severity::Warning => "Warning",
+        Severity::Info => "Good",
+    };
+    let mut body = vec![json!({
+        "type": "TextBlock", "text": inventory_headline(inventory, severity),
+        "size": "Large", "weight": "Bolder", "wrap": true, "color": colour,
+    })];
+    for s in at_risk(inventory).iter().take(MAX_LISTED) {
+        body.push(json!({"type": "Container", "spacing": "Medium", "items": [
+            {"type": "TextBlock", "text": format!("{}/{} · {}", s.vault, s.secret, s.expires.as_deref().map_or("no expiry".to_string(), |e| format!("expires {e}"))), "weight": "Bolder", "wrap": true},
+            {"type": "TextBlock", "text": format!("Used by {}", consumers_line(s)), "wrap": true, "spacing": "None"},
+        ]}));
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "msteams": {"width": "Full"},
+                "body": body,
+            },
+        }],
+    })
+}
+
+/// The Slack message for an inventory.
+pub fn inventory_slack_payload(inventory: &Inventory, severity: Severity) -> Value {
+    let headline = inventory_headline(inventory, severity);
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": cap(headline.clone(), 150), "emoji": true}}),
+    ];
+    for s in at_risk(inventory).iter().take(MAX_LISTED) {
+        let text = format!(
+            "*{}/{}* · {}\nUsed by {}",
+            slack_escape(&s.vault),
+            slack_escape(&s.secret),
+            s.expires
+                .as_deref()
+                .map_or("no expiry".to_string(), |e| format!("expires {e}")),
+            slack_escape(&consumers_line(s))
+        );
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": cap(text, 3000)}}));
+    }
+    json!({"text": headline, "blocks": blocks})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +946,7 @@ mod tests {
             slack_webhook_url: None,
             concurrency: 1,
             run_budget: Duration::from_secs(1),
-            expiry_warning_days: 30,
+            expiry_warning_days: Default::default(),
         };
         let d = deliveries(&settings, &report(true));
         assert_eq!(d.len(), 1, "a blank Teams URL is not a channel");

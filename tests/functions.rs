@@ -471,27 +471,6 @@ async fn two_deliveries_of_one_job_at_once_do_one_round_of_puts() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn an_expiry_event_reports_the_consumers_at_risk_and_writes_nothing() {
-    let emu = emulator(estate(), 50).await;
-    let host = host(&emu, "contoso-kv").await;
-    let mut event = sample("kv-secret-near-expiry.eventgrid.DERIVED.json");
-    event[0]["data"]["VaultName"] = json!("contoso-kv");
-    event[0]["data"]["ObjectName"] = json!("sql-password");
-    event[0]["data"]["Version"] = json!("00000000000000000000000000000002");
-    let (_, answers) = host.rotate(event, 1).await;
-    let report = report_of(&answers[0]);
-    assert_eq!(report["dryRun"], true);
-    assert!(report["findings"].to_string().contains("secretNearExpiry"));
-    assert!(
-        target(&report, "SalesSql").is_object(),
-        "the consumers at risk are listed"
-    );
-    assert!(emu.requests().iter().all(|r| r.method != "PUT"));
-    assert!(answers[0].output("attention").is_some());
-    host.stop().await;
-}
-
 /// The handler under the simulated host with extra settings.
 async fn host_with(emu: &adf_emulator::Emulator, extra: &[(&str, &str)]) -> HostSimulator {
     let mut env = emu.env();

@@ -30,7 +30,7 @@ fn app() -> App {
         slack_webhook_url: None,
         concurrency: 2,
         run_budget: Duration::from_secs(2),
-        expiry_warning_days: 30,
+        expiry_warning_days: Default::default(),
     })
     .expect("app")
 }

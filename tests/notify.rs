@@ -180,7 +180,7 @@ fn settings(policy: NotifyPolicy) -> Settings {
         slack_webhook_url: None,
         concurrency: 1,
         run_budget: Duration::from_secs(60),
-        expiry_warning_days: 30,
+        expiry_warning_days: Default::default(),
     }
 }
 

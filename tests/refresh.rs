@@ -423,28 +423,6 @@ async fn without_access_to_the_vault_the_refresh_carries_on() {
     assert_eq!(report["summary"]["resaved"], 7);
 }
 
-#[tokio::test]
-async fn the_audit_maps_secrets_to_consumers_with_findings() {
-    let mut seed = estate();
-    // The latest version expires in ten days.
-    let soon = time::OffsetDateTime::now_utc().unix_timestamp() + 10 * 86_400;
-    seed["vaults"][0]["secrets"][0]["versions"][1]["exp"] = serde_json::json!(soon);
-    let emu = emulator(seed, 50).await;
-    let mut cmd = command(&emu, &scope());
-    cmd.args(["audit", "--output", "json"]);
-    let run = exec(cmd).await;
-    let report = run.report();
-    assert_eq!(report["command"], "audit");
-    assert_eq!(run.code, 2);
-    let findings = report["findings"].to_string();
-    assert!(findings.contains("secretExpiring"), "{findings}");
-    assert!(findings.contains("pinnedToOldVersion"), "{findings}");
-    assert!(findings.contains("gitMode"), "{findings}");
-    // Every reference is inventoried, including the one to the other vault.
-    assert!(target(&report, "SalesSqlOtherVault")["references"][0]["vault"] == "other-kv");
-    assert_wrote_nothing(&emu);
-}
-
 /// Runs the command as the emulator's app registration, with the given client secret.
 fn as_app_registration(
     cmd: &mut std::process::Command,

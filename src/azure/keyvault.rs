@@ -28,6 +28,10 @@ pub enum KeyVaultError {
     },
     #[error("secret {secret} was not found in vault {vault}")]
     NotFound { vault: String, secret: String },
+    /// The vault itself does not exist: Key Vault's `VaultNotFound`, or a vault host name that does not
+    /// resolve (how Azure answers for a vault that was never created).
+    #[error("vault {vault} does not exist (or its name does not resolve): {message}")]
+    VaultNotFound { vault: String, message: String },
     #[error("Key Vault {vault} could not be read: {message}")]
     Unavailable { vault: String, message: String },
 }
@@ -108,9 +112,17 @@ pub async fn list_versions(
                         secret: secret.into(),
                         message: first_line(&e),
                     },
+                    Some(404) if names_missing_vault(&e) => KeyVaultError::VaultNotFound {
+                        vault: vault.into(),
+                        message: first_line(&e),
+                    },
                     Some(404) => KeyVaultError::NotFound {
                         vault: vault.into(),
                         secret: secret.into(),
+                    },
+                    None if names_missing_vault(&e) => KeyVaultError::VaultNotFound {
+                        vault: vault.into(),
+                        message: first_line(&e),
                     },
                     _ => unavailable(e),
                 });
@@ -143,6 +155,32 @@ pub fn unusable_because(version: &VersionMetadata, now: i64) -> Option<&'static 
     } else {
         None
     }
+}
+
+/// Whether an error says the vault itself is missing: the `VaultNotFound` code, or a host name that DNS does
+/// not know (the whole error chain is searched, as the transport nests the resolver's error).
+fn names_missing_vault(e: &azure_core::Error) -> bool {
+    if let azure_core::error::ErrorKind::HttpResponse {
+        error_code: Some(code),
+        ..
+    } = e.kind()
+        && code.eq_ignore_ascii_case("VaultNotFound")
+    {
+        return true;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push(' ');
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    let text = text.to_ascii_lowercase();
+    text.contains("vaultnotfound")
+        || text.contains("dns error")
+        || text.contains("failed to lookup address")
+        || text.contains("name or service not known")
+        || text.contains("no such host")
 }
 
 fn first_line(e: &azure_core::Error) -> String {

@@ -200,6 +200,9 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
         event_type: job.event_type.clone(),
         invocation_id: invocation.invocation_id(),
     };
+    if previous.is_none() && job.event_kind != EventKind::NewVersion {
+        return expiry_job(&h, &job, trigger, &key, &invocation).await;
+    }
     let mut report = match previous {
         Some(previous_id) => duplicate_report(&h, &job, trigger, previous_id),
         None => {
@@ -519,9 +522,77 @@ pub async fn audit(State(h): State<Handler>, body: Bytes) -> InvocationResponse 
         invocation_id: invocation.invocation_id(),
         ..Trigger::default()
     };
-    let mut report = crate::audit::run(&h.app, trigger, h.app.settings.expiry_warning_days).await;
-    crate::notify::send_all(&h.app, &mut report).await;
-    report_outputs(report)
+    let mut inventory = crate::audit::run(
+        &h.app,
+        crate::audit::AuditRequest {
+            trigger: Some(trigger),
+            thresholds: h.app.settings.expiry_warning_days,
+            ..Default::default()
+        },
+    )
+    .await;
+    let severity = inventory
+        .worst()
+        .unwrap_or(crate::inventory::Severity::Info);
+    crate::notify::send_inventory(&h.app.settings, &h.app.http, &mut inventory, severity).await;
+    inventory_outputs(inventory)
+}
+
+/// A near-expiry or expired event: the inventory of that one secret, its consumers at risk and the deadline.
+async fn expiry_job(
+    h: &Handler,
+    job: &RefreshJob,
+    trigger: Trigger,
+    key: &str,
+    invocation: &Invocation,
+) -> InvocationResponse {
+    let event = SecretEvent {
+        kind: job.event_kind,
+        event_id: job.event_id.clone(),
+        event_type: job.event_type.clone().unwrap_or_default(),
+        vault: job.vault.clone(),
+        secret: job.secret.clone(),
+        version: job.version.clone(),
+        secret_url: job.secret_url.clone(),
+        not_before: None,
+        expires: None,
+    };
+    let (mut inventory, severity) =
+        crate::audit::for_expiry_event(&h.app, &event, trigger, Some(job.id.clone())).await;
+    let transient = inventory.errors.iter().any(|e| e.transient);
+    if !inventory.complete && transient && invocation.dequeue_count() < MAX_DEQUEUE_COUNT {
+        let mut response = InvocationResponse {
+            status: 503,
+            ..InvocationResponse::ok()
+        };
+        response.logs.push(format!(
+            "transient failure, retry wanted: inventory {}",
+            inventory.id
+        ));
+        return response;
+    }
+    if inventory.complete {
+        h.dedupe.complete(key, &inventory.id);
+    }
+    crate::notify::send_inventory(&h.app.settings, &h.app.http, &mut inventory, severity).await;
+    inventory_outputs(inventory)
+}
+
+/// The inventory to the blob output, and a line to the attention queue when it needs a person.
+fn inventory_outputs(inventory: crate::inventory::Inventory) -> InvocationResponse {
+    let s = &inventory.summary;
+    let mut response = InvocationResponse::ok().log(format!(
+        "inventory {}: {} secrets, {} references, {} critical, {} warning",
+        inventory.id, s.secrets, s.references, s.critical, s.warning
+    ));
+    if s.attention {
+        response = response.output(
+            "attention",
+            json!({"inventoryId": inventory.id, "summary": inventory.summary}),
+        );
+    }
+    let value = serde_json::to_value(&inventory).unwrap_or(Value::Null);
+    response.output("report", value)
 }
 
 fn report_outputs(report: Report) -> InvocationResponse {
