@@ -3,4 +3,6 @@ pub mod arm;
 pub mod auth;
 pub mod keyvault;
 pub mod operations;
+pub mod pacer;
 pub mod retry;
+pub mod storage;
