@@ -83,6 +83,17 @@ impl Coordinator {
         }
     }
 
+    /// The coordinator of a function app, from the host's storage settings (`AzureWebJobsStorage`, or its
+    /// identity-based `__blobServiceUri` / `__accountName` with the app's credential); `None` where there are
+    /// none (the CLI), which then runs uncoordinated, as it does alone.
+    pub fn from_functions_environment(
+        http: reqwest::Client,
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+    ) -> Option<Result<Coordinator, StorageError>> {
+        BlobClient::from_functions_settings(http, |k| std::env::var(k).ok(), credential)
+            .map(|blobs| blobs.map(Coordinator::new))
+    }
+
     /// Another container (tests use one each).
     pub fn in_container(mut self, container: &str) -> Self {
         self.container = container.to_string();

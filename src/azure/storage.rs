@@ -845,6 +845,73 @@ mod tests {
         }
     }
 
+    /// Identity-based access: a bearer token for Storage's scope, with `x-ms-version`, and no Shared Key.
+    #[tokio::test]
+    async fn identity_based_requests_carry_a_storage_token_and_a_version() {
+        use std::sync::Mutex;
+        #[derive(Debug, Default)]
+        struct Recording(Mutex<Vec<String>>);
+        #[async_trait::async_trait]
+        impl TokenCredential for Recording {
+            async fn get_token(
+                &self,
+                scopes: &[&str],
+                _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+            ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(scopes.iter().map(|s| s.to_string()));
+                Ok(azure_core::credentials::AccessToken::new(
+                    "storage-token",
+                    OffsetDateTime::now_utc() + time::Duration::hours(1),
+                ))
+            }
+        }
+        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let app = {
+            let seen = seen.clone();
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    for (k, v) in &headers {
+                        seen.push((k.to_string(), v.to_str().unwrap_or("").to_string()));
+                    }
+                    axum::http::StatusCode::CREATED
+                }
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let credential = Arc::new(Recording::default());
+        let blobs = BlobClient::new(
+            http(),
+            &format!("http://127.0.0.1:{port}/acct"),
+            StorageAuth::Token(credential.clone()),
+        )
+        .expect("client");
+        blobs.create_container("reports").await.expect("created");
+        assert_eq!(
+            *credential.0.lock().unwrap_or_else(|e| e.into_inner()),
+            vec![STORAGE_SCOPE.to_string()]
+        );
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let get = |name: &str| {
+            seen.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("authorization"), Some("Bearer storage-token"));
+        assert_eq!(get("x-ms-version"), Some(STORAGE_VERSION));
+        assert!(get("x-ms-date").is_some());
+    }
+
     #[test]
     fn functions_settings_choose_connection_string_then_identity() {
         #[derive(Debug)]
