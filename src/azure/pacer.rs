@@ -51,7 +51,7 @@ impl Default for Limits {
 /// The longest pause a `Retry-After` can impose on a lane.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Below this fraction of ARM's bucket, others are taken to be spending it: the rate is cut.
-const LOW_WATER: f64 = 0.3;
+const LOW_WATER: f64 = 0.15;
 /// The cut when the bucket runs low, and on a 429.
 const DECREASE_LOW: f64 = 0.8;
 const DECREASE_THROTTLED: f64 = 0.5;
@@ -85,7 +85,8 @@ impl Lane {
         let keep = (1.0 - headroom).clamp(0.01, 1.0);
         let capacity = capacity.max(1.0);
         let ceiling = (per_second * keep).max(0.001);
-        let local = (capacity * keep - capacity * LOW_WATER).max(1.0);
+        // The burst is bounded by what ARM says remains above the low-water mark, not by a share guessed here.
+        let local = (capacity * keep).max(1.0);
         Lane {
             arm_capacity: capacity,
             capacity: local,
@@ -641,8 +642,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_remaining_header_caps_the_burst() {
         let pacer = Pacer::new(Limits::default());
-        // ARM says 80 reads remain: 5 above the low-water mark (75) may go at once, the rest at the rate.
-        pacer.observe_remaining("sub", false, Some(80));
+        // ARM says 5.5 reads remain above the low-water mark: 5 may go at once, the rest at the rate.
+        let remaining = (250.0 * LOW_WATER) as u64 + 5;
+        assert_eq!((250.0 * LOW_WATER).fract(), 0.5);
+        pacer.observe_remaining("sub", false, Some(remaining + 1));
         let start = Instant::now();
         for _ in 0..5 {
             pacer.acquire("sub", None, false).await;
