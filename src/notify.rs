@@ -72,9 +72,12 @@ pub async fn send(settings: &Settings, http: &reqwest::Client, report: &mut Repo
         return;
     }
     let deliveries = deliveries(settings, report);
-    if deliveries.is_empty() {
-        return;
-    }
+    let outcomes = deliver_all(http, &deliveries).await;
+    report.notifications.extend(outcomes);
+}
+
+/// Posts every message at once and logs each outcome.
+async fn deliver_all(http: &reqwest::Client, deliveries: &[Delivery]) -> Vec<NotificationOutcome> {
     let outcomes = futures::future::join_all(deliveries.iter().map(|d| deliver(http, d))).await;
     for outcome in &outcomes {
         if outcome.delivered {
@@ -87,7 +90,7 @@ pub async fn send(settings: &Settings, http: &reqwest::Client, report: &mut Repo
             );
         }
     }
-    report.notifications.extend(outcomes);
+    outcomes
 }
 
 /// Whether the policy sends a message for this report.
@@ -113,8 +116,24 @@ struct Delivery {
     signing_key: Option<SecretString>,
 }
 
-/// The messages for the configured channels, in a fixed order: webhook, Teams, Slack.
+/// The messages of a run's report for the configured channels.
 fn deliveries(settings: &Settings, report: &Report) -> Vec<Delivery> {
+    channel_messages(
+        settings,
+        || webhook_payload(report),
+        || teams_payload(report),
+        || slack_payload(report),
+    )
+}
+
+/// One message per configured channel, in a fixed order: webhook, Teams, Slack. Each payload is built only
+/// for a channel that is configured.
+fn channel_messages(
+    settings: &Settings,
+    webhook: impl FnOnce() -> Value,
+    teams: impl FnOnce() -> Value,
+    slack: impl FnOnce() -> Value,
+) -> Vec<Delivery> {
     let serialise = |value: Value| {
         serde_json::to_string(&value).map_err(|e| format!("could not serialise the message: {e}"))
     };
@@ -128,7 +147,7 @@ fn deliveries(settings: &Settings, report: &Report) -> Vec<Delivery> {
             channel: WEBHOOK,
             url: url.to_string(),
             body: match key {
-                Some(_) => serialise(webhook_payload(report)),
+                Some(_) => serialise(webhook()),
                 None => Err(
                     "ADF_REFRESH_WEBHOOK_SECRET is not set: the webhook is never sent unsigned"
                         .to_string(),
@@ -141,7 +160,7 @@ fn deliveries(settings: &Settings, report: &Report) -> Vec<Delivery> {
         out.push(Delivery {
             channel: TEAMS,
             url: url.to_string(),
-            body: serialise(teams_payload(report)),
+            body: serialise(teams()),
             signing_key: None,
         });
     }
@@ -149,7 +168,7 @@ fn deliveries(settings: &Settings, report: &Report) -> Vec<Delivery> {
         out.push(Delivery {
             channel: SLACK,
             url: url.to_string(),
-            body: serialise(slack_payload(report)),
+            body: serialise(slack()),
             signing_key: None,
         });
     }
@@ -637,54 +656,13 @@ pub async fn send_inventory(
     if !send {
         return;
     }
-    let serialise = |value: Value| {
-        serde_json::to_string(&value).map_err(|e| format!("could not serialise the message: {e}"))
-    };
-    let mut deliveries = Vec::new();
-    if let Some(url) = configured(&settings.webhook_url) {
-        let key = settings
-            .webhook_secret
-            .clone()
-            .filter(|k| !k.expose().is_empty());
-        deliveries.push(Delivery {
-            channel: WEBHOOK,
-            url: url.to_string(),
-            body: match key {
-                Some(_) => serialise(inventory_webhook_payload(inventory, severity)),
-                None => Err(
-                    "ADF_REFRESH_WEBHOOK_SECRET is not set: the webhook is never sent unsigned"
-                        .to_string(),
-                ),
-            },
-            signing_key: key,
-        });
-    }
-    if let Some(url) = configured(&settings.teams_webhook_url) {
-        deliveries.push(Delivery {
-            channel: TEAMS,
-            url: url.to_string(),
-            body: serialise(inventory_teams_payload(inventory, severity)),
-            signing_key: None,
-        });
-    }
-    if let Some(url) = configured(&settings.slack_webhook_url) {
-        deliveries.push(Delivery {
-            channel: SLACK,
-            url: url.to_string(),
-            body: serialise(inventory_slack_payload(inventory, severity)),
-            signing_key: None,
-        });
-    }
-    let outcomes = futures::future::join_all(deliveries.iter().map(|d| deliver(http, d))).await;
-    for outcome in &outcomes {
-        if !outcome.delivered {
-            tracing::warn!(
-                channel = outcome.channel.as_str(),
-                error = outcome.error.as_deref().unwrap_or(""),
-                "notification not delivered"
-            );
-        }
-    }
+    let deliveries = channel_messages(
+        settings,
+        || inventory_webhook_payload(inventory, severity),
+        || inventory_teams_payload(inventory, severity),
+        || inventory_slack_payload(inventory, severity),
+    );
+    let outcomes = deliver_all(http, &deliveries).await;
     inventory.notifications.extend(outcomes);
 }
 

@@ -6,13 +6,7 @@ use std::fmt::Write;
 
 /// Renders the inventory; `colour` adds ANSI colours (only on a terminal).
 pub fn render(inventory: &Inventory, colour: bool) -> String {
-    let paint = |code: &str, s: &str| {
-        if colour {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    };
+    let paint = crate::report::text::painter(colour);
     let mut out = String::new();
     let s = &inventory.summary;
     let _ = writeln!(

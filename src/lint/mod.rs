@@ -390,16 +390,14 @@ pub fn lint(factory: &Factory, options: &Options) -> Vec<Finding> {
 
             // The secret name: a template expression left unevaluated, or an ADF expression we cannot evaluate.
             let secret_path = format!("properties.{}", at("secretName"));
-            if let Some((_, why)) = definition.unresolved_under(&secret_path) {
-                found(
-                    Rule::UnresolvedReference,
-                    at("secretName"),
-                    format!(
-                        "{what}: the secret name at {} cannot be resolved: {why}.",
-                        reference.path
-                    ),
-                );
-            } else if let Resolved::Unresolved(why) = &reference.secret_name {
+            let unresolved_secret = definition
+                .unresolved_under(&secret_path)
+                .map(|(_, why)| why.to_string())
+                .or_else(|| match &reference.secret_name {
+                    Resolved::Unresolved(why) => Some(why.clone()),
+                    _ => None,
+                });
+            if let Some(why) = unresolved_secret {
                 found(
                     Rule::UnresolvedReference,
                     at("secretName"),

@@ -12,15 +12,20 @@ use std::fmt::Write;
 /// The narrowest and widest the name column gets; longer names push their own line out.
 const NAME_COLUMN: (usize, usize) = (24, 60);
 
-/// Renders the report; `colour` adds ANSI colours (only on a terminal).
-pub fn render(report: &Report, colour: bool) -> String {
-    let paint = |code: &str, s: &str| {
+/// Wraps text in an ANSI style (`"1"` bold, `"31"` red, …) when `colour` is on, else leaves it plain.
+pub(crate) fn painter(colour: bool) -> impl Fn(&str, &str) -> String {
+    move |code: &str, s: &str| {
         if colour {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
-    };
+    }
+}
+
+/// Renders the report; `colour` adds ANSI colours (only on a terminal).
+pub fn render(report: &Report, colour: bool) -> String {
+    let paint = painter(colour);
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", title(report), report.id);
     if let Some(secret) = &report.secret {
