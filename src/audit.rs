@@ -58,8 +58,13 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         Trigger::default(),
         &app.settings.scopes,
     );
-    let snapshots = crate::apply::discover(
+    let synapse = app
+        .azure
+        .synapse
+        .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
+    let snapshots = crate::observe_synapse::discover_estate(
         &arm,
+        &synapse,
         &app.settings.scopes,
         app.azure.concurrency,
         &mut discovery,

@@ -21,10 +21,15 @@ pub struct FactorySnapshot {
 }
 
 impl FactorySnapshot {
+    /// Whether the factory (`properties.repoConfiguration`) or the Synapse workspace
+    /// (`properties.workspaceRepositoryConfiguration`, reference/synapse-spec, workspace.json) is in Git mode.
     pub fn git_mode(&self) -> bool {
-        self.resource
-            .pointer("/properties/repoConfiguration")
-            .is_some_and(|r| r.is_object())
+        [
+            "/properties/repoConfiguration",
+            "/properties/workspaceRepositoryConfiguration",
+        ]
+        .iter()
+        .any(|p| self.resource.pointer(p).is_some_and(|r| r.is_object()))
     }
 }
 
