@@ -168,3 +168,79 @@ fn not_tested(workspace: &str, target: &Target, mode: &Mode) -> Test {
     test.diagnosis = Some(diagnose::for_synapse_not_tested(workspace, &subject));
     test
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{TestStatus, Verdict};
+
+    fn target(kind: TargetKind, status: ResaveStatus) -> Target {
+        Target {
+            kind,
+            factory: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w"
+                .into(),
+            name: "cred_sp".into(),
+            adf_type: "ServicePrincipal".into(),
+            references: vec![],
+            verdict: Verdict::Resave,
+            reason: String::new(),
+            notes: vec![],
+            via_credential: None,
+            used_by: vec!["ls_a".into(), "ls_b".into()],
+            integration_runtime: None,
+            resave: Resave::with_status(status, None),
+            test: Test::not_tested("not yet"),
+            diagnosis: None,
+            request_ids: vec![],
+            impact: None,
+        }
+    }
+
+    fn mode(dry_run: bool) -> Mode {
+        Mode {
+            dry_run,
+            secret_usable: Ok(()),
+            event_kind: EventKind::NewVersion,
+        }
+    }
+
+    #[test]
+    fn a_resaved_synapse_target_says_it_needs_a_manual_test_and_needs_attention() {
+        let mut t = target(TargetKind::LinkedService, ResaveStatus::Ok);
+        t.name = "ls_sql".into();
+        t.test = not_tested("w", &t, &mode(false));
+        assert_eq!(t.test.status, TestStatus::NotTested);
+        let message = t.test.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("Re-saved, but not verified"),
+            "{message}"
+        );
+        assert!(message.contains(diagnose::SYNAPSE_NOT_TESTED));
+        let diagnosis = t.test.diagnosis.clone().expect("diagnosis");
+        assert_eq!(diagnosis.code, "synapseNotTested");
+        assert!(diagnosis.fix[0].contains("ls_sql"));
+        assert!(t.needs_attention(), "nobody verified it");
+    }
+
+    #[test]
+    fn a_credential_points_at_the_linked_services_that_use_it() {
+        let t = target(TargetKind::Credential, ResaveStatus::Failed);
+        let test = not_tested("w", &t, &mode(false));
+        assert_eq!(test.message.as_deref(), Some(diagnose::SYNAPSE_NOT_TESTED));
+        assert!(
+            test.diagnosis
+                .is_some_and(|d| d.fix[0].contains("ls_a, ls_b"))
+        );
+    }
+
+    #[test]
+    fn a_dry_run_is_not_tested_without_a_diagnosis() {
+        let t = target(TargetKind::LinkedService, ResaveStatus::DryRun);
+        let test = not_tested("w", &t, &mode(true));
+        assert!(test.diagnosis.is_none());
+        assert_eq!(
+            test.message.as_deref(),
+            Some("dry run: nothing was written or tested")
+        );
+    }
+}

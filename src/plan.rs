@@ -600,6 +600,23 @@ mod tests {
     }
 
     #[test]
+    fn a_synapse_workspace_in_git_mode_is_noted_too() {
+        let mut f = factory(vec![
+            kv("KV", KV_URL),
+            sql("Sql", kv_ref("KV", "sql-password")),
+        ]);
+        f.resource = json!({"properties": {"workspaceRepositoryConfiguration": {"type": "WorkspaceGitHubConfiguration"}}});
+        assert!(f.git_mode());
+        assert!(
+            plan_factory(&f, &secret())[0]
+                .notes
+                .contains(&Note::GitMode)
+        );
+        f.resource = json!({"properties": {"connectivityEndpoints": {"dev": "https://w.dev.azuresynapse.net"}}});
+        assert!(!f.git_mode());
+    }
+
+    #[test]
     fn the_key_vault_linked_service_itself_is_not_a_target() {
         let f = factory(vec![kv("KV", KV_URL)]);
         assert!(plan_factory(&f, &secret()).is_empty());

@@ -1125,3 +1125,69 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
     assert!(report.targets.iter().any(|t| t.name == "ls_adf_sql"
         && t.resave.status == adf_secret_refresh::report::ResaveStatus::Ok));
 }
+
+#[tokio::test]
+async fn the_audit_inventory_covers_workspaces_beside_factories() {
+    let emu = start(adf_emulator::Faults::default(), 50).await;
+    let mut cmd = common::command(&emu, &rg_scope());
+    cmd.args(["audit", "--output", "json"]);
+    let run = common::exec(cmd).await;
+    let inventory: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("one JSON inventory ({e}): {}", run.stderr));
+    assert_eq!(inventory["complete"], true, "{}", inventory["errors"]);
+    let sql = inventory["secrets"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["secret"] == "sql-password"))
+        .expect("sql-password is in the inventory");
+    let consumers = sql["consumers"].as_array().expect("consumers");
+    let of = |factory: &str, name: &str| {
+        consumers
+            .iter()
+            .find(|c| c["factory"] == factory && c["name"] == name)
+            .unwrap_or_else(|| panic!("no consumer {factory}/{name} in {consumers:?}"))
+    };
+    of(&factory_id(RG, "adf-analytics"), "ls_adf_sql");
+    assert_eq!(of(&workspace_id(RG, WS), "ls_resave")["verdict"], "resave");
+    assert_eq!(of(&workspace_id(RG, WS), "ls_pinned")["verdict"], "pinned");
+    assert_eq!(
+        of(&workspace_id(RG, "syn-git"), "ls_sales")["gitMode"],
+        true
+    );
+    assert!(synapse_puts(&emu).is_empty(), "the audit writes nothing");
+}
+
+#[tokio::test]
+async fn an_operation_still_running_at_the_deadline_is_a_failed_resave_with_an_unknown_outcome() {
+    let seed = json!({
+        "subscriptions": [{"subscriptionId": SUB, "resourceGroups": [{"name": RG, "workspaces": [
+            {"name": WS, "retryAfterSecs": 1, "linkedServices": [
+                {"name": "ls_kv", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://kv1.vault.azure.net/"}}},
+                sqlpool("ls_a_endless", kv_ref("sql-password", None), Some(json!({"response": "accepted", "polls": 1000}))),
+                sqlpool("ls_b_after", kv_ref("sql-password", None), Some(json!({"response": "ok"})))]}]}]}],
+        "vaults": [{"name": "kv1", "secrets": [{"name": "sql-password", "versions": [
+            {"version": OLD_VERSION, "value": "FAKE-TEST-ONLY-old", "enabled": true, "created": 1700000000}]}]}]
+    });
+    let emu = adf_emulator::start(seed, Options::default())
+        .await
+        .expect("emulator starts");
+    let mut cmd = common::command(&emu, &rg_scope());
+    cmd.args(["refresh", "--vault", "kv1", "--secret", "sql-password"])
+        .env("ADF_REFRESH_RUN_BUDGET_SECONDS", "4");
+    let run = common::exec(cmd).await;
+    let report = run.report();
+    let ws = workspace_id(RG, WS);
+    let endless = find(&report, &ws, "ls_a_endless");
+    assert_eq!(endless["resave"]["status"], "failed", "{endless}");
+    assert!(
+        endless["resave"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown")),
+        "{endless}"
+    );
+    // The budget is spent: the next target is not reached, and the run says it is incomplete.
+    let after = find(&report, &ws, "ls_b_after");
+    assert_eq!(after["resave"]["status"], "notReached", "{after}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(run.code, 1);
+    assert_eq!(emu.counters().puts, 0, "nothing was saved");
+}
