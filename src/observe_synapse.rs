@@ -10,7 +10,7 @@
 //! Only workspaces inside a scope are kept, whatever ARM returns. A listing or a workspace that could not be
 //! read completely is an error of the run, which makes the report incomplete; never an empty snapshot.
 
-use crate::azure::arm::ArmClient;
+use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::resource_id::ResourceId;
 use crate::azure::synapse::{SynapseClient, SynapseError, Workspace, workspaces_list_path};
 use crate::config::Scope;
@@ -66,6 +66,12 @@ pub async fn discover_workspaces(
                     }
                 }
             }
+            Err(e) if holds_no_workspaces(&e) => {
+                tracing::debug!(
+                    scope = scope.id(),
+                    "Microsoft.Synapse is not registered here: no workspaces"
+                );
+            }
             Err(e) => report
                 .errors
                 .push(run_error("discovery", &e, Some(scope.id().to_string()))),
@@ -102,6 +108,15 @@ pub async fn discover_workspaces(
     snapshots
 }
 
+/// Whether a failed workspace listing means the subscription has no workspaces at all: ARM answers
+/// `MissingSubscriptionRegistration` when the `Microsoft.Synapse` resource provider is not registered in the
+/// subscription (Microsoft Learn, "Resolve errors for resource provider registration"; the error body as in
+/// Azure/azure-sdk-for-node#2305). A provider with resources cannot be unregistered, so such a subscription
+/// holds no workspace, and a Data Factory-only estate must not become an incomplete run because of it.
+fn holds_no_workspaces(e: &ArmError) -> bool {
+    matches!(e, ArmError::Rejected { code, .. } if code.eq_ignore_ascii_case("MissingSubscriptionRegistration"))
+}
+
 /// A run error from a Synapse failure. A refusal's message names the Synapse RBAC role that fixes it.
 pub fn synapse_error(stage: &str, e: &SynapseError, subject: Option<String>) -> RunError {
     RunError {
@@ -135,5 +150,46 @@ impl SynapseAccess {
             client: self.client.clone().with_deadline(deadline),
             endpoint_template: self.endpoint_template.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rejected(status: u16, code: &str) -> ArmError {
+        ArmError::Rejected {
+            operation: "listSynapseWorkspaces",
+            status,
+            code: code.into(),
+            message: "m".into(),
+            body: Box::new(json!({})),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn an_unregistered_synapse_provider_means_no_workspaces_and_nothing_else_does() {
+        assert!(holds_no_workspaces(&rejected(
+            409,
+            "MissingSubscriptionRegistration"
+        )));
+        assert!(!holds_no_workspaces(&rejected(
+            400,
+            "InvalidApiVersionParameter"
+        )));
+        assert!(!holds_no_workspaces(&ArmError::Forbidden {
+            operation: "listSynapseWorkspaces",
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            message: "m".into(),
+            request_id: None,
+        }));
+        assert!(!holds_no_workspaces(&ArmError::NotFound {
+            operation: "listSynapseWorkspaces",
+            message: "m".into(),
+            request_id: None,
+        }));
     }
 }
