@@ -1,6 +1,7 @@
 //! Act: executes one factory's plan. Re-saves what is safe (GET fresh, PUT exactly its properties with
 //! `If-Match`, again on 412), then tests with ADF's own test connection. Writes are sequential per factory;
 //! a transient failure stops the factory so that a retry does the rest, and the report says who was not reached.
+//! The re-save rules are written once, over [`Store`]; [`crate::act_synapse`] applies them to Synapse workspaces.
 
 use crate::azure::arm::{Arm, ArmError, ArmResponse, resource_etag};
 use crate::azure::operations;
