@@ -76,6 +76,7 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     let mut scans: Vec<FactoryScan> = Vec::with_capacity(snapshots.len());
     progress.scanning(snapshots.len());
     for snapshot in snapshots {
+        let snapshot_id = snapshot.id.clone();
         let mut scan = inventory::scan_factory(&snapshot, home_suffix);
         if let Some((vault, secret)) = &request.only {
             scan.uses.retain(|u| {
@@ -85,7 +86,11 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
             });
             scan.findings.clear();
         }
-        inventory.summary.factories_scanned += 1;
+        if crate::azure::synapse::is_workspace_id(&snapshot_id) {
+            inventory.summary.workspaces_scanned += 1;
+        } else {
+            inventory.summary.factories_scanned += 1;
+        }
         inventory.summary.linked_services_scanned += scan.linked_services;
         inventory.summary.credentials_scanned += scan.credentials;
         scans.push(scan);

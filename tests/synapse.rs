@@ -1135,6 +1135,8 @@ async fn the_audit_inventory_covers_workspaces_beside_factories() {
     let inventory: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("one JSON inventory ({e}): {}", run.stderr));
     assert_eq!(inventory["complete"], true, "{}", inventory["errors"]);
+    assert_eq!(inventory["summary"]["factoriesScanned"], 1);
+    assert_eq!(inventory["summary"]["workspacesScanned"], 3);
     let sql = inventory["secrets"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["secret"] == "sql-password"))

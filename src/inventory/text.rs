@@ -21,13 +21,14 @@ pub fn render(inventory: &Inventory, colour: bool) -> String {
         paint(
             "1",
             &format!(
-                "Key Vault inventory: {} secret{}, {} reference{}, {} factor{} scanned{}",
+                "Key Vault inventory: {} secret{}, {} reference{}, {} factor{}{} scanned{}",
                 s.secrets,
                 plural(s.secrets),
                 s.references,
                 plural(s.references),
                 s.factories_scanned,
                 if s.factories_scanned == 1 { "y" } else { "ies" },
+                workspaces(s.workspaces_scanned),
                 if inventory.complete {
                     ""
                 } else {
@@ -207,5 +208,14 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(clean("a\x1b[2Jb\r\nc"), "a?[2Jb??c");
+    }
+}
+
+/// `, N Synapse workspace(s)` when some were read; nothing for a Data Factory-only estate.
+pub(crate) fn workspaces(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => ", 1 Synapse workspace".into(),
+        n => format!(", {n} Synapse workspaces"),
     }
 }
