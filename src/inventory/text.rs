@@ -201,6 +201,15 @@ fn render_finding(out: &mut String, f: &Finding, paint: &impl Fn(&str, &str) -> 
     }
 }
 
+/// `, N Synapse workspace(s)` when some were read; nothing for a Data Factory-only estate.
+pub(crate) fn workspaces(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => ", 1 Synapse workspace".into(),
+        n => format!(", {n} Synapse workspaces"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,14 +217,5 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(clean("a\x1b[2Jb\r\nc"), "a?[2Jb??c");
-    }
-}
-
-/// `, N Synapse workspace(s)` when some were read; nothing for a Data Factory-only estate.
-pub(crate) fn workspaces(n: usize) -> String {
-    match n {
-        0 => String::new(),
-        1 => ", 1 Synapse workspace".into(),
-        n => format!(", {n} Synapse workspaces"),
     }
 }
