@@ -1,9 +1,10 @@
 //! Act: executes one factory's plan. Re-saves what is safe (GET fresh, PUT exactly its properties with
 //! `If-Match`, again on 412), then tests with ADF's own test connection. Writes are sequential per factory;
 //! a transient failure stops the factory so that a retry does the rest, and the report says who was not reached.
+//! The re-save rules are written once, over [`Store`]; [`crate::act_synapse`] applies them to Synapse workspaces.
 
-use crate::azure::arm::{Arm, ArmError, resource_etag};
-use crate::azure::operations::{self, ArmOperation};
+use crate::azure::arm::{Arm, ArmError, ArmResponse, resource_etag};
+use crate::azure::operations;
 use crate::azure::resource_id::ResourceId;
 use crate::diagnose;
 use crate::event::EventKind;
@@ -170,44 +171,15 @@ async fn apply_target<A: Arm + ?Sized>(
     secret: &SecretRef,
     mode: &Mode,
 ) -> Result<(), ArmError> {
-    let (get_op, put_op, collection) = match target.kind {
-        TargetKind::LinkedService => (
-            operations::GET_LINKED_SERVICE,
-            operations::PUT_LINKED_SERVICE,
-            "linkedservices",
-        ),
-        TargetKind::Credential => (
-            operations::GET_CREDENTIAL,
-            operations::PUT_CREDENTIAL,
-            "credentials",
-        ),
+    let store = ArmStore {
+        arm,
+        factory: factory_id,
     };
-    let mut tested_resource: Option<Value> = None;
-
-    if target.verdict == Verdict::Resave {
-        if mode.dry_run {
-            target.resave = Resave::with_status(ResaveStatus::DryRun, None);
-        } else if let Err(why) = &mode.secret_usable {
-            target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why.clone()));
-        } else {
-            let resaved = match factory_id.child(collection, &target.name) {
-                Ok(id) => resave(arm, factory, target, &id, get_op, put_op, secret).await,
-                Err(e) => Err(ArmError::InvalidId(e.to_string())),
-            };
-            match resaved {
-                Ok(resource) => tested_resource = Some(resource),
-                Err(e) => {
-                    target.resave.status = ResaveStatus::Failed;
-                    target.resave.error = Some(e.to_string());
-                    target
-                        .request_ids
-                        .extend(e.request_id().map(str::to_string));
-                    target.test = Test::not_tested("not tested: the re-save failed");
-                    return if e.is_transient() { Err(e) } else { Ok(()) };
-                }
-            }
-        }
-    }
+    let tested_resource = match resave_if_safe(&store, factory, target, secret, mode).await? {
+        Written::Resource(resource) => Some(resource),
+        Written::NotAttempted => None,
+        Written::Failed => return Ok(()),
+    };
 
     target.test = if mode.dry_run {
         Test::not_tested(match mode.event_kind {
@@ -246,26 +218,178 @@ async fn apply_target<A: Arm + ?Sized>(
     Ok(())
 }
 
-/// GET fresh, check it is still safe, PUT exactly its properties with `If-Match`; on 412, again.
-async fn resave<A: Arm + ?Sized>(
-    arm: &A,
+/// One read or write of a target's definition, as a re-save needs it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The resource as the service returned it.
+    pub body: Value,
+    pub etag: Option<String>,
+    /// The request ids of every call that made this answer (a long-running write has several).
+    pub request_ids: Vec<String>,
+}
+
+/// What a re-save needs to know about a failure, whichever service it came from.
+pub trait StoreError: std::fmt::Display + Send {
+    /// Whether trying again later may succeed; a transient failure stops the factory or workspace.
+    fn is_transient(&self) -> bool;
+    /// A 412: someone changed the definition between the read and the write.
+    fn is_precondition_failed(&self) -> bool;
+    fn request_id(&self) -> Option<&str>;
+}
+
+impl StoreError for ArmError {
+    fn is_transient(&self) -> bool {
+        ArmError::is_transient(self)
+    }
+    fn is_precondition_failed(&self) -> bool {
+        matches!(self, ArmError::PreconditionFailed { .. })
+    }
+    fn request_id(&self) -> Option<&str> {
+        ArmError::request_id(self)
+    }
+}
+
+/// Where a target's definition is read and written: ARM for a factory, the development endpoint for a
+/// Synapse workspace. The re-save rules (fresh read, re-plan, exact properties, `If-Match`, 412 loop) are
+/// written once, over this.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    type Error: StoreError;
+    /// GETs the linked service or credential.
+    async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, Self::Error>;
+    /// PUTs `{"properties": …}` conditionally on `etag`; the answer is the resource as saved.
+    async fn write(
+        &self,
+        kind: TargetKind,
+        name: &str,
+        properties: &Value,
+        etag: &str,
+    ) -> Result<Stored, Self::Error>;
+}
+
+/// A factory's linked services and credentials through ARM.
+struct ArmStore<'a, A: Arm + ?Sized> {
+    arm: &'a A,
+    factory: &'a ResourceId,
+}
+
+impl<A: Arm + ?Sized> ArmStore<'_, A> {
+    fn id(&self, kind: TargetKind, name: &str) -> Result<ResourceId, ArmError> {
+        let collection = match kind {
+            TargetKind::LinkedService => "linkedservices",
+            TargetKind::Credential => "credentials",
+        };
+        self.factory
+            .child(collection, name)
+            .map_err(|e| ArmError::InvalidId(e.to_string()))
+    }
+}
+
+fn stored(response: ArmResponse) -> Stored {
+    Stored {
+        etag: resource_etag(&response),
+        request_ids: response.request_id.into_iter().collect(),
+        body: response.body,
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: Arm + ?Sized> Store for ArmStore<'_, A> {
+    type Error = ArmError;
+
+    async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, ArmError> {
+        let operation = match kind {
+            TargetKind::LinkedService => operations::GET_LINKED_SERVICE,
+            TargetKind::Credential => operations::GET_CREDENTIAL,
+        };
+        Ok(stored(
+            self.arm.get(operation, &self.id(kind, name)?).await?,
+        ))
+    }
+
+    async fn write(
+        &self,
+        kind: TargetKind,
+        name: &str,
+        properties: &Value,
+        etag: &str,
+    ) -> Result<Stored, ArmError> {
+        let operation = match kind {
+            TargetKind::LinkedService => operations::PUT_LINKED_SERVICE,
+            TargetKind::Credential => operations::PUT_CREDENTIAL,
+        };
+        let id = self.id(kind, name)?;
+        Ok(stored(
+            self.arm.put(operation, &id, properties, etag).await?,
+        ))
+    }
+}
+
+/// What the re-save step left for the test.
+pub enum Written {
+    /// The resource to test: as saved, or as freshly read when the re-save was skipped.
+    Resource(Value),
+    /// No re-save was due (another verdict, a dry run, an unusable secret version).
+    NotAttempted,
+    /// The re-save failed for good; the target says why and is not tested.
+    Failed,
+}
+
+/// Re-saves the target when its verdict and the mode allow, and records the outcome on it. A transient
+/// failure is recorded and returned, so the caller stops the factory or workspace there.
+pub async fn resave_if_safe<S: Store + ?Sized>(
+    store: &S,
     factory: &FactorySnapshot,
     target: &mut Target,
-    id: &ResourceId,
-    get_op: ArmOperation,
-    put_op: ArmOperation,
     secret: &SecretRef,
-) -> Result<Value, ArmError> {
+    mode: &Mode,
+) -> Result<Written, S::Error> {
+    if target.verdict != Verdict::Resave {
+        return Ok(Written::NotAttempted);
+    }
+    if mode.dry_run {
+        target.resave = Resave::with_status(ResaveStatus::DryRun, None);
+        return Ok(Written::NotAttempted);
+    }
+    if let Err(why) = &mode.secret_usable {
+        target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why.clone()));
+        return Ok(Written::NotAttempted);
+    }
+    match resave(store, factory, target, secret).await {
+        Ok(resource) => Ok(Written::Resource(resource)),
+        Err(e) => {
+            target.resave.status = ResaveStatus::Failed;
+            target.resave.error = Some(e.to_string());
+            target
+                .request_ids
+                .extend(e.request_id().map(str::to_string));
+            target.test = Test::not_tested("not tested: the re-save failed");
+            if e.is_transient() {
+                Err(e)
+            } else {
+                Ok(Written::Failed)
+            }
+        }
+    }
+}
+
+/// GET fresh, check it is still safe, PUT exactly its properties with `If-Match`; on 412, again.
+async fn resave<S: Store + ?Sized>(
+    store: &S,
+    factory: &FactorySnapshot,
+    target: &mut Target,
+    secret: &SecretRef,
+) -> Result<Value, S::Error> {
     let mut attempts = 0;
     loop {
         attempts += 1;
         target.resave.attempts = attempts;
-        let fresh = arm.get(get_op, id).await?;
-        target.request_ids.extend(fresh.request_id.clone());
-        let Some(etag) = resource_etag(&fresh) else {
+        let fresh = store.read(target.kind, &target.name).await?;
+        target.request_ids.extend(fresh.request_ids.iter().cloned());
+        let Some(etag) = fresh.etag.clone() else {
             target.resave = Resave::with_status(
                 ResaveStatus::Skipped,
-                Some("ARM returned no etag, so a conditional write is impossible".into()),
+                Some("the service returned no etag, so a conditional write is impossible".into()),
             );
             return Ok(fresh.body);
         };
@@ -276,20 +400,23 @@ async fn resave<A: Arm + ?Sized>(
         }
         let properties = fresh.body.get("properties").cloned().unwrap_or(Value::Null);
         target.resave.etag_before = Some(etag.clone());
-        match arm.put(put_op, id, &properties, &etag).await {
+        match store
+            .write(target.kind, &target.name, &properties, &etag)
+            .await
+        {
             Ok(saved) => {
-                target.request_ids.extend(saved.request_id.clone());
+                target.request_ids.extend(saved.request_ids.iter().cloned());
                 target.resave.status = ResaveStatus::Ok;
-                target.resave.etag_after = resource_etag(&saved);
+                target.resave.etag_after = saved.etag;
                 target.resave.error = None;
                 tracing::info!(factory = %factory.id, name = %target.name, kind = ?target.kind, "re-saved");
                 return Ok(saved.body);
             }
-            Err(ArmError::PreconditionFailed { request_id, .. })
-                if attempts <= MAX_PRECONDITION_RETRIES =>
-            {
+            Err(e) if e.is_precondition_failed() && attempts <= MAX_PRECONDITION_RETRIES => {
                 // Someone changed it between our GET and PUT: read again and write their version.
-                target.request_ids.extend(request_id);
+                target
+                    .request_ids
+                    .extend(e.request_id().map(str::to_string));
                 tracing::info!(factory = %factory.id, name = %target.name, attempts, "etag changed; reading again");
                 continue;
             }
@@ -360,6 +487,7 @@ async fn test_connection<A: Arm + ?Sized>(
 mod tests {
     use super::*;
     use crate::azure::arm::ArmResponse;
+    use crate::azure::operations::ArmOperation;
     use crate::report::TestStatus;
     use std::collections::VecDeque;
     use std::sync::Mutex;

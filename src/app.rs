@@ -5,7 +5,9 @@ use crate::azure::arm::ArmClient;
 use crate::azure::auth;
 use crate::azure::keyvault::VaultEndpoints;
 use crate::azure::retry::{Limits, Pacer, RetryPolicy};
+use crate::azure::synapse::SynapseClient;
 use crate::config::{Scope, Settings};
+use crate::observe_synapse::SynapseAccess;
 use crate::report::Report;
 use std::sync::Arc;
 
@@ -52,6 +54,15 @@ impl App {
             pacer,
             RetryPolicy::default(),
         );
+        let synapse = SynapseAccess {
+            client: SynapseClient::new(
+                http.clone(),
+                credential.clone(),
+                settings.credential,
+                RetryPolicy::default(),
+            ),
+            endpoint_template: settings.synapse_endpoint.clone(),
+        };
         let azure = Azure {
             arm,
             http: http.clone(),
@@ -60,6 +71,7 @@ impl App {
                 template: settings.keyvault_endpoint.clone(),
             },
             concurrency: settings.concurrency,
+            synapse,
         };
         Ok(App {
             settings: Arc::new(settings),

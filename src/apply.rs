@@ -9,6 +9,7 @@ use crate::azure::arm::ArmClient;
 use crate::azure::keyvault::{self, KeyVaultError, VaultEndpoints};
 use crate::config::Scope;
 use crate::event::EventKind;
+use crate::observe_synapse::{SynapseAccess, discover_estate};
 use crate::plan::{self, FactorySnapshot, SecretRef};
 use crate::report::{Command, Finding, Report, RunError, SecretInfo, Target, Trigger};
 use azure_core::credentials::TokenCredential;
@@ -27,6 +28,8 @@ pub struct Azure {
     pub credential: Arc<dyn TokenCredential>,
     pub vaults: VaultEndpoints,
     pub concurrency: usize,
+    /// The development endpoints of Synapse workspaces, read and written like factories.
+    pub synapse: SynapseAccess,
 }
 
 /// What to do in one run.
@@ -91,8 +94,21 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
-    let snapshots = discover(&arm, &request.scopes, azure.concurrency, &mut report).await;
-    report.summary.factories_scanned = snapshots.len();
+    let synapse = azure.synapse.with_deadline(request.deadline);
+    let snapshots = discover_estate(
+        &arm,
+        &synapse,
+        &request.scopes,
+        azure.concurrency,
+        &mut report,
+    )
+    .await;
+    let workspaces = snapshots
+        .iter()
+        .filter(|s| crate::azure::synapse::is_workspace_id(&s.id))
+        .count();
+    report.summary.workspaces_scanned = workspaces;
+    report.summary.factories_scanned = snapshots.len() - workspaces;
     report.summary.linked_services_scanned =
         snapshots.iter().map(|f| f.linked_services.len()).sum();
     report.summary.credentials_scanned = snapshots.iter().map(|f| f.credentials.len()).sum();
@@ -117,7 +133,15 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
             let arm = arm.clone();
             let secret = secret.clone();
             let mode = mode.clone();
-            async move { act::apply_factory(&arm, &factory, targets, &secret, &mode).await }
+            let synapse = synapse.clone();
+            async move {
+                if crate::azure::synapse::is_workspace_id(&factory.id) {
+                    crate::act_synapse::apply_workspace(&synapse, &factory, targets, &secret, &mode)
+                        .await
+                } else {
+                    act::apply_factory(&arm, &factory, targets, &secret, &mode).await
+                }
+            }
         })
         .buffer_unordered(azure.concurrency.max(1))
         .collect()

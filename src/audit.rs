@@ -58,8 +58,13 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         Trigger::default(),
         &app.settings.scopes,
     );
-    let snapshots = crate::apply::discover(
+    let synapse = app
+        .azure
+        .synapse
+        .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
+    let snapshots = crate::observe_synapse::discover_estate(
         &arm,
+        &synapse,
         &app.settings.scopes,
         app.azure.concurrency,
         &mut discovery,
@@ -71,6 +76,7 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     let mut scans: Vec<FactoryScan> = Vec::with_capacity(snapshots.len());
     progress.scanning(snapshots.len());
     for snapshot in snapshots {
+        let snapshot_id = snapshot.id.clone();
         let mut scan = inventory::scan_factory(&snapshot, home_suffix);
         if let Some((vault, secret)) = &request.only {
             scan.uses.retain(|u| {
@@ -80,7 +86,11 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
             });
             scan.findings.clear();
         }
-        inventory.summary.factories_scanned += 1;
+        if crate::azure::synapse::is_workspace_id(&snapshot_id) {
+            inventory.summary.workspaces_scanned += 1;
+        } else {
+            inventory.summary.factories_scanned += 1;
+        }
         inventory.summary.linked_services_scanned += scan.linked_services;
         inventory.summary.credentials_scanned += scan.credentials;
         scans.push(scan);

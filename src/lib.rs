@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
+pub mod act_synapse;
 pub mod app;
 pub mod apply;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod inventory;
 pub mod lint;
 pub mod notify;
 pub mod observe;
+pub mod observe_synapse;
 pub mod plan;
 pub mod report;
 pub mod scan;

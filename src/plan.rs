@@ -21,10 +21,15 @@ pub struct FactorySnapshot {
 }
 
 impl FactorySnapshot {
+    /// Whether the factory (`properties.repoConfiguration`) or the Synapse workspace
+    /// (`properties.workspaceRepositoryConfiguration`, reference/synapse-spec, workspace.json) is in Git mode.
     pub fn git_mode(&self) -> bool {
-        self.resource
-            .pointer("/properties/repoConfiguration")
-            .is_some_and(|r| r.is_object())
+        [
+            "/properties/repoConfiguration",
+            "/properties/workspaceRepositoryConfiguration",
+        ]
+        .iter()
+        .any(|p| self.resource.pointer(p).is_some_and(|r| r.is_object()))
     }
 }
 
@@ -592,6 +597,23 @@ mod tests {
             Some("gitMode"),
             "Git mode carries its advice"
         );
+    }
+
+    #[test]
+    fn a_synapse_workspace_in_git_mode_is_noted_too() {
+        let mut f = factory(vec![
+            kv("KV", KV_URL),
+            sql("Sql", kv_ref("KV", "sql-password")),
+        ]);
+        f.resource = json!({"properties": {"workspaceRepositoryConfiguration": {"type": "WorkspaceGitHubConfiguration"}}});
+        assert!(f.git_mode());
+        assert!(
+            plan_factory(&f, &secret())[0]
+                .notes
+                .contains(&Note::GitMode)
+        );
+        f.resource = json!({"properties": {"connectivityEndpoints": {"dev": "https://w.dev.azuresynapse.net"}}});
+        assert!(!f.git_mode());
     }
 
     #[test]

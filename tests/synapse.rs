@@ -661,3 +661,535 @@ async fn transient_errors_are_retried_then_reported_as_unavailable() {
         "retried once, as the policy allows"
     );
 }
+
+// ---- End to end: the real binary (or `apply::run`) against an estate with factories and workspaces ----
+
+mod common;
+
+const RG: &str = "rg-analytics";
+const WS: &str = "syn-e2e";
+
+fn workspace_id(rg: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Synapse/workspaces/{name}"
+    )
+}
+
+fn factory_id(rg: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}"
+    )
+}
+
+/// A factory and three workspaces side by side in `rg-analytics` (one in Git mode, one where the product
+/// is only a Synapse User), and a workspace in another resource group, outside the scope.
+fn estate() -> Value {
+    let kv = json!({"name": "ls_kv", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://kv1.vault.azure.net/"}}});
+    let mut ambiguous = sqlpool(
+        "ls_ambiguous",
+        kv_ref("@{linkedService().secretName}", None),
+        None,
+    );
+    ambiguous["properties"]["parameters"] =
+        json!({"secretName": {"type": "String", "defaultValue": "sql-password"}});
+    let mut inline = sqlpool("ls_inline", kv_ref("sql-password", None), None);
+    inline["properties"]["typeProperties"]["connectionString"] = json!({"type": "SecureString", "value": "Data Source=x;User ID=etl;Password=FAKE-TEST-ONLY-synapse-inline"});
+    let one = |name: &str, extra: Value| {
+        let mut ws = json!({"name": name, "retryAfterSecs": 0, "linkedServices": [
+            kv.clone(), sqlpool("ls_sales", kv_ref("sql-password", None), Some(json!({"response": "ok"})))]});
+        if let (Some(map), Some(extra)) = (ws.as_object_mut(), extra.as_object()) {
+            map.extend(extra.clone());
+        }
+        ws
+    };
+    json!({
+        "subscriptions": [{"subscriptionId": SUB, "resourceGroups": [
+            {"name": RG,
+             "factories": [{"name": "adf-analytics", "linkedServices": [kv.clone(),
+                 {"name": "ls_adf_sql", "properties": {"type": "AzureSqlDatabase", "typeProperties": {
+                     "connectionString": "Server=tcp:sales.database.windows.net,1433;Database=sales;User ID=etl;",
+                     "password": kv_ref("sql-password", None)}}}]}],
+             "workspaces": [
+                 {"name": WS, "retryAfterSecs": 0, "linkedServices": [
+                     kv.clone(),
+                     sqlpool("ls_resave", kv_ref("sql-password", None), Some(json!({"response": "accepted", "polls": 2}))),
+                     sqlpool("ls_sync", kv_ref("sql-password", None), Some(json!({"response": "ok"}))),
+                     sqlpool("ls_failing", kv_ref("sql-password", None), Some(json!({"response": "accepted", "polls": 1, "failWith": "Linked service validation failed: the integration runtime 'ir-x' does not exist."}))),
+                     sqlpool("ls_pinned", kv_ref("sql-password", Some(OLD_VERSION)), None),
+                     inline,
+                     ambiguous,
+                     sqlpool("ls_other", kv_ref("other-secret", None), None)],
+                  "credentials": [{"name": "cred_sp", "properties": {"type": "ServicePrincipal", "typeProperties": {
+                     "servicePrincipalId": "00000000-0000-0000-0000-00000000abcd", "servicePrincipalKey": kv_ref("sql-password", None)}}}]},
+                 one("syn-git", json!({"workspaceRepositoryConfiguration": {"type": "WorkspaceGitHubConfiguration", "accountName": "contoso", "repositoryName": "synapse", "collaborationBranch": "main", "rootFolder": "/"}})),
+                 one("syn-reader", json!({"callerRole": "synapseUser"}))
+             ]},
+            {"name": "rg-elsewhere", "workspaces": [one("syn-outside", json!({}))]}
+        ]}],
+        "vaults": [{"name": "kv1", "secrets": [{"name": "sql-password", "versions": [
+            {"version": OLD_VERSION, "value": "FAKE-TEST-ONLY-old", "enabled": true, "created": 1700000000},
+            {"version": "00000000000000000000000000000002", "value": "FAKE-TEST-ONLY-new", "enabled": true, "created": 1710000000}]}]}]
+    })
+}
+
+async fn start(faults: adf_emulator::Faults, page_size: usize) -> Emulator {
+    adf_emulator::start(
+        estate(),
+        Options {
+            page_size,
+            faults,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("emulator starts")
+}
+
+fn rg_scope() -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{RG}")
+}
+
+async fn run_binary(emu: &Emulator, command: &str) -> common::Run {
+    let mut cmd = common::command(emu, &rg_scope());
+    cmd.args([command, "--vault", "kv1", "--secret", "sql-password"]);
+    let run = common::exec(cmd).await;
+    for text in [&run.stdout, &run.stderr] {
+        common::assert_no_secrets(emu, text);
+        assert!(!text.contains("FAKE-TEST-ONLY"), "no seeded value leaks");
+    }
+    run
+}
+
+fn find<'a>(report: &'a Value, factory: &str, name: &str) -> &'a Value {
+    report["targets"]
+        .as_array()
+        .and_then(|t| {
+            t.iter().find(|t| {
+                t["name"] == name
+                    && t["factory"]
+                        .as_str()
+                        .is_some_and(|f| f.eq_ignore_ascii_case(factory))
+            })
+        })
+        .unwrap_or_else(|| panic!("no target {factory}/{name} in {}", report["targets"]))
+}
+
+/// The PUTs the emulator accepted or refused on a workspace's development endpoint, by path.
+fn synapse_puts(emu: &Emulator) -> Vec<adf_emulator::RecordedRequest> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r.host_kind == "synapse" && r.method == "PUT")
+        .collect()
+}
+
+#[tokio::test]
+async fn refresh_covers_factories_and_workspaces_side_by_side() {
+    let emu = start(adf_emulator::Faults::default(), 50).await;
+    let run = run_binary(&emu, "refresh").await;
+    let report = run.report();
+    assert_eq!(run.code, 2, "Synapse targets need a person: {}", run.stderr);
+    assert_eq!(report["summary"]["factoriesScanned"], 1);
+    assert_eq!(
+        report["summary"]["workspacesScanned"], 3,
+        "the workspace outside the scope is not read"
+    );
+    assert!(
+        !emu.requests()
+            .iter()
+            .any(|r| r.path.contains("syn-outside")),
+        "nothing outside the scope is read"
+    );
+
+    // The factory is refreshed and tested as always.
+    let adf = find(&report, &factory_id(RG, "adf-analytics"), "ls_adf_sql");
+    assert_eq!(adf["resave"]["status"], "ok");
+    assert_ne!(adf["test"]["status"], "notTested");
+
+    let ws = workspace_id(RG, WS);
+    // Every verdict on a workspace.
+    for (name, verdict) in [
+        ("ls_resave", "resave"),
+        ("ls_sync", "resave"),
+        ("ls_failing", "resave"),
+        ("cred_sp", "resave"),
+        ("ls_pinned", "pinned"),
+        ("ls_inline", "inlineSecret"),
+        ("ls_ambiguous", "ambiguous"),
+    ] {
+        let t = find(&report, &ws, name);
+        assert_eq!(t["verdict"], verdict, "{name}");
+        assert_eq!(
+            t["factory"],
+            ws.as_str(),
+            "{name}: factory is the workspace id"
+        );
+        assert!(t.get("impact").is_none(), "no impact for Synapse targets");
+    }
+    assert!(report["targets"].as_array().is_some_and(|t| {
+        t.iter()
+            .all(|t| t["name"] != "ls_other" && t["name"] != "ls_kv")
+    }));
+
+    // A 202 polled to its end: re-saved, with the etag the workspace now holds.
+    let resaved = find(&report, &ws, "ls_resave");
+    assert_eq!(resaved["resave"]["status"], "ok");
+    let stored = emu.synapse_linked_service(WS, "ls_resave").expect("stored");
+    assert_eq!(resaved["resave"]["etagAfter"], stored["etag"]);
+    assert_ne!(
+        resaved["resave"]["etagBefore"],
+        resaved["resave"]["etagAfter"]
+    );
+    let polls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.host_kind == "synapse" && r.path.contains("/operationResults/"))
+        .count();
+    assert!(
+        polls >= 3,
+        "ls_resave's operation was polled to its end: {polls}"
+    );
+    assert!(
+        resaved["requestIds"]
+            .as_array()
+            .is_some_and(|ids| ids.len() >= 5),
+        "GET, PUT, three polls and the read-back are traceable: {}",
+        resaved["requestIds"]
+    );
+    // Not tested, honestly: it needs a manual test, and the owner is told how.
+    assert_eq!(resaved["test"]["status"], "notTested");
+    let message = resaved["test"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Re-saved"), "{message}");
+    assert!(
+        message.contains(adf_secret_refresh::diagnose::SYNAPSE_NOT_TESTED),
+        "{message}"
+    );
+    assert_eq!(resaved["test"]["diagnosis"]["code"], "synapseNotTested");
+    assert!(
+        resaved["test"]["diagnosis"]["fix"][0]
+            .as_str()
+            .is_some_and(|f| f.contains("Synapse Studio")
+                && f.contains(WS)
+                && f.contains("ls_resave"))
+    );
+    // No test-connection call and no integration-runtime call was invented for a workspace.
+    assert!(!emu.requests().iter().any(|r| r.host_kind == "synapse"
+        && (r.path.to_ascii_lowercase().contains("testconnectivity")
+            || r.path.to_ascii_lowercase().contains("integrationruntimes"))));
+
+    // A plain 200 and a credential are re-saved the same way.
+    assert_eq!(find(&report, &ws, "ls_sync")["resave"]["status"], "ok");
+    assert_eq!(find(&report, &ws, "cred_sp")["resave"]["status"], "ok");
+
+    // A long-running operation that ends in failure is a failed re-save with the service's message.
+    let failing = find(&report, &ws, "ls_failing");
+    assert_eq!(failing["resave"]["status"], "failed");
+    assert!(
+        failing["resave"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not exist")),
+        "{failing}"
+    );
+
+    // Nothing is PUT on an unsafe target; every PUT carries the etag just read, and exactly its properties.
+    let puts = synapse_puts(&emu);
+    for name in [
+        "ls_pinned",
+        "ls_inline",
+        "ls_ambiguous",
+        "ls_other",
+        "ls_kv",
+    ] {
+        assert!(
+            !puts.iter().any(|p| p.path.ends_with(&format!("/{name}"))),
+            "{name} was written"
+        );
+    }
+    for put in &puts {
+        assert!(put.if_match.is_some(), "PUT without If-Match: {}", put.path);
+        let body = put.body.as_ref().expect("body");
+        assert_eq!(
+            body.as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["properties".to_string()])
+        );
+    }
+    assert_eq!(emu.counters().masked_writes, 0);
+
+    // Git mode is noted on the workspace's targets.
+    let git = find(&report, &workspace_id(RG, "syn-git"), "ls_sales");
+    assert!(
+        git["notes"]
+            .as_array()
+            .is_some_and(|n| n.contains(&json!("gitMode"))),
+        "{git}"
+    );
+    assert_eq!(git["resave"]["status"], "ok");
+
+    // A Synapse User cannot write: the re-save failed and says which Synapse role fixes it.
+    let reader = find(&report, &workspace_id(RG, "syn-reader"), "ls_sales");
+    assert_eq!(reader["resave"]["status"], "failed");
+    assert!(
+        reader["resave"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Synapse Linked Data Manager")),
+        "{reader}"
+    );
+    assert_eq!(report["complete"], true, "{}", report["errors"]);
+}
+
+#[tokio::test]
+async fn plan_reads_workspaces_and_writes_nothing() {
+    let emu = start(adf_emulator::Faults::default(), 2).await;
+    let run = run_binary(&emu, "plan").await;
+    let report = run.report();
+    assert_eq!(report["summary"]["workspacesScanned"], 3);
+    let t = find(&report, &workspace_id(RG, WS), "ls_resave");
+    assert_eq!(t["resave"]["status"], "dryRun");
+    assert_eq!(t["test"]["status"], "notTested");
+    assert!(synapse_puts(&emu).is_empty());
+    assert_eq!(emu.counters().puts, 0);
+    // Page size 2: every page of every listing read, nothing twice.
+    let listed: Vec<&Value> = report["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|t| t["factory"] == workspace_id(RG, WS).as_str())
+        .collect();
+    assert_eq!(listed.len(), 7, "every target of the paged workspace, once");
+    assert_eq!(report["summary"]["linkedServicesScanned"], 2 + 8 + 2 + 2);
+}
+
+#[tokio::test]
+async fn a_412_on_a_synapse_put_is_read_again_and_the_edit_kept() {
+    let emu = start(
+        adf_emulator::Faults {
+            concurrent_edits: vec![adf_emulator::ConcurrentEdit {
+                factory_id: workspace_id(RG, WS),
+                name: "ls_sync".into(),
+                description: "edited in Synapse Studio".into(),
+            }],
+            ..adf_emulator::Faults::default()
+        },
+        50,
+    )
+    .await;
+    let run = run_binary(&emu, "refresh").await;
+    let report = run.report();
+    let t = find(&report, &workspace_id(RG, WS), "ls_sync");
+    assert_eq!(t["resave"]["status"], "ok", "{t}");
+    assert_eq!(t["resave"]["attempts"], 2, "412, read again, written: {t}");
+    let statuses: Vec<u16> = synapse_puts(&emu)
+        .iter()
+        .filter(|p| p.path.ends_with("/ls_sync"))
+        .map(|p| p.status)
+        .collect();
+    assert_eq!(statuses, [412, 200]);
+    let stored = emu.synapse_linked_service(WS, "ls_sync").expect("stored");
+    assert_eq!(
+        stored["properties"]["description"], "edited in Synapse Studio",
+        "the person's edit is kept"
+    );
+}
+
+#[tokio::test]
+async fn an_unread_page_of_the_workspace_listing_makes_the_report_incomplete() {
+    let emu = start(
+        adf_emulator::Faults {
+            page_faults: vec![adf_emulator::PageFault {
+                collection: "workspaces".into(),
+                kind: adf_emulator::PageFaultKind::NeitherValueNorNextLink,
+                times: 0,
+            }],
+            ..adf_emulator::Faults::default()
+        },
+        50,
+    )
+    .await;
+    let mut cmd = common::command(&emu, &rg_scope());
+    cmd.args(["refresh", "--vault", "kv1", "--secret", "sql-password"])
+        .env("ADF_REFRESH_RUN_BUDGET_SECONDS", "6");
+    let run = common::exec(cmd).await;
+    let report = run.report();
+    assert_eq!(run.code, 1, "incomplete");
+    assert_eq!(report["complete"], false);
+    assert!(
+        report["errors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["stage"] == "discovery"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("listSynapseWorkspaces")))),
+        "{}",
+        report["errors"]
+    );
+    // The factory is still refreshed; no workspace is claimed as read.
+    assert_eq!(report["summary"]["workspacesScanned"], 0);
+    assert_eq!(
+        find(&report, &factory_id(RG, "adf-analytics"), "ls_adf_sql")["resave"]["status"],
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
+    use adf_secret_refresh::apply::{Azure, RunRequest, run};
+    use adf_secret_refresh::azure::arm::ArmClient;
+    use adf_secret_refresh::azure::keyvault::VaultEndpoints;
+    use adf_secret_refresh::azure::retry::{Limits, Pacer};
+    use adf_secret_refresh::config::Scope;
+    use adf_secret_refresh::event::EventKind;
+    use adf_secret_refresh::observe_synapse::SynapseAccess;
+    use adf_secret_refresh::report::Trigger;
+
+    let emu = start(adf_emulator::Faults::default(), 50).await;
+    let http = http_client(Some(&emu.ca_file())).expect("client");
+    let identity = |audience: Option<&str>| -> Arc<dyn TokenCredential> {
+        Arc::new(EmulatorIdentity {
+            http: http.clone(),
+            endpoint: emu.identity_endpoint(),
+            header: emu.identity_header(),
+            audience: audience.map(str::to_string),
+        })
+    };
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    };
+    let azure = Azure {
+        arm: ArmClient::new(
+            http.clone(),
+            &emu.arm_endpoint(),
+            identity(None),
+            CredentialKind::ManagedIdentity,
+            Arc::new(Pacer::new(Limits::default())),
+            retry.clone(),
+        ),
+        http: http.clone(),
+        credential: identity(None),
+        vaults: VaultEndpoints {
+            template: Some(emu.keyvault_endpoint_template()),
+        },
+        concurrency: 2,
+        // The Synapse client presents an ARM token: the development endpoint must refuse it.
+        synapse: SynapseAccess {
+            client: SynapseClient::new(
+                http.clone(),
+                identity(Some(ARM_AUDIENCE)),
+                CredentialKind::ManagedIdentity,
+                retry,
+            ),
+            endpoint_template: Some(emu.synapse_endpoint_template()),
+        },
+    };
+    let report = run(
+        &azure,
+        RunRequest {
+            secret: SecretRef {
+                vault_suffix: "vault.azure.net".into(),
+                vault: "kv1".into(),
+                name: "sql-password".into(),
+                version: None,
+            },
+            secret_url: None,
+            event_kind: EventKind::NewVersion,
+            dry_run: false,
+            scopes: vec![Scope::parse(&rg_scope()).expect("scope")],
+            trigger: Trigger::default(),
+            deadline: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+            report_id: None,
+        },
+    )
+    .await;
+    assert!(!report.complete);
+    let errors: Vec<&str> = report
+        .errors
+        .iter()
+        .filter(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s.contains("Microsoft.Synapse"))
+        })
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(errors.len(), 3, "each workspace in scope: {errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|m| m.contains("InvalidTokenAuthenticationAudience") && m.contains("401")),
+        "{errors:?}"
+    );
+    assert_eq!(report.summary.workspaces_scanned, 0);
+    assert!(synapse_puts(&emu).is_empty());
+    // The factory beside them is refreshed all the same.
+    assert!(report.targets.iter().any(|t| t.name == "ls_adf_sql"
+        && t.resave.status == adf_secret_refresh::report::ResaveStatus::Ok));
+}
+
+#[tokio::test]
+async fn the_audit_inventory_covers_workspaces_beside_factories() {
+    let emu = start(adf_emulator::Faults::default(), 50).await;
+    let mut cmd = common::command(&emu, &rg_scope());
+    cmd.args(["audit", "--output", "json"]);
+    let run = common::exec(cmd).await;
+    let inventory: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("one JSON inventory ({e}): {}", run.stderr));
+    assert_eq!(inventory["complete"], true, "{}", inventory["errors"]);
+    assert_eq!(inventory["summary"]["factoriesScanned"], 1);
+    assert_eq!(inventory["summary"]["workspacesScanned"], 3);
+    let sql = inventory["secrets"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["secret"] == "sql-password"))
+        .expect("sql-password is in the inventory");
+    let consumers = sql["consumers"].as_array().expect("consumers");
+    let of = |factory: &str, name: &str| {
+        consumers
+            .iter()
+            .find(|c| c["factory"] == factory && c["name"] == name)
+            .unwrap_or_else(|| panic!("no consumer {factory}/{name} in {consumers:?}"))
+    };
+    of(&factory_id(RG, "adf-analytics"), "ls_adf_sql");
+    assert_eq!(of(&workspace_id(RG, WS), "ls_resave")["verdict"], "resave");
+    assert_eq!(of(&workspace_id(RG, WS), "ls_pinned")["verdict"], "pinned");
+    assert_eq!(
+        of(&workspace_id(RG, "syn-git"), "ls_sales")["gitMode"],
+        true
+    );
+    assert!(synapse_puts(&emu).is_empty(), "the audit writes nothing");
+}
+
+#[tokio::test]
+async fn an_operation_still_running_at_the_deadline_is_a_failed_resave_with_an_unknown_outcome() {
+    let seed = json!({
+        "subscriptions": [{"subscriptionId": SUB, "resourceGroups": [{"name": RG, "workspaces": [
+            {"name": WS, "retryAfterSecs": 1, "linkedServices": [
+                {"name": "ls_kv", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://kv1.vault.azure.net/"}}},
+                sqlpool("ls_a_endless", kv_ref("sql-password", None), Some(json!({"response": "accepted", "polls": 1000}))),
+                sqlpool("ls_b_after", kv_ref("sql-password", None), Some(json!({"response": "ok"})))]}]}]}],
+        "vaults": [{"name": "kv1", "secrets": [{"name": "sql-password", "versions": [
+            {"version": OLD_VERSION, "value": "FAKE-TEST-ONLY-old", "enabled": true, "created": 1700000000}]}]}]
+    });
+    let emu = adf_emulator::start(seed, Options::default())
+        .await
+        .expect("emulator starts");
+    let mut cmd = common::command(&emu, &rg_scope());
+    cmd.args(["refresh", "--vault", "kv1", "--secret", "sql-password"])
+        .env("ADF_REFRESH_RUN_BUDGET_SECONDS", "4");
+    let run = common::exec(cmd).await;
+    let report = run.report();
+    let ws = workspace_id(RG, WS);
+    let endless = find(&report, &ws, "ls_a_endless");
+    assert_eq!(endless["resave"]["status"], "failed", "{endless}");
+    assert!(
+        endless["resave"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown")),
+        "{endless}"
+    );
+    // The budget is spent: the next target is not reached, and the run says it is incomplete.
+    let after = find(&report, &ws, "ls_b_after");
+    assert_eq!(after["resave"]["status"], "notReached", "{after}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(run.code, 1);
+    assert_eq!(emu.counters().puts, 0, "nothing was saved");
+}

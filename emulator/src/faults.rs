@@ -76,7 +76,8 @@ pub struct Burst429 {
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConcurrentEdit {
-    /// The factory's resource id, `/subscriptions/…/resourceGroups/…/providers/Microsoft.DataFactory/factories/…`.
+    /// The factory's resource id, `/subscriptions/…/resourceGroups/…/providers/Microsoft.DataFactory/factories/…`,
+    /// or a Synapse workspace's (`…/providers/Microsoft.Synapse/workspaces/…`).
     pub factory_id: String,
     pub name: String,
     pub description: String,

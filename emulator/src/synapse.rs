@@ -697,7 +697,24 @@ pub(crate) fn handle_dev(shared: &Shared, ctx: &Ctx) -> Response {
             {
                 return StatusCode::NOT_MODIFIED.into_response();
             }
-            json_response(StatusCode::OK, ws.artifact_json(kind, artifact, true))
+            let body = ws.artifact_json(kind, artifact, true);
+            // The `concurrentEdits` fault, as for a factory (`factoryId` is the workspace's resource id):
+            // someone edits the linked service right after this GET, so a PUT with its etag gets 412.
+            if kind == Kind::LinkedService {
+                let (workspace_id, artifact_name) = (ws.id(), artifact.name.clone());
+                for description in shared
+                    .faults
+                    .take_concurrent_edits(&workspace_id, &artifact_name)
+                {
+                    let artifact = &mut estate.workspaces[index].linked_services[position];
+                    if let Some(properties) = artifact.properties.as_object_mut() {
+                        properties.insert("description".into(), json!(description));
+                    }
+                    artifact.etag = store::new_etag();
+                    tracing::info!(linked_service = %artifact.name, "concurrent edit applied");
+                }
+            }
+            json_response(StatusCode::OK, body)
         }
         (DevRoute::Artifact(kind, name), &Method::PUT) => {
             if !role.can_write() {

@@ -275,11 +275,36 @@ impl ArmClient {
         .await
     }
 
+    /// Lists the Synapse workspaces of a subscription or resource group (api-version
+    /// [`operations::SYNAPSE_WORKSPACES_API_VERSION`]), followed to the end like every listing.
+    pub async fn list_synapse_workspaces(&self, scope: &str) -> Result<Vec<Value>, ArmError> {
+        let scope = parse_id(scope)?;
+        self.list_at(
+            operations::LIST_SYNAPSE_WORKSPACES,
+            &scope.join(&["providers", "Microsoft.Synapse", "workspaces"]),
+            operations::SYNAPSE_WORKSPACES_API_VERSION,
+        )
+        .await
+    }
+
     /// Follows `nextLink` to the end; each page is one paced, retried request. A listing is all or an error.
     async fn list(&self, operation: ArmOperation, id: &ResourceId) -> Result<Vec<Value>, ArmError> {
+        self.list_at(operation, id, ADF_API_VERSION).await
+    }
+
+    /// [`Self::list`] at another provider's api-version (the `nextLink`s carry their own).
+    async fn list_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+    ) -> Result<Vec<Value>, ArmError> {
         let endpoint = self.endpoint()?;
         let mut items = Vec::new();
-        let mut next = Some(self.url(id)?);
+        let mut next = Some(
+            id.url(endpoint, api_version)
+                .map_err(|e| ArmError::InvalidId(e.to_string()))?,
+        );
         let mut pages = 0u32;
         while let Some(url) = next.take() {
             pages += 1;

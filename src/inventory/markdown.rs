@@ -20,7 +20,7 @@ pub fn render(inventory: &Inventory) -> String {
     let _ = writeln!(out, "# Key Vault inventory\n");
     let _ = writeln!(
         out,
-        "{} secret{}, {} reference{}, {} factor{} scanned{}. Findings: **{} critical**, {} warning, {} info. \
+        "{} secret{}, {} reference{}, {} factor{}{} scanned{}. Findings: **{} critical**, {} warning, {} info. \
          Expiry thresholds: warning {} days, critical {} days.\n",
         s.secrets,
         if s.secrets == 1 { "" } else { "s" },
@@ -28,6 +28,7 @@ pub fn render(inventory: &Inventory) -> String {
         if s.references == 1 { "" } else { "s" },
         s.factories_scanned,
         if s.factories_scanned == 1 { "y" } else { "ies" },
+        super::text::workspaces(s.workspaces_scanned),
         if inventory.complete {
             ""
         } else {

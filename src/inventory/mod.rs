@@ -76,6 +76,9 @@ impl From<ExpiryThresholds> for Thresholds {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub factories_scanned: usize,
+    /// Synapse workspaces read (their linked services and credentials are counted with the factories').
+    #[serde(default)]
+    pub workspaces_scanned: usize,
     pub linked_services_scanned: usize,
     pub credentials_scanned: usize,
     pub secrets: usize,

@@ -15,13 +15,14 @@ pub fn render(inventory: &Inventory, colour: bool) -> String {
         paint(
             "1",
             &format!(
-                "Key Vault inventory: {} secret{}, {} reference{}, {} factor{} scanned{}",
+                "Key Vault inventory: {} secret{}, {} reference{}, {} factor{}{} scanned{}",
                 s.secrets,
                 plural(s.secrets),
                 s.references,
                 plural(s.references),
                 s.factories_scanned,
                 if s.factories_scanned == 1 { "y" } else { "ies" },
+                workspaces(s.workspaces_scanned),
                 if inventory.complete {
                     ""
                 } else {
@@ -191,6 +192,15 @@ fn render_finding(out: &mut String, f: &Finding, paint: &impl Fn(&str, &str) -> 
     let _ = writeln!(out, "      {}", clean(&f.message));
     for fix in &f.fix {
         let _ = writeln!(out, "      fix ({}): {}", f.owner.as_str(), clean(fix));
+    }
+}
+
+/// `, N Synapse workspace(s)` when some were read; nothing for a Data Factory-only estate.
+pub(crate) fn workspaces(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => ", 1 Synapse workspace".into(),
+        n => format!(", {n} Synapse workspaces"),
     }
 }
 

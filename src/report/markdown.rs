@@ -46,8 +46,12 @@ pub fn render(report: &Report) -> String {
 
     let _ = writeln!(out, "## Summary\n");
     let _ = writeln!(out, "| | |\n|---|---:|");
-    for (label, value) in [
-        ("Factories scanned", s.factories_scanned),
+    let mut rows = vec![("Factories scanned", s.factories_scanned)];
+    // Synapse workspaces are named only when there were some, so a Data Factory-only estate reads as before.
+    if s.workspaces_scanned > 0 {
+        rows.push(("Synapse workspaces scanned", s.workspaces_scanned));
+    }
+    rows.extend([
         ("Linked services scanned", s.linked_services_scanned),
         ("Credentials scanned", s.credentials_scanned),
         ("Affected", s.affected),
@@ -55,7 +59,8 @@ pub fn render(report: &Report) -> String {
         ("Tests passed", s.tests_passed),
         ("Tests failed", s.tests_failed),
         ("Skipped", s.skipped),
-    ] {
+    ]);
+    for (label, value) in rows {
         let _ = writeln!(out, "| {label} | {value} |");
     }
     let _ = writeln!(

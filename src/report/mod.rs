@@ -96,6 +96,9 @@ pub struct SecretInfo {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub factories_scanned: usize,
+    /// Synapse workspaces read (their linked services and credentials are counted with the factories').
+    #[serde(default)]
+    pub workspaces_scanned: usize,
     pub linked_services_scanned: usize,
     pub credentials_scanned: usize,
     pub affected: usize,

@@ -42,9 +42,14 @@ pub fn render(report: &Report, colour: bool) -> String {
         let _ = writeln!(out, "Repeat of run {first}: nothing was done again.");
     }
     let s = &report.summary;
+    // Synapse workspaces are named only when there were some, so a Data Factory-only estate reads as before.
+    let workspaces = match s.workspaces_scanned {
+        0 => String::new(),
+        n => format!("{n} Synapse workspace{}, ", if n == 1 { "" } else { "s" }),
+    };
     let _ = writeln!(
         out,
-        "Scanned {} factories, {} linked services, {} credentials; {} affected.\n",
+        "Scanned {} factories, {workspaces}{} linked services, {} credentials; {} affected.\n",
         s.factories_scanned, s.linked_services_scanned, s.credentials_scanned, s.affected
     );
     let width = report
