@@ -357,14 +357,16 @@ pub trait Progress: Send + Sync + std::fmt::Debug {
     fn record(&self, target: &Target);
 }
 
-/// The key of a target in a progress blob: its kind, factory (or workspace) id and name, case-insensitive.
+/// The key of a target in a progress blob: its kind, factory (or workspace) id and name, case-insensitive,
+/// hashed like every other name the coordination blobs hold.
 pub fn target_key(target: &Target) -> String {
-    format!(
-        "{:?}|{}|{}",
-        target.kind,
-        target.factory.to_ascii_lowercase(),
-        target.name.to_ascii_lowercase()
-    )
+    let kind = format!("{:?}", target.kind);
+    hash(&[
+        "target",
+        &kind,
+        &target.factory.to_ascii_lowercase(),
+        &target.name.to_ascii_lowercase(),
+    ])
 }
 
 /// A rotation's progress kept in its blob: read once when the claim is taken, written with conditional writes
@@ -747,6 +749,77 @@ fn hash(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(name: &str) -> Target {
+        Target {
+            kind: crate::report::TargetKind::LinkedService,
+            factory:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/F"
+                    .into(),
+            name: name.into(),
+            adf_type: "AzureSqlDatabase".into(),
+            references: Vec::new(),
+            verdict: crate::report::Verdict::Resave,
+            reason: String::new(),
+            notes: Vec::new(),
+            via_credential: None,
+            used_by: Vec::new(),
+            integration_runtime: None,
+            resave: Resave::with_status(ResaveStatus::NotReached, None),
+            test: Test::not_tested("not yet"),
+            diagnosis: None,
+            request_ids: Vec::new(),
+            impact: None,
+        }
+    }
+
+    #[test]
+    fn target_keys_ignore_case_and_hold_no_names() {
+        let a = target("SalesSql");
+        let mut b = target("salessql");
+        b.factory = b.factory.to_ascii_uppercase();
+        assert_eq!(target_key(&a), target_key(&b));
+        assert_ne!(target_key(&a), target_key(&target("SalesSql2")));
+        let mut credential = target("SalesSql");
+        credential.kind = crate::report::TargetKind::Credential;
+        assert_ne!(target_key(&a), target_key(&credential));
+        assert!(!target_key(&a).to_ascii_lowercase().contains("sales"));
+    }
+
+    #[test]
+    fn a_carried_over_target_keeps_the_recorded_outcome_and_says_so() {
+        let mut resave = Resave::with_status(ResaveStatus::Ok, None);
+        resave.etag_after = Some("etag-2".into());
+        let recorded = Recorded {
+            resave: resave.clone(),
+            test: Test::not_tested(
+                "a credential is tested through the linked services that use it",
+            ),
+        };
+        let mut t = target("SalesSql");
+        recorded.clone().carry_into(&mut t);
+        recorded.carry_into(&mut t);
+        assert_eq!(t.resave, resave);
+        assert_eq!(t.notes, vec![Note::CarriedOver], "noted once");
+    }
+
+    #[test]
+    fn an_unreadable_progress_blob_counts_as_empty() {
+        assert!(parse_progress(b"not json", "b").is_empty());
+        assert!(parse_progress(br#"{"schema":"other","targets":{}}"#, "b").is_empty());
+        let doc = ProgressDocument {
+            schema: PROGRESS_SCHEMA.into(),
+            targets: BTreeMap::from([(
+                "k".to_string(),
+                Recorded {
+                    resave: Resave::with_status(ResaveStatus::Ok, None),
+                    test: Test::not_tested("x"),
+                },
+            )]),
+        };
+        let bytes = serde_json::to_vec(&doc).expect("serialises");
+        assert_eq!(parse_progress(&bytes, "b").len(), 1);
+    }
 
     #[test]
     fn rotation_keys_normalise_and_do_not_collide() {

@@ -696,3 +696,69 @@ async fn a_redelivered_rotation_skips_the_targets_an_earlier_delivery_finished()
         host.stop().await;
     }
 }
+
+/// A rotation another instance holds for longer than a delivery waits: that delivery does nothing and asks for
+/// a redelivery; the last delivery parks the job on the poison queue with a message for a person.
+#[tokio::test]
+async fn a_rotation_held_elsewhere_is_redelivered_and_the_last_delivery_parks_it() {
+    let Some(url) = azurite() else { return };
+    let (seed, version) = estate_with_fresh_version();
+    let emu = emulator(seed, 50).await;
+    let storage = storage_connection_string(&url);
+    // Two instances, so that both deliveries wait at the same time (within one instance the second
+    // delivery of a job would first wait for the first).
+    let (app, app2) = tokio::join!(app_instance(&emu, &storage), app_instance(&emu, &storage));
+    let job = queued_job(&app, rotation_event(&version)).await;
+    emu.clear_requests();
+
+    // Another instance (here, this test) holds the rotation, in the app's own container.
+    let other = Coordinator::new(client(&url));
+    other.prepare().await.expect("container");
+    let Claim::Mine(held) = other
+        .claim_rotation("contoso-kv", "sql-password", Some(&version))
+        .await
+        .expect("claim")
+    else {
+        panic!("the rotation is free")
+    };
+
+    let (early, last) = tokio::join!(
+        app.queue("RefreshJob", &job, 1),
+        app2.queue("RefreshJob", &job, 5)
+    );
+    assert!(held.is_held(), "the lease was renewed throughout");
+    held.abandon().await;
+
+    assert_eq!(
+        early.status, 503,
+        "an early delivery asks for a redelivery: {:?}",
+        early.body
+    );
+    assert_eq!(last.status, 200, "{:?}", last.body);
+    let report = report_of(&last);
+    assert_eq!(report["complete"], false);
+    assert!(report["errors"].as_array().is_some_and(|e| {
+        e.iter()
+            .any(|e| e["stage"] == "coordination" && e["transient"] == true)
+    }));
+    assert!(
+        report["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["code"] == "retriesExhausted"))
+    );
+    assert_eq!(
+        last.output("poison"),
+        Some(&job),
+        "the job is parked unchanged"
+    );
+    assert_eq!(
+        last.output("attention").map(|a| a["reason"].clone()),
+        Some(json!("retriesExhausted"))
+    );
+    assert!(
+        successful_puts(&emu.requests()).is_empty(),
+        "nothing was written while another instance held the rotation"
+    );
+    app.stop().await;
+    app2.stop().await;
+}
