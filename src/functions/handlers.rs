@@ -159,6 +159,11 @@ pub async fn key_vault_secret_event(State(h): State<Handler>, body: Bytes) -> In
 /// deliveries. The last delivery answers 2xx so that what it did is kept: the incomplete report with a
 /// `retriesExhausted` finding, a message on `refresh-attention`, and the job itself on `refresh-jobs-poison`,
 /// from where an operator re-queues it once the cause is gone.
+///
+/// With the app's storage account, a new-version job first claims its (vault, secret, version) there: a
+/// duplicate of a completed run answers a `duplicateDelivery` report, one still held by another instance after
+/// `CLAIM_PATIENCE` asks for a redelivery like a transient failure, and the holder resumes from the targets an
+/// earlier delivery recorded as done.
 pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
     let invocation = match Invocation::parse(&body) {
         Ok(i) => i,
