@@ -419,6 +419,10 @@ fn parse_progress(bytes: &[u8], blob: &str) -> BTreeMap<String, Recorded> {
 
 impl Progress for RunProgress {
     fn already_done(&self, target: &Target) -> Option<Recorded> {
+        // A target whose definition now plans otherwise (pinned, say) is judged afresh.
+        if target.verdict != crate::report::Verdict::Resave {
+            return None;
+        }
         let state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         state.earlier.get(&target_key(target)).cloned()
     }
@@ -452,11 +456,16 @@ impl RunProgress {
         state.earlier.len()
     }
 
-    /// Writes what is not written yet and stops the background writes. Call it when the run ends, however
-    /// it ends, before the claim is completed or abandoned.
-    pub async fn finish(&self) -> Result<(), StorageError> {
+    /// Stops the background writes. A run that stopped early writes what is not written yet, for the next
+    /// delivery; a complete run empties the progress, so that a new round of the same rotation after the done
+    /// window starts afresh. Call it when the run ends, before the claim is completed or abandoned.
+    pub async fn finish(&self, run_complete: bool) -> Result<(), StorageError> {
         self.stop();
-        self.inner.flush().await
+        if run_complete {
+            self.inner.clear().await
+        } else {
+            self.inner.flush().await
+        }
     }
 
     fn stop(&self) {
@@ -477,6 +486,40 @@ impl ProgressInner {
     async fn flush_logged(&self) {
         if let Err(e) = self.flush().await {
             tracing::warn!(blob = %self.blob, error = %e, "could not record the run's progress; a redelivery re-saves those targets again, which is harmless");
+        }
+    }
+
+    /// Empties the progress blob, if one was read or written (conditionally: a newer one is left alone).
+    async fn clear(&self) -> Result<(), StorageError> {
+        let _one_at_a_time = self.write.lock().await;
+        let etag = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.earlier.clear();
+            state.recorded.clear();
+            state.unwritten = 0;
+            state.etag.clone()
+        };
+        let Some(etag) = etag else {
+            return Ok(());
+        };
+        let doc = ProgressDocument {
+            schema: PROGRESS_SCHEMA.into(),
+            targets: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&doc).map_err(|e| StorageError::Config(e.to_string()))?;
+        match self
+            .blobs
+            .put_blob(
+                &self.container,
+                &self.blob,
+                bytes,
+                &Condition::Matches(etag),
+                None,
+            )
+            .await
+        {
+            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

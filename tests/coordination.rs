@@ -519,6 +519,21 @@ fn successful_puts(requests: &[adf_emulator::RecordedRequest]) -> BTreeMap<Strin
     puts
 }
 
+/// How many targets a progress blob in the app's coordination container records.
+async fn progress_targets(url: &str, blob: &str) -> usize {
+    let stored = client(url)
+        .get_blob(adf_secret_refresh::coordination::CONTAINER, blob)
+        .await
+        .expect("read")
+        .expect("the progress blob exists");
+    let doc: Value = serde_json::from_slice(&stored.bytes).expect("JSON");
+    assert_eq!(
+        doc["schema"],
+        adf_secret_refresh::coordination::PROGRESS_SCHEMA
+    );
+    doc["targets"].as_object().map_or(0, |t| t.len())
+}
+
 /// Two deliveries of one rotation (Event Grid delivered the event twice, so two jobs were queued) reach two
 /// instances at once: one instance re-saves, the other waits for it and answers with a duplicate report naming
 /// the first run. The emulator sees exactly one round of PUTs.
@@ -646,6 +661,19 @@ async fn a_redelivered_rotation_skips_the_targets_an_earlier_delivery_finished()
     );
     let first_round = successful_puts(&emu.requests());
     assert_eq!(first_round.len(), 2, "{first_round:?}");
+    let progress_blob = format!(
+        "rotations/{}.progress",
+        adf_secret_refresh::coordination::rotation_key(
+            "contoso-kv",
+            "sql-password",
+            Some(&version)
+        )
+    );
+    let recorded = progress_targets(&url, &progress_blob).await;
+    assert_eq!(
+        recorded, 2,
+        "the two finished targets are recorded next to the claim"
+    );
 
     // The outage ends; the host redelivers the message, here to the other instance.
     emu.set_faults(adf_emulator::Faults::default());
@@ -681,6 +709,12 @@ async fn a_redelivered_rotation_skips_the_targets_an_earlier_delivery_finished()
         assert_eq!(t["resave"]["status"], "ok", "{t}");
         assert!(t["resave"]["etagAfter"].is_string(), "{t}");
     }
+
+    assert_eq!(
+        progress_targets(&url, &progress_blob).await,
+        0,
+        "a complete run empties the progress, so a later round starts afresh"
+    );
 
     // A third delivery after completion is a duplicate of the same job: nothing is written.
     let seen = emu.requests().len();

@@ -259,7 +259,7 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                 })
                 .await;
             if let Some(progress) = &progress
-                && let Err(e) = progress.finish().await
+                && let Err(e) = progress.finish(report.complete).await
             {
                 tracing::warn!(job_id = %job.id, error = %e, "could not record the run's progress; a redelivery re-saves those targets again, which is harmless");
             }
