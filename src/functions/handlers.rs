@@ -208,11 +208,16 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     if previous.is_none() && job.event_kind != EventKind::NewVersion {
         return expiry_job(&h, &job, trigger, &key, &invocation).await;
     }
+    // The run budget counts from here, so that waiting for another instance's claim (up to `CLAIM_PATIENCE`)
+    // cannot push the run past `functionTimeout`.
+    let deadline = tokio::time::Instant::now() + h.app.settings.run_budget;
     // Across instances: one claim per (vault, secret, version) in the app's storage account. A manual run and
     // a dry run are explicit requests and are never coordinated away.
     let coordinated = match &h.coordinator {
         Some(coordinator) if !job.manual && !job.dry_run && previous.is_none() => {
-            claim(coordinator, &job).await
+            // A short run budget (tests, small estates) leaves at least half of it for the run.
+            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
+            claim(coordinator, &job, patience).await
         }
         _ => Coordinated::Uncoordinated,
     };
@@ -251,7 +256,7 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                     dry_run: job.dry_run,
                     scopes,
                     trigger,
-                    deadline: None,
+                    deadline: Some(deadline),
                     report_id: Some(job.id.clone()),
                     progress: progress
                         .clone()
@@ -339,7 +344,8 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     response
 }
 
-/// How long a delivery waits for another instance that holds the same rotation before it asks for a retry.
+/// How long a delivery waits for another instance that holds the same rotation before it asks for a retry
+/// (at most half the run budget).
 pub const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the app's other instances say about a rotation.
@@ -357,11 +363,15 @@ enum Coordinated {
     HeldByOther,
 }
 
-async fn claim(coordinator: &crate::coordination::Coordinator, job: &RefreshJob) -> Coordinated {
+async fn claim(
+    coordinator: &crate::coordination::Coordinator,
+    job: &RefreshJob,
+    patience: std::time::Duration,
+) -> Coordinated {
     use crate::coordination::Claim;
     let version = job.version.as_deref();
     match coordinator
-        .claim_rotation_waiting(&job.vault, &job.secret, version, CLAIM_PATIENCE)
+        .claim_rotation_waiting(&job.vault, &job.secret, version, patience)
         .await
     {
         Ok(Claim::Mine(guard)) => {
@@ -407,7 +417,7 @@ fn held_by_other_report(h: &Handler, job: &RefreshJob, trigger: Trigger) -> Repo
         stage: "coordination".into(),
         message: format!(
             "another instance of the app was refreshing this (vault, secret, version) and had not finished after {} s; this delivery did nothing",
-            CLAIM_PATIENCE.as_secs()
+            CLAIM_PATIENCE.min(h.app.settings.run_budget / 2).as_secs()
         ),
         transient: true,
         subject: Some(format!("{}/{}", job.vault, job.secret)),
