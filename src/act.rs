@@ -27,6 +27,9 @@ pub struct Mode {
     /// `Err(reason)` when the new version cannot serve, so a re-save cannot help.
     pub secret_usable: Result<(), String>,
     pub event_kind: EventKind,
+    /// The rotation's progress across deliveries (function app only): targets an earlier delivery re-saved
+    /// and tested are carried over, not written again.
+    pub progress: Option<std::sync::Arc<dyn crate::coordination::Progress>>,
 }
 
 /// Applies one factory's targets in order: credentials first, then linked services. Writes are sequential.
@@ -63,6 +66,10 @@ pub async fn apply_factory<A: Arm + ?Sized>(
             target.test = Test::not_tested(why.clone());
             continue;
         }
+        if let Some(earlier) = mode.progress.as_ref().and_then(|p| p.already_done(target)) {
+            earlier.carry_into(target);
+            continue;
+        }
         let properties = listed_resource(factory, target).and_then(|r| r.get("properties"));
         if let Some(runtime) = properties.and_then(crate::scan::connect_via) {
             if !runtimes.contains_key(&runtime) {
@@ -75,10 +82,13 @@ pub async fn apply_factory<A: Arm + ?Sized>(
             }
         }
         let span = tracing::info_span!("target", factory = %factory.id, name = %target.name, kind = ?target.kind);
-        if let Err(e) = apply_target(arm, factory, &factory_id, target, secret, mode)
+        let applied = apply_target(arm, factory, &factory_id, target, secret, mode)
             .instrument(span)
-            .await
-        {
+            .await;
+        if let (Ok(()), Some(progress)) = (&applied, &mode.progress) {
+            progress.record(target);
+        }
+        if let Err(e) = applied {
             let transient = e.is_transient();
             errors.push(run_error(
                 "apply",
@@ -595,6 +605,7 @@ mod tests {
             dry_run: false,
             secret_usable: Ok(()),
             event_kind: EventKind::NewVersion,
+            progress: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct RunRequest {
     pub deadline: Option<Instant>,
     /// The report's id; a queued job passes its own so that the blob name and the logs agree.
     pub report_id: Option<String>,
+    /// The rotation's progress across deliveries, where the function app keeps it (see
+    /// [`crate::coordination::Progress`]); `None` runs every target (the CLI).
+    pub progress: Option<Arc<dyn crate::coordination::Progress>>,
 }
 
 /// The longest the product waits for Key Vault metadata, which only informs the report.
@@ -127,6 +130,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         dry_run,
         secret_usable: secret_usable.clone(),
         event_kind: request.event_kind,
+        progress: request.progress.clone(),
     };
     let results: Vec<(Vec<Target>, Vec<RunError>)> = futures::stream::iter(per_factory)
         .map(|(factory, targets)| {

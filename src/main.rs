@@ -354,6 +354,7 @@ async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
         },
         deadline: None,
         report_id: None,
+        progress: None,
     })
     .await
 }

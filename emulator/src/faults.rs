@@ -32,6 +32,9 @@ pub struct Faults {
     pub seed: u64,
     /// Broken answers to ARM listing pages (a `GET` of a collection such as `linkedservices`).
     pub page_faults: Vec<PageFault>,
+    /// An ARM outage that starts mid-run: after this many ARM `PUT`s (counted from the moment these faults
+    /// are set), every further ARM `PUT` answers 503 with `Retry-After: 1` until the faults change.
+    pub write_outage_after: Option<u64>,
 }
 
 /// One way a 2xx listing page can be broken on the wire. Real networks do all of these: a connection reset
@@ -118,6 +121,7 @@ struct Inner {
     rng: fastrand::Rng,
     set_at: Instant,
     arm_requests: u64,
+    arm_puts: u64,
     buckets: HashMap<String, Buckets>,
 }
 
@@ -134,6 +138,7 @@ impl FaultState {
                 faults,
                 set_at: Instant::now(),
                 arm_requests: 0,
+                arm_puts: 0,
                 buckets: HashMap::new(),
             }),
         }
@@ -146,6 +151,17 @@ impl FaultState {
         inner.faults = faults;
         inner.set_at = Instant::now();
         inner.arm_requests = 0;
+        inner.arm_puts = 0;
+    }
+
+    /// Counts one ARM `PUT`; whether it falls in the write outage (`writeOutageAfter`).
+    pub(crate) fn take_write_outage(&self) -> bool {
+        let mut inner = lock(&self.inner);
+        inner.arm_puts += 1;
+        inner
+            .faults
+            .write_outage_after
+            .is_some_and(|after| inner.arm_puts > after)
     }
 
     pub(crate) fn current(&self) -> Faults {

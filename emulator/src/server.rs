@@ -309,8 +309,11 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         shared.count(|c| c.dropped += 1);
         return Err(Dropped);
     }
+    // A write outage that starts mid-run: faults.rs `writeOutageAfter`.
+    let write_outage = ctx.method == Method::PUT && shared.faults.take_write_outage();
     let mut response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
+        None if write_outage => injected_error(shared, 503),
         None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
         None => arm::handle(shared, ctx),
     };

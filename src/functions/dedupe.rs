@@ -2,7 +2,8 @@
 //!
 //! A (vault, secret, version) that completed a refresh within the window is not refreshed again; a second
 //! delivery that arrives while the first is running waits for it and then sees it done. This holds within one
-//! instance; across instances the work is idempotent anyway (a re-save of unchanged properties is harmless).
+//! instance and costs nothing; across instances the same is done through the app's storage account
+//! ([`crate::coordination`]), after this check.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -159,6 +159,11 @@ pub async fn key_vault_secret_event(State(h): State<Handler>, body: Bytes) -> In
 /// deliveries. The last delivery answers 2xx so that what it did is kept: the incomplete report with a
 /// `retriesExhausted` finding, a message on `refresh-attention`, and the job itself on `refresh-jobs-poison`,
 /// from where an operator re-queues it once the cause is gone.
+///
+/// With the app's storage account, a new-version job first claims its (vault, secret, version) there: a
+/// duplicate of a completed run answers a `duplicateDelivery` report, one still held by another instance after
+/// `CLAIM_PATIENCE` asks for a redelivery like a transient failure, and the holder resumes from the targets an
+/// earlier delivery recorded as done.
 pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationResponse {
     let invocation = match Invocation::parse(&body) {
         Ok(i) => i,
@@ -203,9 +208,37 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     if previous.is_none() && job.event_kind != EventKind::NewVersion {
         return expiry_job(&h, &job, trigger, &key, &invocation).await;
     }
-    let mut report = match previous {
-        Some(previous_id) => duplicate_report(&h, &job, trigger, previous_id),
-        None => {
+    // The run budget counts from here, so that waiting for another instance's claim (up to `CLAIM_PATIENCE`)
+    // cannot push the run past `functionTimeout`.
+    let deadline = tokio::time::Instant::now() + h.app.settings.run_budget;
+    // Across instances: one claim per (vault, secret, version) in the app's storage account. A manual run and
+    // a dry run are explicit requests and are never coordinated away.
+    let coordinated = match &h.coordinator {
+        Some(coordinator) if !job.manual && !job.dry_run && previous.is_none() => {
+            // A short run budget (tests, small estates) leaves at least half of it for the run.
+            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
+            claim(coordinator, &job, patience).await
+        }
+        _ => Coordinated::Uncoordinated,
+    };
+    let mut report = match (previous, coordinated) {
+        (Some(previous_id), _) | (None, Coordinated::AlreadyDone(previous_id)) => {
+            if !job.manual {
+                h.dedupe.complete(&key, &previous_id);
+            }
+            duplicate_report(&h, &job, trigger, previous_id)
+        }
+        (None, Coordinated::HeldByOther) => held_by_other_report(&h, &job, trigger),
+        (None, coordinated) => {
+            let (guard, progress) = match coordinated {
+                Coordinated::Mine(guard, progress) => (Some(guard), progress),
+                _ => (None, None),
+            };
+            if let Some(p) = &progress
+                && p.earlier_count() > 0
+            {
+                tracing::info!(job_id = %job.id, carried_over = p.earlier_count(), "an earlier delivery of this rotation finished some targets: they are carried over");
+            }
             let report = h
                 .app
                 .run(RunRequest {
@@ -223,16 +256,42 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
                     dry_run: job.dry_run,
                     scopes,
                     trigger,
-                    deadline: None,
+                    deadline: Some(deadline),
                     report_id: Some(job.id.clone()),
+                    progress: progress
+                        .clone()
+                        .map(|p| p as std::sync::Arc<dyn crate::coordination::Progress>),
                 })
                 .await;
+            if let Some(progress) = &progress
+                && let Err(e) = progress.finish(report.complete).await
+            {
+                tracing::warn!(job_id = %job.id, error = %e, "could not record the run's progress; a redelivery re-saves those targets again, which is harmless");
+            }
+            if let Some(guard) = guard {
+                if report.complete {
+                    if let Err(e) = guard.complete(report.id.as_bytes()).await {
+                        tracing::warn!(job_id = %job.id, error = %e, "could not mark the rotation done in the app's storage account; a duplicate delivery on another instance may re-save again, which is harmless");
+                    }
+                } else {
+                    guard.abandon().await;
+                }
+            }
             if report.complete && !job.manual {
                 h.dedupe.complete(&key, &report.id);
             }
             report
         }
     };
+    // The same queue message delivered again: its report blob (named after the job id) already holds the run's
+    // report, which a duplicate report must not replace.
+    if report.duplicate_of.as_deref() == Some(report.id.as_str()) {
+        tracing::info!(job_id = %job.id, "the same job delivered again after it completed: nothing done");
+        return InvocationResponse::ok().log(format!(
+            "job {} was delivered again after its run completed; report {} stands, nothing was done",
+            job.id, report.id
+        ));
+    }
     let delivery = invocation.dequeue_count();
     let retries_exhausted = report.retry_may_help() && delivery >= MAX_DEQUEUE_COUNT;
     if report.retry_may_help() && !retries_exhausted {
@@ -283,6 +342,88 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
             ));
     }
     response
+}
+
+/// How long a delivery waits for another instance that holds the same rotation before it asks for a retry
+/// (at most half the run budget).
+pub const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the app's other instances say about a rotation.
+enum Coordinated {
+    /// No coordinator, or the storage account failed: run (re-saves are idempotent).
+    Uncoordinated,
+    /// This delivery runs it, recording its progress when the progress blob could be read.
+    Mine(
+        crate::coordination::RotationGuard,
+        Option<std::sync::Arc<crate::coordination::RunProgress>>,
+    ),
+    /// Another delivery completed it: its report id.
+    AlreadyDone(String),
+    /// Another instance is still on it after `CLAIM_PATIENCE`.
+    HeldByOther,
+}
+
+async fn claim(
+    coordinator: &crate::coordination::Coordinator,
+    job: &RefreshJob,
+    patience: std::time::Duration,
+) -> Coordinated {
+    use crate::coordination::Claim;
+    let version = job.version.as_deref();
+    match coordinator
+        .claim_rotation_waiting(&job.vault, &job.secret, version, patience)
+        .await
+    {
+        Ok(Claim::Mine(guard)) => {
+            let progress = match coordinator.progress(&job.vault, &job.secret, version).await {
+                Ok(p) => Some(std::sync::Arc::new(p)),
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not read the rotation's progress; every target is re-saved");
+                    None
+                }
+            };
+            Coordinated::Mine(guard, progress)
+        }
+        Ok(Claim::AlreadyDone(done)) => {
+            Coordinated::AlreadyDone(String::from_utf8_lossy(&done.record).into_owned())
+        }
+        Ok(Claim::HeldByOther) => Coordinated::HeldByOther,
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, error = %e, "could not coordinate with the app's other instances; running anyway (re-saves are idempotent)");
+            Coordinated::Uncoordinated
+        }
+    }
+}
+
+/// The report of a delivery that found another instance still refreshing the same rotation: nothing done, and
+/// a transient error so that the host delivers it again (the last delivery parks it, as for any transient error).
+fn held_by_other_report(h: &Handler, job: &RefreshJob, trigger: Trigger) -> Report {
+    tracing::info!(job_id = %job.id, "another instance is refreshing this rotation; asking for a later delivery");
+    let mut report = Report::start(
+        job.id.clone(),
+        crate::report::Command::Refresh,
+        false,
+        trigger,
+        &h.app.settings.scopes,
+    );
+    report.secret = Some(crate::report::SecretInfo {
+        vault: job.vault.clone(),
+        name: job.secret.clone(),
+        version: job.version.clone(),
+        metadata: "notRead".into(),
+        ..Default::default()
+    });
+    report.errors.push(crate::report::RunError {
+        stage: "coordination".into(),
+        message: format!(
+            "another instance of the app was refreshing this (vault, secret, version) and had not finished after {} s; this delivery did nothing",
+            CLAIM_PATIENCE.min(h.app.settings.run_budget / 2).as_secs()
+        ),
+        transient: true,
+        subject: Some(format!("{}/{}", job.vault, job.secret)),
+    });
+    report.finish();
+    report
 }
 
 /// What the report of a job says when its last delivery still failed transiently.
@@ -375,6 +516,7 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
             },
             deadline,
             report_id: run_id.clone(),
+            progress: None,
         })
         .await;
     if let (true, Some(id)) = (can_hand_over && report.retry_may_help(), run_id.as_deref()) {

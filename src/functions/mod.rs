@@ -14,6 +14,7 @@ pub use envelope::{Invocation, InvocationResponse};
 pub use handlers::{ManualRequest, RefreshJob, job_from_event};
 
 use crate::app::App;
+use crate::coordination::Coordinator;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -60,6 +61,9 @@ pub struct Handler {
     pub dedupe: Arc<Dedupe>,
     /// How long a manual run works before it answers 202 and continues as a queued job.
     pub http_sync: std::time::Duration,
+    /// Cooperation with the app's other instances through its storage account; `None` runs uncoordinated
+    /// (duplicates are then recognised within this instance only).
+    pub coordinator: Option<Coordinator>,
 }
 
 /// `ADF_REFRESH_HTTP_SYNC_SECONDS` from its raw value: whole seconds from 1 to `MAX_HTTP_SYNC_SECONDS`.
@@ -76,8 +80,13 @@ pub fn http_sync_seconds(raw: Option<&str>) -> Result<u64, String> {
     }
 }
 
-/// The router, separate from serving so that tests can drive it without a socket.
+/// The router, separate from serving so that tests can drive it without a socket. Uncoordinated.
 pub fn router(app: App) -> Router {
+    router_with(app, None)
+}
+
+/// The router with this instance's coordinator, if any.
+pub fn router_with(app: App, coordinator: Option<Coordinator>) -> Router {
     let http_sync =
         match http_sync_seconds(std::env::var(HTTP_SYNC_SECONDS_SETTING).ok().as_deref()) {
             Ok(seconds) => seconds,
@@ -93,6 +102,7 @@ pub fn router(app: App) -> Router {
         app,
         dedupe: Arc::new(Dedupe::new(std::time::Duration::from_secs(15 * 60))),
         http_sync: std::time::Duration::from_secs(http_sync),
+        coordinator,
     };
     Router::new()
         .route("/", get(|| async { "adf-secret-refresh" }))
@@ -115,9 +125,41 @@ pub async fn serve(app: App, port: u16) -> std::io::Result<()> {
         port = listener.local_addr()?.port(),
         "custom handler listening"
     );
-    axum::serve(listener, router(app))
+    let coordinator = coordinator_from_environment(&app).await;
+    axum::serve(listener, router_with(app, coordinator))
         .with_graceful_shutdown(shutdown_signal())
         .await
+}
+
+/// The coordinator of this instance, from the host's storage settings (`AzureWebJobsStorage`, or its
+/// identity-based `__blobServiceUri` / `__accountName`), with its container made ready. Without them, or when
+/// the storage account cannot be reached, a warning says so and the app runs uncoordinated: every delivery
+/// then runs (re-saves are idempotent), and duplicates are recognised within one instance only.
+pub async fn coordinator_from_environment(app: &App) -> Option<Coordinator> {
+    const UNCOORDINATED: &str = "duplicate deliveries are recognised within this instance only, and a redelivered job re-saves every target";
+    match Coordinator::from_functions_environment(app.http.clone(), app.azure.credential.clone()) {
+        None => {
+            tracing::warn!("no AzureWebJobsStorage setting: {UNCOORDINATED}");
+            None
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the AzureWebJobsStorage setting is unusable for coordination: {UNCOORDINATED}");
+            None
+        }
+        Some(Ok(coordinator)) => match coordinator.prepare().await {
+            Ok(()) => {
+                tracing::info!(
+                    container = crate::coordination::CONTAINER,
+                    "coordinating with the app's other instances through its storage account"
+                );
+                Some(coordinator)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare the coordination container in the app's storage account: {UNCOORDINATED}");
+                None
+            }
+        },
+    }
 }
 
 async fn shutdown_signal() {

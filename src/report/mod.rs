@@ -367,6 +367,9 @@ pub enum Note {
     ChangedSinceDiscovery,
     /// The factory's datasets, pipelines, data flows or triggers could not be read, so `impact` is absent.
     ImpactNotRead,
+    /// An earlier delivery of the same rotation (vault, secret, version) already re-saved and tested it:
+    /// `resave` and `test` are what that delivery recorded, and nothing was sent to ARM for it this time.
+    CarriedOver,
 }
 
 impl Note {
@@ -385,6 +388,7 @@ impl Note {
             Note::InteractiveAuthoringDisabled => "interactiveAuthoringDisabled",
             Note::ChangedSinceDiscovery => "changedSinceDiscovery",
             Note::ImpactNotRead => "impactNotRead",
+            Note::CarriedOver => "carriedOver",
         }
     }
 }
