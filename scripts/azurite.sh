@@ -16,8 +16,8 @@ AZURITE_VERSION="3.37.0"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${AZURITE_DIR:-$repo_root/target/azurite}"
 port="${AZURITE_PORT:-10000}"
-pid_file="$dir/azurite.pid"
-log_file="$dir/azurite.log"
+pid_file="$dir/azurite-$port.pid"
+log_file="$dir/azurite-$port.log"
 # Azurite's well-known development account (documented in Azurite's README; not a secret).
 url="http://127.0.0.1:$port/devstoreaccount1"
 

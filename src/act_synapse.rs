@@ -117,6 +117,10 @@ pub async fn apply_workspace(
             target.test = Test::not_tested(why.clone());
             continue;
         }
+        if let Some(earlier) = mode.progress.as_ref().and_then(|p| p.already_done(target)) {
+            earlier.carry_into(target);
+            continue;
+        }
         let span = tracing::info_span!("target", workspace = %workspace.id, name = %target.name, kind = ?target.kind);
         let written = act::resave_if_safe(&store, workspace, target, secret, mode)
             .instrument(span)
@@ -124,7 +128,10 @@ pub async fn apply_workspace(
         match written {
             Ok(Written::Failed) => {}
             Ok(Written::Resource(_) | Written::NotAttempted) => {
-                target.test = not_tested(&name, target, mode)
+                target.test = not_tested(&name, target, mode);
+                if let Some(progress) = &mode.progress {
+                    progress.record(target);
+                }
             }
             Err(e) => {
                 errors.push(synapse_error(
@@ -201,6 +208,7 @@ mod tests {
             dry_run,
             secret_usable: Ok(()),
             event_kind: EventKind::NewVersion,
+            progress: None,
         }
     }
 

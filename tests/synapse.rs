@@ -1098,6 +1098,7 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
             trigger: Trigger::default(),
             deadline: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
             report_id: None,
+            progress: None,
         },
     )
     .await;
