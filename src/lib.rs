@@ -13,6 +13,7 @@ pub mod apply;
 pub mod audit;
 pub mod azure;
 pub mod config;
+pub mod coordination;
 pub mod diagnose;
 pub mod event;
 pub mod functions;
