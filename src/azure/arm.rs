@@ -6,8 +6,9 @@
 
 use super::auth::CredentialKind;
 use super::operations::{self, ADF_API_VERSION, ArmOperation};
+use super::pacer::Pacer;
 use super::resource_id::{self, ResourceId};
-use super::retry::{self, Attempt, Pacer, RetryPolicy, is_retryable_status, parse_retry_after};
+use super::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -522,8 +523,30 @@ impl ArmClient {
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let (code, message) = cloud_error(&body, status);
         if status == 429 {
-            self.pacer
-                .observe_throttled(subscription, operation.counts_as_write());
+            // Back-pressure: the lane pauses for every caller, and this call waits and tries again without
+            // spending an attempt (DESIGN.md, "Throttling").
+            self.pacer.observe_throttled_for(
+                subscription,
+                operation.counts_as_write(),
+                retry_after,
+            );
+            tracing::info!(
+                operation = operation.name,
+                attempt,
+                request_id = request_id.as_deref().unwrap_or(""),
+                "ARM throttled the call (429); waiting for Retry-After"
+            );
+            return Attempt::Throttled {
+                error: ArmError::Unavailable {
+                    operation: operation.name,
+                    status,
+                    code,
+                    message,
+                    attempts: attempt + 1,
+                    request_id,
+                },
+                retry_after,
+            };
         }
         if !is_retryable_status(status) {
             return Attempt::Fail(match status {
