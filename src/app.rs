@@ -52,7 +52,8 @@ impl App {
             settings.credential,
             pacer,
             RetryPolicy::default(),
-        );
+        )
+        .with_in_flight(settings.concurrency);
         let azure = Azure {
             arm,
             http: http.clone(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use crate::observe::{discover, interleave_by_subscription};
+pub use crate::observe::{Keep, discover, discover_kept, interleave_by_subscription};
 
 /// The Azure side of a run: ARM, Key Vault, and the identity both use.
 #[derive(Clone)]
@@ -91,11 +91,10 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
-    let snapshots = discover(&arm, &request.scopes, azure.concurrency, &mut report).await;
-    report.summary.factories_scanned = snapshots.len();
-    report.summary.linked_services_scanned =
-        snapshots.iter().map(|f| f.linked_services.len()).sum();
-    report.summary.credentials_scanned = snapshots.iter().map(|f| f.credentials.len()).sum();
+    // Only the definitions that may reference this secret are held; discovery counts the rest in the summary.
+    let keep = Keep::Secret(secret.name.clone());
+    let snapshots =
+        discover_kept(&arm, &request.scopes, azure.concurrency, &keep, &mut report).await;
 
     let per_factory: Vec<(FactorySnapshot, Vec<Target>)> = snapshots
         .into_iter()
@@ -106,6 +105,20 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         .filter(|(_, t)| !t.is_empty())
         .collect();
     let per_factory = interleave_by_subscription(per_factory, |(f, _)| f.id.as_str());
+    // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
+    // flight (the ARM client caps them per subscription).
+    let subscriptions = per_factory
+        .iter()
+        .filter_map(|(f, _)| {
+            crate::azure::resource_id::ResourceId::parse(&f.id)
+                .ok()?
+                .subscription()
+                .map(str::to_lowercase)
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1);
+    let factories_at_once = azure.concurrency.max(1) * subscriptions;
 
     let mode = Mode {
         dry_run,
@@ -119,7 +132,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
             let mode = mode.clone();
             async move { act::apply_factory(&arm, &factory, targets, &secret, &mode).await }
         })
-        .buffer_unordered(azure.concurrency.max(1))
+        .buffer_unordered(factories_at_once)
         .collect()
         .await;
     for (targets, errors) in results {

@@ -78,8 +78,9 @@ struct Global {
         value_delimiter = ','
     )]
     vault_allow: Vec<String>,
-    /// How many ARM calls may run at once.
-    #[arg(long, global = true, default_value_t = 8)]
+    /// How many ARM requests may be in flight at once per subscription, for reads and for writes each (the
+    /// pacer, not this number, keeps them under ARM's limits); also how many Key Vault calls an audit makes at once.
+    #[arg(long, global = true, default_value_t = adf_secret_refresh::azure::arm::DEFAULT_IN_FLIGHT)]
     concurrency: usize,
     /// The time budget of one run, in seconds; keep it below the Functions timeout.
     #[arg(
