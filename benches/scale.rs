@@ -83,7 +83,7 @@ fn estate(row: &Row) -> Value {
                 .as_array_mut()
                 .expect("linked services");
             for j in 0..row.linked_services {
-                let affected = k % row.affected_one_in == 0;
+                let affected = k.is_multiple_of(row.affected_one_in);
                 let secret = if affected {
                     "sql-password".to_string()
                 } else {
