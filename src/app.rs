@@ -62,12 +62,21 @@ impl App {
                 template: settings.keyvault_endpoint.clone(),
             },
             concurrency: settings.concurrency,
+            discovery: None,
         };
         Ok(App {
             settings: Arc::new(settings),
             azure,
             http,
         })
+    }
+
+    /// The same app, sharing one discovery per scope between the runs of a burst for `window` (zero: every
+    /// run discovers on its own). For a long-lived process that serves many rotations, such as the Functions host.
+    pub fn with_shared_discovery(mut self, window: std::time::Duration) -> App {
+        self.azure.discovery = (!window.is_zero())
+            .then(|| Arc::new(crate::observe::cache::DiscoveryCache::new(window)));
+        self
     }
 
     /// Runs a plan or refresh within the configured scopes (or a narrower set inside them).

@@ -27,6 +27,9 @@ pub struct Azure {
     pub credential: Arc<dyn TokenCredential>,
     pub vaults: VaultEndpoints,
     pub concurrency: usize,
+    /// Shares one discovery between the rotations of a burst (the Functions host); `None` discovers per run,
+    /// holding only what the run's secret needs.
+    pub discovery: Option<Arc<crate::observe::cache::DiscoveryCache>>,
 }
 
 /// What to do in one run.
@@ -91,19 +94,32 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
-    // Only the definitions that may reference this secret are held; discovery counts the rest in the summary.
-    let keep = Keep::Secret(secret.name.clone());
-    let snapshots =
-        discover_kept(&arm, &request.scopes, azure.concurrency, &keep, &mut report).await;
-
-    let per_factory: Vec<(FactorySnapshot, Vec<Target>)> = snapshots
-        .into_iter()
-        .map(|f| {
-            let targets = plan::plan_factory(&f, &secret);
-            (f, targets)
-        })
-        .filter(|(_, t)| !t.is_empty())
-        .collect();
+    // Plan each factory on the listing; only the factories with targets are carried on to act.
+    let planned = |snapshots: &[FactorySnapshot]| -> Vec<(FactorySnapshot, Vec<Target>)> {
+        snapshots
+            .iter()
+            .filter_map(|f| {
+                let targets = plan::plan_factory(f, &secret);
+                (!targets.is_empty()).then(|| (f.clone(), targets))
+            })
+            .collect()
+    };
+    let per_factory = match &azure.discovery {
+        Some(cache) => {
+            let discovery = cache
+                .discover(&arm, &request.scopes, azure.concurrency)
+                .await;
+            discovery.report_into(&mut report);
+            planned(&discovery.snapshots)
+        }
+        None => {
+            // Only the definitions that may reference this secret are held; discovery counts the rest.
+            let keep = Keep::Secret(secret.name.clone());
+            let snapshots =
+                discover_kept(&arm, &request.scopes, azure.concurrency, &keep, &mut report).await;
+            planned(&snapshots)
+        }
+    };
     let per_factory = interleave_by_subscription(per_factory, |(f, _)| f.id.as_str());
     // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
     // flight (the ARM client caps them per subscription).

@@ -9,6 +9,8 @@
 //! many at a time, interleaved across subscriptions; the ARM client caps the requests in flight per subscription
 //! and its pacer keeps them under ARM's buckets.
 
+pub mod cache;
+
 use crate::azure::arm::{ArmClient, ArmError, Listed};
 use crate::azure::resource_id::ResourceId;
 use crate::config::Scope;
