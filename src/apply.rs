@@ -17,7 +17,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use crate::observe::{Keep, discover, discover_kept, interleave_by_subscription};
+pub use crate::observe::{
+    Keep, discover, discover_each, discover_kept, interleave_by_subscription,
+};
 
 /// The Azure side of a run: ARM, Key Vault, and the identity both use.
 #[derive(Clone)]
@@ -94,39 +96,18 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
-    // Plan each factory on the listing; only the factories with targets are carried on to act.
-    let planned = |snapshots: &[FactorySnapshot]| -> Vec<(FactorySnapshot, Vec<Target>)> {
-        snapshots
-            .iter()
-            .filter_map(|f| {
-                let targets = plan::plan_factory(f, &secret);
-                (!targets.is_empty()).then(|| (f.clone(), targets))
-            })
-            .collect()
+    let mode = Mode {
+        dry_run,
+        secret_usable: secret_usable.clone(),
+        event_kind: request.event_kind,
     };
-    let per_factory = match &azure.discovery {
-        Some(cache) => {
-            let discovery = cache
-                .discover(&arm, &request.scopes, azure.concurrency)
-                .await;
-            discovery.report_into(&mut report);
-            planned(&discovery.snapshots)
-        }
-        None => {
-            // Only the definitions that may reference this secret are held; discovery counts the rest.
-            let keep = Keep::Secret(secret.name.clone());
-            let snapshots =
-                discover_kept(&arm, &request.scopes, azure.concurrency, &keep, &mut report).await;
-            planned(&snapshots)
-        }
-    };
-    let per_factory = interleave_by_subscription(per_factory, |(f, _)| f.id.as_str());
     // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
-    // flight (the ARM client caps them per subscription).
-    let subscriptions = per_factory
+    // flight (the ARM client caps them per subscription and its pacer keeps them under ARM's buckets).
+    let subscriptions = request
+        .scopes
         .iter()
-        .filter_map(|(f, _)| {
-            crate::azure::resource_id::ResourceId::parse(&f.id)
+        .filter_map(|s| {
+            crate::azure::resource_id::ResourceId::parse(s.id())
                 .ok()?
                 .subscription()
                 .map(str::to_lowercase)
@@ -135,22 +116,67 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         .len()
         .max(1);
     let factories_at_once = azure.concurrency.max(1) * subscriptions;
-
-    let mode = Mode {
-        dry_run,
-        secret_usable: secret_usable.clone(),
-        event_kind: request.event_kind,
+    let act_on = |(factory, targets): (FactorySnapshot, Vec<Target>)| {
+        let arm = arm.clone();
+        let secret = secret.clone();
+        let mode = mode.clone();
+        async move { act::apply_factory(&arm, &factory, targets, &secret, &mode).await }
     };
-    let results: Vec<(Vec<Target>, Vec<RunError>)> = futures::stream::iter(per_factory)
-        .map(|(factory, targets)| {
-            let arm = arm.clone();
-            let secret = secret.clone();
-            let mode = mode.clone();
-            async move { act::apply_factory(&arm, &factory, targets, &secret, &mode).await }
-        })
-        .buffer_unordered(factories_at_once)
-        .collect()
-        .await;
+    let results: Vec<(Vec<Target>, Vec<RunError>)> = match &azure.discovery {
+        // A burst shares one discovery (every definition with a Key Vault reference); plan on it.
+        Some(cache) => {
+            let discovery = cache
+                .discover(&arm, &request.scopes, azure.concurrency)
+                .await;
+            discovery.report_into(&mut report);
+            let per_factory: Vec<(FactorySnapshot, Vec<Target>)> = discovery
+                .snapshots
+                .iter()
+                .filter_map(|f| {
+                    let targets = plan::plan_factory(f, &secret);
+                    (!targets.is_empty()).then(|| (f.clone(), targets))
+                })
+                .collect();
+            futures::stream::iter(interleave_by_subscription(per_factory, |(f, _)| {
+                f.id.as_str()
+            }))
+            .map(act_on)
+            .buffer_unordered(factories_at_once)
+            .collect()
+            .await
+        }
+        // Alone: each factory is planned as soon as it is listed and acted on while the rest are listed, so
+        // writes use the write bucket while reads use the read bucket. Only the definitions that may reference
+        // this secret are held.
+        None => {
+            let (found, mut planned) = tokio::sync::mpsc::unbounded_channel();
+            let keep = Keep::Secret(secret.name.clone());
+            let discovery = async {
+                let found = found;
+                discover_each(
+                    &arm,
+                    &request.scopes,
+                    azure.concurrency,
+                    &keep,
+                    &mut report,
+                    &mut |f| {
+                        let targets = plan::plan_factory(&f, &secret);
+                        if !targets.is_empty() {
+                            // The receiver lives until discovery ends; a send cannot fail before then.
+                            let _ = found.send((f, targets));
+                        }
+                    },
+                )
+                .await;
+            };
+            let acting = futures::stream::poll_fn(|cx| planned.poll_recv(cx))
+                .map(act_on)
+                .buffer_unordered(factories_at_once)
+                .collect::<Vec<_>>();
+            let ((), results) = futures::join!(discovery, acting);
+            results
+        }
+    };
     for (targets, errors) in results {
         report.targets.extend(targets);
         report.errors.extend(errors);

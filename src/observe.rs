@@ -119,6 +119,25 @@ pub async fn discover_kept(
     keep: &Keep,
     report: &mut Report,
 ) -> Vec<FactorySnapshot> {
+    let mut snapshots = Vec::new();
+    discover_each(arm, scopes, concurrency, keep, report, &mut |s| {
+        snapshots.push(s)
+    })
+    .await;
+    snapshots.sort_by_key(|s| s.id.to_lowercase());
+    snapshots
+}
+
+/// [`discover_kept`], handing each factory to `each` as soon as it is read (in no particular order), so that a
+/// caller can plan and act on it while the rest are still being listed.
+pub async fn discover_each(
+    arm: &ArmClient,
+    scopes: &[Scope],
+    concurrency: usize,
+    keep: &Keep,
+    report: &mut Report,
+    each: &mut (dyn FnMut(FactorySnapshot) + Send),
+) {
     let factories = list_factories(arm, scopes, report).await;
     let subscriptions = factories
         .iter()
@@ -139,20 +158,17 @@ pub async fn discover_kept(
     let mut results = futures::stream::iter(interleave_by_subscription(factories, |f| &f.id))
         .map(|factory| async move { read_factory(arm, factory, keeps).await })
         .buffer_unordered(factories_at_once);
-    let mut snapshots = Vec::new();
     while let Some(result) = results.next().await {
         match result {
             Ok((snapshot, linked_services, credentials)) => {
                 report.summary.factories_scanned += 1;
                 report.summary.linked_services_scanned += linked_services;
                 report.summary.credentials_scanned += credentials;
-                snapshots.push(snapshot);
+                each(snapshot);
             }
             Err(e) => report.errors.push(e),
         }
     }
-    snapshots.sort_by_key(|s| s.id.to_lowercase());
-    snapshots
 }
 
 /// The factories in scope, each once, in no particular order. Only what a run reads of a factory resource is
