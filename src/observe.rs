@@ -298,6 +298,48 @@ pub fn run_error(stage: &str, e: &ArmError, subject: Option<String>) -> RunError
 
 #[cfg(test)]
 mod tests {
+    use super::Keep;
+    use serde_json::json;
+
+    fn reference(secret: serde_json::Value) -> serde_json::Value {
+        json!({"name": "ls", "properties": {"type": "AzureSqlDatabase", "typeProperties": {"password": {
+            "type": "AzureKeyVaultSecret", "store": {"referenceName": "kv", "type": "LinkedServiceReference"},
+            "secretName": secret}}}})
+    }
+
+    #[test]
+    fn a_rotation_keeps_what_may_reference_its_secret_and_what_resolves_it() {
+        let keep = Keep::Secret("sql-password".into());
+        let store = json!({"name": "kv", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://contoso-kv.vault.azure.net/"}}});
+        assert!(keep.keeps(&store));
+        assert!(keep.keeps(&reference(json!("SQL-Password"))));
+        assert!(keep.keeps(&reference(json!("@{linkedService().name}"))));
+        assert!(keep.keeps(&reference(json!({"type": "Expression", "value": "@x"}))));
+        assert!(!keep.keeps(&reference(json!("other-secret"))));
+        let via_credential = json!({"name": "ls", "properties": {"type": "AzureBlobFS", "typeProperties": {
+            "credential": {"referenceName": "sp", "type": "CredentialReference"}}}});
+        assert!(keep.keeps(&via_credential));
+        let inline = json!({"name": "ls", "properties": {"type": "AzureBlobStorage", "typeProperties": {
+            "connectionString": {"type": "SecureString", "value": "**********"}}}});
+        assert!(!keep.keeps(&inline));
+        assert!(!keep.keeps(&json!({"name": "x"})));
+    }
+
+    #[test]
+    fn an_inventory_keeps_every_key_vault_reference_and_inline_secret() {
+        let keep = Keep::KeyVault;
+        assert!(keep.keeps(&reference(json!("other-secret"))));
+        let inline = json!({"name": "ls", "properties": {"type": "AzureBlobStorage", "typeProperties": {
+            "connectionString": {"type": "SecureString", "value": "**********"}}}});
+        assert!(keep.keeps(&inline));
+        let on_runtime = json!({"name": "ls", "properties": {"type": "SqlServer", "typeProperties": {
+            "encryptedCredential": "ew0K"}}});
+        assert!(keep.keeps(&on_runtime));
+        let plain = json!({"name": "ls", "properties": {"type": "AzureBlobStorage", "typeProperties": {
+            "serviceEndpoint": "https://a.blob.core.windows.net"}}});
+        assert!(!keep.keeps(&plain));
+    }
+
     #[test]
     fn work_alternates_between_subscriptions() {
         let ids = [
