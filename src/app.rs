@@ -4,7 +4,8 @@ use crate::apply::{self, Azure, RunRequest};
 use crate::azure::arm::ArmClient;
 use crate::azure::auth;
 use crate::azure::keyvault::VaultEndpoints;
-use crate::azure::retry::{Limits, Pacer, RetryPolicy};
+use crate::azure::pacer::{Limits, Pacer};
+use crate::azure::retry::RetryPolicy;
 use crate::azure::synapse::SynapseClient;
 use crate::config::{Scope, Settings};
 use crate::observe_synapse::SynapseAccess;
@@ -53,7 +54,8 @@ impl App {
             settings.credential,
             pacer,
             RetryPolicy::default(),
-        );
+        )
+        .with_in_flight(settings.concurrency);
         let synapse = SynapseAccess {
             client: SynapseClient::new(
                 http.clone(),
@@ -72,12 +74,21 @@ impl App {
             },
             concurrency: settings.concurrency,
             synapse,
+            discovery: None,
         };
         Ok(App {
             settings: Arc::new(settings),
             azure,
             http,
         })
+    }
+
+    /// The same app, sharing one discovery per scope between the runs of a burst for `window` (zero: every
+    /// run discovers on its own). For a long-lived process that serves many rotations, such as the Functions host.
+    pub fn with_shared_discovery(mut self, window: std::time::Duration) -> App {
+        self.azure.discovery = (!window.is_zero())
+            .then(|| Arc::new(crate::observe::cache::DiscoveryCache::new(window)));
+        self
     }
 
     /// Runs a plan or refresh within the configured scopes (or a narrower set inside them).

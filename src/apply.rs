@@ -9,7 +9,7 @@ use crate::azure::arm::ArmClient;
 use crate::azure::keyvault::{self, KeyVaultError, VaultEndpoints};
 use crate::config::Scope;
 use crate::event::EventKind;
-use crate::observe_synapse::{SynapseAccess, discover_estate};
+use crate::observe_synapse::{SynapseAccess, discover_workspaces};
 use crate::plan::{self, FactorySnapshot, SecretRef};
 use crate::report::{Command, Finding, Report, RunError, SecretInfo, Target, Trigger};
 use azure_core::credentials::TokenCredential;
@@ -18,7 +18,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use crate::observe::{discover, interleave_by_subscription};
+pub use crate::observe::{
+    Keep, discover, discover_each, discover_kept, interleave_by_subscription,
+};
 
 /// The Azure side of a run: ARM, Key Vault, and the identity both use.
 #[derive(Clone)]
@@ -30,6 +32,9 @@ pub struct Azure {
     pub concurrency: usize,
     /// The development endpoints of Synapse workspaces, read and written like factories.
     pub synapse: SynapseAccess,
+    /// Shares one discovery between the rotations of a burst (the Functions host); `None` discovers per run,
+    /// holding only what the run's secret needs.
+    pub discovery: Option<Arc<crate::observe::cache::DiscoveryCache>>,
 }
 
 /// What to do in one run.
@@ -97,34 +102,22 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
+    // Synapse workspaces are few and read whole; each is planned like a factory and acted on with them.
     let synapse = azure.synapse.with_deadline(request.deadline);
-    let snapshots = discover_estate(
+    let workspaces: Vec<(FactorySnapshot, Vec<Target>)> = discover_workspaces(
         &arm,
         &synapse,
         &request.scopes,
         azure.concurrency,
         &mut report,
     )
-    .await;
-    let workspaces = snapshots
-        .iter()
-        .filter(|s| crate::azure::synapse::is_workspace_id(&s.id))
-        .count();
-    report.summary.workspaces_scanned = workspaces;
-    report.summary.factories_scanned = snapshots.len() - workspaces;
-    report.summary.linked_services_scanned =
-        snapshots.iter().map(|f| f.linked_services.len()).sum();
-    report.summary.credentials_scanned = snapshots.iter().map(|f| f.credentials.len()).sum();
-
-    let per_factory: Vec<(FactorySnapshot, Vec<Target>)> = snapshots
-        .into_iter()
-        .map(|f| {
-            let targets = plan::plan_factory(&f, &secret);
-            (f, targets)
-        })
-        .filter(|(_, t)| !t.is_empty())
-        .collect();
-    let per_factory = interleave_by_subscription(per_factory, |(f, _)| f.id.as_str());
+    .await
+    .into_iter()
+    .filter_map(|w| {
+        let targets = plan::plan_factory(&w, &secret);
+        (!targets.is_empty()).then_some((w, targets))
+    })
+    .collect();
 
     let mode = Mode {
         dry_run,
@@ -132,24 +125,95 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         event_kind: request.event_kind,
         progress: request.progress.clone(),
     };
-    let results: Vec<(Vec<Target>, Vec<RunError>)> = futures::stream::iter(per_factory)
-        .map(|(factory, targets)| {
-            let arm = arm.clone();
-            let secret = secret.clone();
-            let mode = mode.clone();
-            let synapse = synapse.clone();
-            async move {
-                if crate::azure::synapse::is_workspace_id(&factory.id) {
-                    crate::act_synapse::apply_workspace(&synapse, &factory, targets, &secret, &mode)
-                        .await
-                } else {
-                    act::apply_factory(&arm, &factory, targets, &secret, &mode).await
-                }
-            }
+    // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
+    // flight (the ARM client caps them per subscription and its pacer keeps them under ARM's buckets).
+    let subscriptions = request
+        .scopes
+        .iter()
+        .filter_map(|s| {
+            crate::azure::resource_id::ResourceId::parse(s.id())
+                .ok()?
+                .subscription()
+                .map(str::to_lowercase)
         })
-        .buffer_unordered(azure.concurrency.max(1))
-        .collect()
-        .await;
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1);
+    let factories_at_once = azure.concurrency.max(1) * subscriptions;
+    let act_on = |(factory, targets): (FactorySnapshot, Vec<Target>)| {
+        let arm = arm.clone();
+        let secret = secret.clone();
+        let mode = mode.clone();
+        let synapse = synapse.clone();
+        async move {
+            if crate::azure::synapse::is_workspace_id(&factory.id) {
+                crate::act_synapse::apply_workspace(&synapse, &factory, targets, &secret, &mode)
+                    .await
+            } else {
+                act::apply_factory(&arm, &factory, targets, &secret, &mode).await
+            }
+        }
+    };
+    let results: Vec<(Vec<Target>, Vec<RunError>)> = match &azure.discovery {
+        // A burst shares one discovery (every definition with a Key Vault reference); plan on it.
+        Some(cache) => {
+            let discovery = cache
+                .discover(&arm, &request.scopes, azure.concurrency)
+                .await;
+            discovery.report_into(&mut report);
+            let mut per_factory: Vec<(FactorySnapshot, Vec<Target>)> = discovery
+                .snapshots
+                .iter()
+                .filter_map(|f| {
+                    let targets = plan::plan_factory(f, &secret);
+                    (!targets.is_empty()).then(|| (f.clone(), targets))
+                })
+                .collect();
+            per_factory.extend(workspaces);
+            futures::stream::iter(interleave_by_subscription(per_factory, |(f, _)| {
+                f.id.as_str()
+            }))
+            .map(act_on)
+            .buffer_unordered(factories_at_once)
+            .collect()
+            .await
+        }
+        // Alone: each factory is planned as soon as it is listed and acted on while the rest are listed, so
+        // writes use the write bucket while reads use the read bucket. Only the definitions that may reference
+        // this secret are held.
+        None => {
+            let (found, mut planned) = tokio::sync::mpsc::unbounded_channel();
+            for work in workspaces {
+                // The receiver is alive: nothing can fail here.
+                let _ = found.send(work);
+            }
+            let keep = Keep::Secret(secret.name.clone());
+            let discovery = async {
+                let found = found;
+                discover_each(
+                    &arm,
+                    &request.scopes,
+                    azure.concurrency,
+                    &keep,
+                    &mut report,
+                    &mut |f| {
+                        let targets = plan::plan_factory(&f, &secret);
+                        if !targets.is_empty() {
+                            // The receiver lives until discovery ends; a send cannot fail before then.
+                            let _ = found.send((f, targets));
+                        }
+                    },
+                )
+                .await;
+            };
+            let acting = futures::stream::poll_fn(|cx| planned.poll_recv(cx))
+                .map(act_on)
+                .buffer_unordered(factories_at_once)
+                .collect::<Vec<_>>();
+            let ((), results) = futures::join!(discovery, acting);
+            results
+        }
+    };
     for (targets, errors) in results {
         report.targets.extend(targets);
         report.errors.extend(errors);

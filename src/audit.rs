@@ -71,12 +71,16 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     )
     .await;
     inventory.errors.append(&mut discovery.errors);
+    // Discovery holds only what the inventory needs and counts everything it listed.
+    inventory.summary.factories_scanned += discovery.summary.factories_scanned;
+    inventory.summary.workspaces_scanned += discovery.summary.workspaces_scanned;
+    inventory.summary.linked_services_scanned += discovery.summary.linked_services_scanned;
+    inventory.summary.credentials_scanned += discovery.summary.credentials_scanned;
 
     // Each factory is reduced to its references as soon as it is scanned, and then dropped.
     let mut scans: Vec<FactoryScan> = Vec::with_capacity(snapshots.len());
     progress.scanning(snapshots.len());
     for snapshot in snapshots {
-        let snapshot_id = snapshot.id.clone();
         let mut scan = inventory::scan_factory(&snapshot, home_suffix);
         if let Some((vault, secret)) = &request.only {
             scan.uses.retain(|u| {
@@ -86,13 +90,6 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
             });
             scan.findings.clear();
         }
-        if crate::azure::synapse::is_workspace_id(&snapshot_id) {
-            inventory.summary.workspaces_scanned += 1;
-        } else {
-            inventory.summary.factories_scanned += 1;
-        }
-        inventory.summary.linked_services_scanned += scan.linked_services;
-        inventory.summary.credentials_scanned += scan.credentials;
         scans.push(scan);
         progress.factory_done();
     }

@@ -54,7 +54,7 @@ pub struct Settings {
     pub webhook_secret: Option<SecretString>,
     pub teams_webhook_url: Option<String>,
     pub slack_webhook_url: Option<String>,
-    /// How many ARM calls run at once.
+    /// How many ARM requests may be in flight at once per subscription, reads and writes each.
     pub concurrency: usize,
     /// The time budget of one run; it must stay below the Functions timeout.
     pub run_budget: Duration,

@@ -78,8 +78,9 @@ struct Global {
         value_delimiter = ','
     )]
     vault_allow: Vec<String>,
-    /// How many ARM calls may run at once.
-    #[arg(long, global = true, default_value_t = 8)]
+    /// How many ARM requests may be in flight at once per subscription, for reads and for writes each (the
+    /// pacer, not this number, keeps them under ARM's limits); also how many Key Vault calls an audit makes at once.
+    #[arg(long, global = true, default_value_t = adf_secret_refresh::azure::arm::DEFAULT_IN_FLIGHT)]
     concurrency: usize,
     /// The time budget of one run, in seconds; keep it below the Functions timeout.
     #[arg(
@@ -114,6 +115,14 @@ enum Commands {
     Serve {
         #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
         port: Option<u16>,
+        /// Rotations of a burst within this many seconds share one discovery of the estate (0: each run
+        /// discovers). Every re-save still reads the definition afresh right before its PUT.
+        #[arg(
+            long,
+            env = "ADF_REFRESH_DISCOVERY_CACHE_SECONDS",
+            default_value_t = 30
+        )]
+        discovery_cache_seconds: u64,
     },
 }
 
@@ -215,7 +224,11 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
         ..Trigger::default()
     };
     let mut report = match command {
-        Commands::Serve { port } => {
+        Commands::Serve {
+            port,
+            discovery_cache_seconds,
+        } => {
+            let app = app.with_shared_discovery(Duration::from_secs(discovery_cache_seconds));
             functions::serve(app, port.unwrap_or(0))
                 .await
                 .map_err(|e| e.to_string())?;

@@ -100,7 +100,12 @@ pub async fn discover_workspaces(
     let mut snapshots = Vec::new();
     for r in results {
         match r {
-            Ok(s) => snapshots.push(s),
+            Ok(s) => {
+                report.summary.workspaces_scanned += 1;
+                report.summary.linked_services_scanned += s.linked_services.len();
+                report.summary.credentials_scanned += s.credentials.len();
+                snapshots.push(s)
+            }
             Err(e) => report.errors.push(e),
         }
     }

@@ -285,7 +285,7 @@ impl azure_core::credentials::TokenCredential for IssuedToken {
 
 #[tokio::test]
 async fn a_listing_longer_than_the_page_cap_is_an_error_not_a_shorter_list() {
-    use adf_secret_refresh::azure::{arm, auth, retry};
+    use adf_secret_refresh::azure::{arm, auth, pacer, retry};
     let emu = emulator(estate(), 2).await;
     let http = auth::http_client(Some(&emu.ca_file())).expect("client");
     let token: Value = http
@@ -311,7 +311,7 @@ async fn a_listing_longer_than_the_page_cap_is_an_error_not_a_shorter_list() {
         &emu.arm_endpoint(),
         credential,
         auth::CredentialKind::ManagedIdentity,
-        std::sync::Arc::new(retry::Pacer::new(retry::Limits::default())),
+        std::sync::Arc::new(pacer::Pacer::new(pacer::Limits::default())),
         retry::RetryPolicy::default(),
     );
     let sales = factory_id(RG, "adf-sales");

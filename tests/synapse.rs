@@ -1035,7 +1035,7 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
     use adf_secret_refresh::apply::{Azure, RunRequest, run};
     use adf_secret_refresh::azure::arm::ArmClient;
     use adf_secret_refresh::azure::keyvault::VaultEndpoints;
-    use adf_secret_refresh::azure::retry::{Limits, Pacer};
+    use adf_secret_refresh::azure::pacer::{Limits, Pacer};
     use adf_secret_refresh::config::Scope;
     use adf_secret_refresh::event::EventKind;
     use adf_secret_refresh::observe_synapse::SynapseAccess;
@@ -1081,6 +1081,7 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
             ),
             endpoint_template: Some(emu.synapse_endpoint_template()),
         },
+        discovery: None,
     };
     let report = run(
         &azure,

@@ -6,8 +6,9 @@
 
 use super::auth::CredentialKind;
 use super::operations::{self, ADF_API_VERSION, ArmOperation};
+use super::pacer::Pacer;
 use super::resource_id::{self, ResourceId};
-use super::retry::{self, Attempt, Pacer, RetryPolicy, is_retryable_status, parse_retry_after};
+use super::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -189,6 +190,42 @@ pub trait Arm: Send + Sync {
     ) -> Result<ArmResponse, ArmError>;
 }
 
+/// What a listing held on to, and how many items it listed in all.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub kept: Vec<Value>,
+    pub count: usize,
+}
+
+/// How many ARM requests may be in flight at once per subscription, for reads and for writes each, unless
+/// configured otherwise (`--concurrency`).
+pub const DEFAULT_IN_FLIGHT: usize = 32;
+
+/// Per-subscription limits on requests in flight, reads and writes apart: ARM's buckets are per subscription,
+/// so one busy subscription never holds back another. Shared by every clone of a client.
+#[derive(Debug)]
+struct InFlight {
+    per_lane: usize,
+    lanes: std::sync::Mutex<std::collections::HashMap<(String, bool), Arc<tokio::sync::Semaphore>>>,
+}
+
+impl InFlight {
+    fn new(per_lane: usize) -> Self {
+        InFlight {
+            per_lane: per_lane.max(1),
+            lanes: Default::default(),
+        }
+    }
+
+    fn lane(&self, subscription: &str, write: bool) -> Arc<tokio::sync::Semaphore> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .entry((subscription.to_string(), write))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_lane)))
+            .clone()
+    }
+}
+
 /// Talks to ARM for one run.
 #[derive(Clone)]
 pub struct ArmClient {
@@ -199,6 +236,7 @@ pub struct ArmClient {
     credential: Arc<dyn TokenCredential>,
     credential_kind: CredentialKind,
     pacer: Arc<Pacer>,
+    in_flight: Arc<InFlight>,
     retry: RetryPolicy,
     deadline: Option<Instant>,
     max_pages: u32,
@@ -223,6 +261,7 @@ impl ArmClient {
             credential,
             credential_kind,
             pacer,
+            in_flight: Arc::new(InFlight::new(DEFAULT_IN_FLIGHT)),
             retry,
             deadline: None,
             max_pages: MAX_PAGES,
@@ -233,6 +272,18 @@ impl ArmClient {
     pub fn with_max_pages(mut self, pages: u32) -> Self {
         self.max_pages = pages.max(1);
         self
+    }
+
+    /// The same client, with at most `requests` ARM requests in flight per subscription, for reads and for writes
+    /// each. Clones made after this share the limit.
+    pub fn with_in_flight(mut self, requests: usize) -> Self {
+        self.in_flight = Arc::new(InFlight::new(requests));
+        self
+    }
+
+    /// The per-subscription limit on requests in flight (reads and writes each).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.per_lane
     }
 
     /// The same client, bounded by a deadline: no attempt starts, no retry waits, and no request runs past it.
@@ -287,6 +338,37 @@ impl ArmClient {
         .await
     }
 
+    /// A factory's linked services as they are listed, page by page: only those `keep` accepts are held, the
+    /// rest are dropped as soon as their page is read. Returns what was kept and how many were listed.
+    pub async fn list_linked_services_kept(
+        &self,
+        factory_id: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
+        let factory = parse_id(factory_id)?;
+        self.list_kept(
+            operations::LIST_LINKED_SERVICES,
+            &factory.join(&["linkedservices"]),
+            keep,
+        )
+        .await
+    }
+
+    /// A factory's credentials, page by page, holding only those `keep` accepts.
+    pub async fn list_credentials_kept(
+        &self,
+        factory_id: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
+        let factory = parse_id(factory_id)?;
+        self.list_kept(
+            operations::LIST_CREDENTIALS,
+            &factory.join(&["credentials"]),
+            keep,
+        )
+        .await
+    }
+
     /// Follows `nextLink` to the end; each page is one paced, retried request. A listing is all or an error.
     async fn list(&self, operation: ArmOperation, id: &ResourceId) -> Result<Vec<Value>, ArmError> {
         self.list_at(operation, id, ADF_API_VERSION).await
@@ -299,8 +381,33 @@ impl ArmClient {
         id: &ResourceId,
         api_version: &str,
     ) -> Result<Vec<Value>, ArmError> {
+        Ok(self
+            .list_kept_at(operation, id, api_version, &|_| true)
+            .await?
+            .kept)
+    }
+
+    /// [`Self::list`], holding only the items `keep` accepts: each page is scanned and dropped before the next
+    /// is read, so a long listing never sits in memory whole.
+    async fn list_kept(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
+        self.list_kept_at(operation, id, ADF_API_VERSION, keep)
+            .await
+    }
+
+    async fn list_kept_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
         let endpoint = self.endpoint()?;
-        let mut items = Vec::new();
+        let mut listed = Listed::default();
         let mut next = Some(
             id.url(endpoint, api_version)
                 .map_err(|e| ArmError::InvalidId(e.to_string()))?,
@@ -314,11 +421,14 @@ impl ArmClient {
                     pages: self.max_pages,
                 });
             }
-            let page = self
+            let mut page = self
                 .send_url(operation, url, id, None, None, Shape::Page)
                 .await?;
-            if let Some(values) = page.body.get("value").and_then(Value::as_array) {
-                items.extend(values.iter().cloned());
+            if let Some(Value::Array(values)) = page.body.get_mut("value").map(Value::take) {
+                listed.count += values.len();
+                listed
+                    .kept
+                    .extend(values.into_iter().filter(|item| keep(item)));
             }
             next = match page
                 .body
@@ -337,7 +447,7 @@ impl ArmClient {
                 },
             };
         }
-        Ok(items)
+        Ok(listed)
     }
 
     fn endpoint(&self) -> Result<&Url, ArmError> {
@@ -419,6 +529,14 @@ impl ArmClient {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Attempt::Fail(deadline_passed());
         }
+        // A place among the subscription's requests in flight, then a token from its bucket: a token is never
+        // taken only to wait for a place.
+        let lane = self
+            .in_flight
+            .lane(subscription, operation.counts_as_write());
+        let Ok(_in_flight) = lane.acquire_owned().await else {
+            return Attempt::Fail(deadline_passed());
+        };
         self.pacer
             .acquire(subscription, factory, operation.counts_as_write())
             .await;
@@ -547,8 +665,30 @@ impl ArmClient {
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let (code, message) = cloud_error(&body, status);
         if status == 429 {
-            self.pacer
-                .observe_throttled(subscription, operation.counts_as_write());
+            // Back-pressure: the lane pauses for every caller, and this call waits and tries again without
+            // spending an attempt (DESIGN.md, "Throttling").
+            self.pacer.observe_throttled_for(
+                subscription,
+                operation.counts_as_write(),
+                retry_after,
+            );
+            tracing::info!(
+                operation = operation.name,
+                attempt,
+                request_id = request_id.as_deref().unwrap_or(""),
+                "ARM throttled the call (429); waiting for Retry-After"
+            );
+            return Attempt::Throttled {
+                error: ArmError::Unavailable {
+                    operation: operation.name,
+                    status,
+                    code,
+                    message,
+                    attempts: attempt + 1,
+                    request_id,
+                },
+                retry_after,
+            };
         }
         if !is_retryable_status(status) {
             return Attempt::Fail(match status {

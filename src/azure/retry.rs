@@ -1,11 +1,12 @@
-//! The one retry policy of the product, and the pacer that keeps ARM calls under ARM's limits.
+//! The one retry policy of the product. (The pacer that keeps ARM calls under ARM's limits is
+//! [`super::pacer::Pacer`].)
 //!
 //! What is recoverable: 429 and 503 (after `Retry-After`), other 5xx, timeouts and connection resets, with
-//! exponential backoff and jitter, inside a deadline. Everything else fails fast; a 412 is not retried here but
-//! re-read and re-applied by the caller.
+//! exponential backoff and jitter, inside a deadline. A 429 is back-pressure, not a failure: it is retried after
+//! `Retry-After` for as long as the deadline allows and never counts against `max_attempts`. Everything else
+//! fails fast; a 412 is not retried here but re-read and re-applied by the caller.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use super::pacer::{Attempts, retry_429_forever_within_deadline};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -44,6 +45,14 @@ impl RetryPolicy {
         Duration::from_millis(millis / 2 + fastrand::u64(0..=millis / 2))
     }
 
+    /// The wait after a 429: the server's `Retry-After` (ARM always sends one), else one second with jitter.
+    pub fn throttled_delay(&self, retry_after: Option<Duration>) -> Duration {
+        retry_after.map_or_else(
+            || Duration::from_millis(1000 + fastrand::u64(0..=500)),
+            |after| after.min(super::pacer::MAX_PAUSE),
+        )
+    }
+
     /// Whether another attempt fits: attempts left and the wait ends before the deadline.
     pub fn should_retry(&self, attempt: u32, wait: Duration, deadline: Option<Instant>) -> bool {
         attempt + 1 < self.max_attempts && deadline.is_none_or(|d| Instant::now() + wait < d)
@@ -58,11 +67,18 @@ pub enum Attempt<T, E> {
         error: E,
         retry_after: Option<Duration>,
     },
+    /// Throttled (429): tried again after `retry_after` for as long as the deadline allows, never counted
+    /// against the attempt limit.
+    Throttled {
+        error: E,
+        retry_after: Option<Duration>,
+    },
     Fail(E),
 }
 
-/// The one retry loop: runs `attempt(n)` until it is done, fails for good, runs out of attempts, or the next
-/// wait would end past `deadline`. The last error is returned as it was.
+/// The one retry loop: runs `attempt(n)` (`n` counts every attempt so far) until it is done, fails for good, runs
+/// out of attempts, or the next wait would end past `deadline`. Throttled attempts do not count against
+/// `max_attempts`. The last error is returned as it was.
 pub async fn run<T, E, F, Fut>(
     policy: &RetryPolicy,
     deadline: Option<Instant>,
@@ -73,19 +89,32 @@ where
     Fut: std::future::Future<Output = Attempt<T, E>>,
 {
     let mut n = 0u32;
+    let mut attempts = Attempts::default();
     loop {
-        match attempt(n).await {
+        let (error, wait) = match attempt(n).await {
             Attempt::Done(value) => return Ok(value),
             Attempt::Fail(error) => return Err(error),
             Attempt::Retry { error, retry_after } => {
-                let wait = policy.delay(n, retry_after);
-                if !policy.should_retry(n, wait, deadline) {
-                    return Err(error);
-                }
-                tokio::time::sleep(wait).await;
-                n += 1;
+                let wait = policy.delay(attempts.failed, retry_after);
+                attempts.record(None);
+                (error, wait)
             }
+            Attempt::Throttled { error, retry_after } => {
+                attempts.record(Some(429));
+                (error, policy.throttled_delay(retry_after))
+            }
+        };
+        if !retry_429_forever_within_deadline(
+            attempts,
+            policy.max_attempts,
+            Instant::now(),
+            wait,
+            deadline,
+        ) {
+            return Err(error);
         }
+        tokio::time::sleep(wait).await;
+        n += 1;
     }
 }
 
@@ -100,141 +129,6 @@ pub fn request_timeout(limit: Duration, deadline: Option<Instant>) -> Duration {
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     let seconds: f64 = value?.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(300.0)))
-}
-
-/// A token bucket: `capacity` tokens, refilled at `per_second`.
-#[derive(Debug)]
-struct Bucket {
-    capacity: f64,
-    per_second: f64,
-    tokens: f64,
-    updated: Instant,
-}
-
-impl Bucket {
-    fn new(capacity: f64, per_second: f64) -> Self {
-        Bucket {
-            capacity,
-            per_second,
-            tokens: capacity,
-            updated: Instant::now(),
-        }
-    }
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        self.updated = now;
-    }
-    /// Takes a token now, or says how long until one is there.
-    fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
-        }
-    }
-}
-
-/// ARM's documented limits, used as the pacer's model.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub reads: (f64, f64),
-    pub writes: (f64, f64),
-    /// ADF entity writes per minute per factory.
-    pub factory_writes_per_minute: f64,
-    /// Keep this fraction of each bucket in reserve for other clients of the same principal.
-    pub headroom: f64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            reads: (250.0, 25.0),
-            writes: (200.0, 10.0),
-            factory_writes_per_minute: 50.0,
-            headroom: 0.1,
-        }
-    }
-}
-
-/// Paces calls per subscription (reads, writes) and per factory (writes) so that ARM never has to throttle.
-#[derive(Debug)]
-pub struct Pacer {
-    limits: Limits,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl Pacer {
-    pub fn new(limits: Limits) -> Self {
-        Pacer {
-            limits,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Waits until the call may go: a read or a write in `subscription`, and in `factory` for entity writes.
-    pub async fn acquire(&self, subscription: &str, factory: Option<&str>, is_write: bool) {
-        let mut keys = vec![format!(
-            "{}:{subscription}",
-            if is_write { "w" } else { "r" }
-        )];
-        if let Some(factory) = factory {
-            keys.push(format!("f:{}", factory.to_ascii_lowercase()));
-        }
-        for key in keys {
-            loop {
-                let wait = {
-                    let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-                    let bucket = buckets
-                        .entry(key.clone())
-                        .or_insert_with(|| self.bucket_for(&key));
-                    bucket.take(Instant::now())
-                };
-                match wait {
-                    Ok(()) => break,
-                    Err(wait) => tokio::time::sleep(wait).await,
-                }
-            }
-        }
-    }
-
-    fn bucket_for(&self, key: &str) -> Bucket {
-        let keep = 1.0 - self.limits.headroom;
-        match key.as_bytes().first() {
-            Some(b'w') => Bucket::new(self.limits.writes.0 * keep, self.limits.writes.1 * keep),
-            Some(b'f') => Bucket::new(
-                self.limits.factory_writes_per_minute * keep,
-                self.limits.factory_writes_per_minute * keep / 60.0,
-            ),
-            _ => Bucket::new(self.limits.reads.0 * keep, self.limits.reads.1 * keep),
-        }
-    }
-
-    /// Lowers the model to what ARM says remains, so other clients of the same principal are accounted for.
-    pub fn observe_remaining(&self, subscription: &str, is_write: bool, remaining: Option<u64>) {
-        let Some(remaining) = remaining else { return };
-        let key = format!("{}:{subscription}", if is_write { "w" } else { "r" });
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets
-            .entry(key.clone())
-            .or_insert_with(|| self.bucket_for(&key));
-        bucket.refill(Instant::now());
-        let reserve =
-            bucket.capacity * self.limits.headroom / (1.0 - self.limits.headroom).max(0.01);
-        let usable = (remaining as f64 - reserve).max(0.0);
-        if usable < bucket.tokens {
-            bucket.tokens = usable;
-        }
-    }
-
-    /// After a 429: empty the bucket so that every caller waits for the refill.
-    pub fn observe_throttled(&self, subscription: &str, is_write: bool) {
-        self.observe_remaining(subscription, is_write, Some(0));
-    }
 }
 
 #[cfg(test)]
@@ -340,30 +234,57 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pacer_waits_once_the_bucket_is_empty() {
-        let pacer = Pacer::new(Limits {
-            reads: (2.0, 1.0),
-            headroom: 0.0,
-            ..Limits::default()
-        });
+    async fn throttled_attempts_never_count_against_the_limit_but_stop_at_the_deadline() {
+        let p = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        // Ten 429s in a row, then an answer: more than max_attempts, all within the deadline.
+        let deadline = Some(Instant::now() + Duration::from_secs(60));
+        let done: Result<u32, &str> = run(&p, deadline, |n| async move {
+            if n < 10 {
+                Attempt::Throttled {
+                    error: "throttled",
+                    retry_after: Some(Duration::from_secs(2)),
+                }
+            } else {
+                Attempt::Done(n)
+            }
+        })
+        .await;
+        assert_eq!(done, Ok(10));
+        // A 429 mixed with real failures: only the failures count.
+        let done: Result<u32, &str> = run(&p, deadline, |n| async move {
+            match n {
+                0 => Attempt::Retry {
+                    error: "busy",
+                    retry_after: None,
+                },
+                1..=5 => Attempt::Throttled {
+                    error: "throttled",
+                    retry_after: Some(Duration::from_secs(1)),
+                },
+                _ => Attempt::Done(n),
+            }
+        })
+        .await;
+        assert_eq!(done, Ok(6));
+        // The deadline ends the waiting: a Retry-After past it is not waited for.
         let start = Instant::now();
-        for _ in 0..4 {
-            pacer.acquire("sub", None, false).await;
-        }
-        // Two from the bucket, then one per second.
-        assert!(Instant::now() - start >= Duration::from_millis(1900));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn remaining_headers_lower_the_model() {
-        let pacer = Pacer::new(Limits {
-            reads: (100.0, 1.0),
-            headroom: 0.0,
-            ..Limits::default()
-        });
-        pacer.observe_remaining("sub", false, Some(0));
-        let start = Instant::now();
-        pacer.acquire("sub", None, false).await;
-        assert!(Instant::now() - start >= Duration::from_millis(900));
+        let deadline = Some(start + Duration::from_secs(5));
+        let mut calls = 0;
+        let late: Result<(), &str> = run(&p, deadline, |_| {
+            calls += 1;
+            async {
+                Attempt::Throttled {
+                    error: "throttled",
+                    retry_after: Some(Duration::from_secs(2)),
+                }
+            }
+        })
+        .await;
+        assert_eq!((late, calls), (Err("throttled"), 3));
+        assert!(Instant::now() <= start + Duration::from_secs(5));
     }
 }
