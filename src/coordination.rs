@@ -625,6 +625,122 @@ impl RotationGuard {
     }
 }
 
+/// The discoveries of a burst shared by every instance of the app: the instance that discovers a set of scopes
+/// holds a lease on it and publishes what it found; the others wait briefly and reuse it while it is fresh,
+/// instead of listing ARM again. What is shared only says where to look: every re-save still reads its
+/// definition afresh and writes it with `If-Match`.
+pub struct SharedInventories {
+    coordinator: Coordinator,
+    /// How long an instance waits for another's discovery before it discovers on its own.
+    patience: Duration,
+    /// The discoveries this instance holds the lease of, until it publishes or discards them.
+    duties: Mutex<std::collections::HashMap<String, InventoryGuard>>,
+}
+
+/// A discovery as the instances share it (without the errors: only a complete discovery is published).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublishedDiscovery {
+    snapshots: Vec<crate::plan::FactorySnapshot>,
+    factories_scanned: usize,
+    linked_services_scanned: usize,
+    credentials_scanned: usize,
+}
+
+impl SharedInventories {
+    pub fn new(coordinator: Coordinator, patience: Duration) -> Self {
+        SharedInventories {
+            coordinator,
+            patience,
+            duties: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::observe::cache::InventoryBackend for SharedInventories {
+    async fn load(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Option<Arc<crate::observe::cache::Discovery>> {
+        match self
+            .coordinator
+            .shared_inventory(key, window, self.patience)
+            .await
+        {
+            Ok(Inventory::Reuse(bytes)) => {
+                match serde_json::from_slice::<PublishedDiscovery>(&bytes) {
+                    Ok(p) => Some(Arc::new(crate::observe::cache::Discovery {
+                        snapshots: p.snapshots,
+                        errors: Vec::new(),
+                        factories_scanned: p.factories_scanned,
+                        linked_services_scanned: p.linked_services_scanned,
+                        credentials_scanned: p.credentials_scanned,
+                        at: tokio::time::Instant::now(),
+                    })),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a shared discovery does not parse: discovering again");
+                        None
+                    }
+                }
+            }
+            Ok(Inventory::Discover(guard)) => {
+                let previous = self
+                    .duties
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.to_string(), guard);
+                if let Some(previous) = previous {
+                    previous.abandon().await;
+                }
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared discoveries are unavailable: discovering in this instance");
+                None
+            }
+        }
+    }
+
+    async fn store(&self, key: &str, discovery: Arc<crate::observe::cache::Discovery>) {
+        let duty = self
+            .duties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        let Some(duty) = duty else { return };
+        let published = PublishedDiscovery {
+            snapshots: discovery.snapshots.clone(),
+            factories_scanned: discovery.factories_scanned,
+            linked_services_scanned: discovery.linked_services_scanned,
+            credentials_scanned: discovery.credentials_scanned,
+        };
+        match serde_json::to_vec(&published) {
+            Ok(bytes) => {
+                if let Err(e) = duty.publish(bytes).await {
+                    tracing::warn!(error = %e, "could not publish a discovery for the other instances");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not serialise a discovery");
+                duty.abandon().await;
+            }
+        }
+    }
+
+    async fn discard(&self, key: &str) {
+        let duty = self
+            .duties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        if let Some(duty) = duty {
+            duty.abandon().await;
+        }
+    }
+}
+
 /// This instance's duty to discover a subscription.
 #[derive(Debug)]
 pub struct InventoryGuard {

@@ -8,7 +8,8 @@ use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
 use serde_json::Value;
 
 /// What discovery observed of one factory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FactorySnapshot {
     /// The factory's resource id.
     pub id: String,

@@ -1,6 +1,8 @@
 //! A burst of rotations over one estate shares one discovery: the listings are read once per freshness window,
 //! not once per rotation, and every re-save still reads its definition afresh right before the PUT.
 
+mod common;
+
 use adf_emulator::Emulator;
 use adf_secret_refresh::apply::{self, Azure, RunRequest};
 use adf_secret_refresh::azure::keyvault::VaultEndpoints;
@@ -199,4 +201,52 @@ async fn fifty_rotations_in_a_burst_do_one_discovery_and_read_afresh_before_ever
         puts.len()
     );
     emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_is_shared_across_instances_through_the_storage_account() {
+    use adf_secret_refresh::azure::storage::BlobClient;
+    use adf_secret_refresh::coordination::{Coordinator, SharedInventories};
+    let Some(url) = common::azurite() else { return };
+    let seed = adf_emulator::large_estate(6, 4);
+    let scopes: Vec<Scope> = adf_emulator::subscription_scopes(&seed)
+        .iter()
+        .map(|s| Scope::parse(s).expect("scope"))
+        .collect();
+    let emu = adf_emulator::start(seed, adf_emulator::Options::default())
+        .await
+        .expect("emulator");
+    let container = format!(
+        "t-shared-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    // Two instances: each its own process memory, its own storage client, one storage account.
+    let instance = || async {
+        let coordinator = Coordinator::new(
+            BlobClient::azurite(reqwest::Client::new(), &url).expect("azurite client"),
+        )
+        .in_container(&container);
+        coordinator.prepare().await.expect("container");
+        Arc::new(DiscoveryCache::with_backend(
+            Duration::from_secs(60),
+            Arc::new(SharedInventories::new(coordinator, Duration::from_secs(30))),
+        ))
+    };
+    let (first, second) = (instance().await, instance().await);
+    let one = apply::run(&azure(&emu, Some(first)), request(&scopes, true)).await;
+    let reads_of_one = listing_reads(&emu);
+    assert!(one.complete, "{:?}", one.errors);
+    assert!(reads_of_one > 0);
+    let two = apply::run(&azure(&emu, Some(second)), request(&scopes, true)).await;
+    assert!(two.complete, "{:?}", two.errors);
+    assert_eq!(
+        listing_reads(&emu),
+        reads_of_one,
+        "the second instance reused the first one's discovery instead of listing again"
+    );
+    assert_eq!(one.targets.len(), two.targets.len());
+    assert_eq!(
+        one.summary.linked_services_scanned,
+        two.summary.linked_services_scanned
+    );
 }

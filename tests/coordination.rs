@@ -13,28 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-const AZURITE_VAR: &str = "ADF_REFRESH_TEST_AZURITE";
-
-/// The Azurite account URL, or `None` (with a notice) when it is not configured outside CI.
-fn azurite() -> Option<String> {
-    match std::env::var(AZURITE_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{AZURITE_VAR} is not set, but CI is: the coordination tests must run against Azurite. \
-             Start it with `scripts/azurite.sh start` and export {AZURITE_VAR} to the URL it prints."
-        ),
-        _ => {
-            // Written past the test harness's capture, so that the skip is seen.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: {AZURITE_VAR} is not set (start Azurite with `scripts/azurite.sh start` and export \
-                 {AZURITE_VAR}=<the URL it prints> to run the coordination tests)"
-            );
-            None
-        }
-    }
-}
+use common::azurite;
 
 fn client(url: &str) -> BlobClient {
     BlobClient::azurite(reqwest::Client::new(), url).expect("azurite client")

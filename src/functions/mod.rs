@@ -118,14 +118,29 @@ pub fn router_with(app: App, coordinator: Option<Coordinator>) -> Router {
         .with_state(state)
 }
 
+/// How long an instance waits for another instance's discovery of the same scopes before it lists them itself.
+const SHARED_DISCOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM.
-pub async fn serve(app: App, port: u16) -> std::io::Result<()> {
+pub async fn serve(mut app: App, port: u16) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(
         port = listener.local_addr()?.port(),
         "custom handler listening"
     );
     let coordinator = coordinator_from_environment(&app).await;
+    if let (Some(coordinator), Some(cache)) = (&coordinator, &app.azure.discovery) {
+        // A burst's discovery is shared across the app's instances, not only within this one.
+        app.azure.discovery = Some(std::sync::Arc::new(
+            crate::observe::cache::DiscoveryCache::with_backend(
+                cache.window(),
+                std::sync::Arc::new(crate::coordination::SharedInventories::new(
+                    coordinator.clone(),
+                    SHARED_DISCOVERY_PATIENCE,
+                )),
+            ),
+        ));
+    }
     axum::serve(listener, router_with(app, coordinator))
         .with_graceful_shutdown(shutdown_signal())
         .await

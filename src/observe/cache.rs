@@ -57,6 +57,8 @@ pub trait InventoryBackend: Send + Sync {
     async fn load(&self, key: &str, window: Duration) -> Option<Arc<Discovery>>;
     /// Keeps a complete discovery of `key`.
     async fn store(&self, key: &str, discovery: Arc<Discovery>);
+    /// The discovery of `key` this process started could not be completed: nothing is kept.
+    async fn discard(&self, _key: &str) {}
 }
 
 /// Keeps the latest discovery of each scope in process memory, dropping stale ones as others are stored.
@@ -123,9 +125,6 @@ impl DiscoveryCache {
         concurrency: usize,
     ) -> Arc<Discovery> {
         let key = scope_key(scopes);
-        if let Some(kept) = self.backend.load(&key, self.window).await {
-            return kept;
-        }
         let cell = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let stale = in_flight
@@ -141,6 +140,10 @@ impl DiscoveryCache {
         };
         let discovery = cell
             .get_or_init(|| async {
+                // Kept by this process, or published by another instance: one caller per process asks.
+                if let Some(kept) = self.backend.load(&key, self.window).await {
+                    return kept;
+                }
                 let mut report = Report::start(
                     String::new(),
                     Command::Plan,
@@ -160,6 +163,8 @@ impl DiscoveryCache {
                 });
                 if discovery.errors.is_empty() {
                     self.backend.store(&key, discovery.clone()).await;
+                } else {
+                    self.backend.discard(&key).await;
                 }
                 discovery
             })
