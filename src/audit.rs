@@ -62,27 +62,12 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         .azure
         .synapse
         .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
-    let snapshots = crate::observe_synapse::discover_estate(
-        &arm,
-        &synapse,
-        &app.settings.scopes,
-        app.azure.concurrency,
-        &mut discovery,
-    )
-    .await;
-    inventory.errors.append(&mut discovery.errors);
-    // Discovery holds only what the inventory needs and counts everything it listed.
-    inventory.summary.factories_scanned += discovery.summary.factories_scanned;
-    inventory.summary.workspaces_scanned += discovery.summary.workspaces_scanned;
-    inventory.summary.linked_services_scanned += discovery.summary.linked_services_scanned;
-    inventory.summary.credentials_scanned += discovery.summary.credentials_scanned;
-
-    // Each factory is reduced to its references as soon as it is scanned, and then dropped.
-    let mut scans: Vec<FactoryScan> = Vec::with_capacity(snapshots.len());
-    progress.scanning(snapshots.len());
-    for snapshot in snapshots {
-        let mut scan = inventory::scan_factory(&snapshot, home_suffix);
-        if let Some((vault, secret)) = &request.only {
+    // Each factory is reduced to its references as soon as it is read, and then dropped; the progress bar
+    // counts factories read of those listed.
+    let only = request.only.clone();
+    let reduce = |snapshot: &crate::plan::FactorySnapshot| {
+        let mut scan = inventory::scan_factory(snapshot, home_suffix);
+        if let Some((vault, secret)) = &only {
             scan.uses.retain(|u| {
                 u.key.vault.eq_ignore_ascii_case(vault)
                     && u.key.secret.eq_ignore_ascii_case(secret)
@@ -90,9 +75,38 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
             });
             scan.findings.clear();
         }
-        scans.push(scan);
-        progress.factory_done();
-    }
+        scan
+    };
+    let mut scans: Vec<FactoryScan> = Vec::new();
+    crate::observe::discover_each_counted(
+        &arm,
+        &app.settings.scopes,
+        app.azure.concurrency,
+        &crate::observe::Keep::KeyVault,
+        &mut discovery,
+        &mut |listed| progress.scanning(listed),
+        &mut |snapshot| {
+            scans.push(reduce(&snapshot));
+            progress.factory_done();
+        },
+    )
+    .await;
+    let workspaces = crate::observe_synapse::discover_workspaces(
+        &arm,
+        &synapse,
+        &app.settings.scopes,
+        app.azure.concurrency,
+        &mut discovery,
+    )
+    .await;
+    scans.extend(workspaces.iter().map(reduce));
+    inventory.errors.append(&mut discovery.errors);
+    // Discovery holds only what the inventory needs and counts everything it listed.
+    inventory.summary.factories_scanned += discovery.summary.factories_scanned;
+    inventory.summary.workspaces_scanned += discovery.summary.workspaces_scanned;
+    inventory.summary.linked_services_scanned += discovery.summary.linked_services_scanned;
+    inventory.summary.credentials_scanned += discovery.summary.credentials_scanned;
+    scans.sort_by_key(|s| s.factory.to_lowercase());
 
     let assessment = Assessment {
         now: time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -221,8 +235,10 @@ impl Progress {
     fn scanning(&self, factories: usize) {
         self.bar.disable_steady_tick();
         self.bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} factories scanned")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{msg} {bar:30} {pos}/{len} factories scanned ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         self.bar.set_message("scanning");
         self.bar.set_length(factories as u64);

@@ -138,7 +138,21 @@ pub async fn discover_each(
     report: &mut Report,
     each: &mut (dyn FnMut(FactorySnapshot) + Send),
 ) {
+    discover_each_counted(arm, scopes, concurrency, keep, report, &mut |_| {}, each).await
+}
+
+/// [`discover_each`], telling `listed` how many factories are in scope once they are listed (for progress).
+pub async fn discover_each_counted(
+    arm: &ArmClient,
+    scopes: &[Scope],
+    concurrency: usize,
+    keep: &Keep,
+    report: &mut Report,
+    listed: &mut (dyn FnMut(usize) + Send),
+    each: &mut (dyn FnMut(FactorySnapshot) + Send),
+) {
     let factories = list_factories(arm, scopes, report).await;
+    listed(factories.len());
     let subscriptions = factories
         .iter()
         .filter_map(|f| {

@@ -132,22 +132,6 @@ pub fn synapse_error(stage: &str, e: &SynapseError, subject: Option<String>) -> 
     }
 }
 
-/// Everything in scope: the factories ([`crate::observe::discover`]) and the Synapse workspaces
-/// ([`discover_workspaces`]) side by side, sorted by id. Both read the same scopes, with the same rule: what
-/// could not be read to its end is an error of the run.
-pub async fn discover_estate(
-    arm: &ArmClient,
-    synapse: &SynapseAccess,
-    scopes: &[Scope],
-    concurrency: usize,
-    report: &mut Report,
-) -> Vec<FactorySnapshot> {
-    let mut snapshots = crate::observe::discover(arm, scopes, concurrency, report).await;
-    snapshots.extend(discover_workspaces(arm, synapse, scopes, concurrency, report).await);
-    snapshots.sort_by_key(|s| s.id.to_lowercase());
-    snapshots
-}
-
 impl SynapseAccess {
     /// The same access, bounded by the run's deadline.
     pub fn with_deadline(&self, deadline: Option<tokio::time::Instant>) -> SynapseAccess {
