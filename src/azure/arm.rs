@@ -138,7 +138,7 @@ pub const MAX_PAGES: u32 = 10_000;
 
 /// What a 2xx body must look like for an operation to have been answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(crate) enum Shape {
     /// A JSON object (a resource, a test result, a status).
     Object,
     /// A page of a listing: `value` (an array) or `nextLink`.
@@ -146,7 +146,7 @@ enum Shape {
 }
 
 impl Shape {
-    fn check(self, body: &Value) -> Result<(), &'static str> {
+    pub(crate) fn check(self, body: &Value) -> Result<(), &'static str> {
         let Some(object) = body.as_object() else {
             return Err("the body is not a JSON object");
         };

@@ -517,6 +517,17 @@ impl SynapseClient {
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
             let page = self.send(operation, Access::Read, &url, None, None).await?;
+            // A page that is not a page must not pass for the end of the listing.
+            if let Err(why) = crate::azure::arm::Shape::Page.check(&page.body) {
+                return Err(SynapseError::Unavailable {
+                    operation,
+                    status: page.status,
+                    code: String::new(),
+                    message: why.into(),
+                    attempts: 1,
+                    request_id: page.request_id,
+                });
+            }
             if let Some(values) = page.body.get("value").and_then(Value::as_array) {
                 items.extend(values.iter().cloned());
             }
@@ -530,7 +541,15 @@ impl SynapseClient {
                 Some(link) => url = same_origin_link(base, link)?,
             }
         }
-        Ok(items)
+        // The page cap: a listing longer than it is reported, never cut short.
+        Err(SynapseError::Unavailable {
+            operation,
+            status: 200,
+            code: String::new(),
+            message: format!("the listing has more than {MAX_PAGES} pages"),
+            attempts: 1,
+            request_id: None,
+        })
     }
 
     /// One request, retried on 429, 5xx and network errors inside the deadline. 2xx answers (202 included)
@@ -593,8 +612,38 @@ impl SynapseClient {
                     let request_id = header("x-ms-request-id");
                     let retry_after = parse_retry_after(header("retry-after").as_deref());
                     let location = header("location");
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    // A body cut off after the headers, or a 2xx that is not JSON (a proxy's page), is a failed
+                    // attempt like a 5xx, never an empty answer.
+                    let body: Option<Value> = match response.bytes().await {
+                        Ok(bytes) if bytes.is_empty() => Some(Value::Null),
+                        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+                        Err(_) => None,
+                    };
+                    let Some(body) =
+                        body.or((!(200..300).contains(&status)).then_some(Value::Null))
+                    else {
+                        tracing::warn!(
+                            operation,
+                            status,
+                            attempt,
+                            "Synapse answer was cut off or is not JSON"
+                        );
+                        let failure = SynapseError::Unavailable {
+                            operation,
+                            status,
+                            code: String::new(),
+                            message: "the answer was cut off or is not JSON".into(),
+                            attempts: attempt + 1,
+                            request_id,
+                        };
+                        let wait = self.retry.delay(attempt, None);
+                        if !self.retry.should_retry(attempt, wait, self.deadline) {
+                            return Err(failure);
+                        }
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    };
                     tracing::debug!(
                         operation,
                         status,
