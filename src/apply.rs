@@ -127,18 +127,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
     };
     // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
     // flight (the ARM client caps them per subscription and its pacer keeps them under ARM's buckets).
-    let subscriptions = request
-        .scopes
-        .iter()
-        .filter_map(|s| {
-            crate::azure::resource_id::ResourceId::parse(s.id())
-                .ok()?
-                .subscription()
-                .map(str::to_lowercase)
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        .max(1);
+    let subscriptions = crate::observe::subscription_count(request.scopes.iter().map(|s| s.id()));
     let factories_at_once = azure.concurrency.max(1) * subscriptions;
     let act_on = |(factory, targets): (FactorySnapshot, Vec<Target>)| {
         let arm = arm.clone();

@@ -141,6 +141,21 @@ pub async fn discover_each(
     discover_each_counted(arm, scopes, concurrency, keep, report, &mut |_| {}, each).await
 }
 
+/// How many distinct subscriptions the ids lie in (at least one): ARM's limits are per subscription, so
+/// this sizes how much work may run at once.
+pub fn subscription_count<'a>(ids: impl IntoIterator<Item = &'a str>) -> usize {
+    ids.into_iter()
+        .filter_map(|id| {
+            ResourceId::parse(id)
+                .ok()?
+                .subscription()
+                .map(str::to_lowercase)
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        .max(1)
+}
+
 /// [`discover_each`], telling `listed` how many factories are in scope once they are listed (for progress).
 pub async fn discover_each_counted(
     arm: &ArmClient,
@@ -153,17 +168,7 @@ pub async fn discover_each_counted(
 ) {
     let factories = list_factories(arm, scopes, report).await;
     listed(factories.len());
-    let subscriptions = factories
-        .iter()
-        .filter_map(|f| {
-            ResourceId::parse(&f.id)
-                .ok()?
-                .subscription()
-                .map(str::to_lowercase)
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        .max(1);
+    let subscriptions = subscription_count(factories.iter().map(|f| f.id.as_str()));
     // Each factory has at most two listings in flight; enough factories at once to fill every subscription's
     // limit on requests in flight.
     let factories_at_once = (concurrency.max(1) * subscriptions).div_ceil(2).max(1);
