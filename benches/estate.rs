@@ -92,6 +92,7 @@ fn snapshots(estate: &Value) -> Vec<FactorySnapshot> {
                     resource: Value::Null,
                     linked_services: f["linkedServices"].as_array().cloned().unwrap_or_default(),
                     credentials: f["credentials"].as_array().cloned().unwrap_or_default(),
+                    ..FactorySnapshot::default()
                 });
             }
         }

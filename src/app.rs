@@ -8,7 +8,7 @@ use crate::azure::pacer::{Limits, Pacer};
 use crate::azure::retry::RetryPolicy;
 use crate::azure::synapse::SynapseClient;
 use crate::config::{Scope, Settings};
-use crate::observe_synapse::SynapseAccess;
+use crate::observe::SynapseAccess;
 use crate::report::Report;
 use std::sync::Arc;
 
@@ -74,6 +74,7 @@ impl App {
             },
             concurrency: settings.concurrency,
             synapse,
+            platforms: settings.platforms.clone(),
             discovery: None,
         };
         Ok(App {

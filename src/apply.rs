@@ -9,8 +9,9 @@ use crate::azure::arm::ArmClient;
 use crate::azure::keyvault::{self, KeyVaultError, VaultEndpoints};
 use crate::config::Scope;
 use crate::event::EventKind;
-use crate::observe_synapse::{SynapseAccess, discover_workspaces};
-use crate::plan::{self, FactorySnapshot, SecretRef};
+use crate::model::{Platforms, Snapshot};
+use crate::observe::{Clients, SynapseAccess};
+use crate::plan::{self, SecretRef};
 use crate::report::{Command, Finding, Report, RunError, SecretInfo, Target, Trigger};
 use azure_core::credentials::TokenCredential;
 use futures::StreamExt;
@@ -32,6 +33,8 @@ pub struct Azure {
     pub concurrency: usize,
     /// The development endpoints of Synapse workspaces, read and written like factories.
     pub synapse: SynapseAccess,
+    /// The platforms a run scans (`--platforms`); all four unless narrowed.
+    pub platforms: Platforms,
     /// Shares one discovery between the rotations of a burst (the Functions host); `None` discovers per run,
     /// holding only what the run's secret needs.
     pub discovery: Option<Arc<crate::observe::cache::DiscoveryCache>>,
@@ -102,102 +105,84 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         secret.version = report.secret.as_ref().and_then(|s| s.version.clone());
     }
 
-    // Synapse workspaces are few and read whole; each is planned like a factory and acted on with them.
-    let synapse = azure.synapse.with_deadline(request.deadline);
-    let workspaces: Vec<(FactorySnapshot, Vec<Target>)> = discover_workspaces(
-        &arm,
-        &synapse,
-        &request.scopes,
-        azure.concurrency,
-        &mut report,
-    )
-    .await
-    .into_iter()
-    .filter_map(|w| {
-        let targets = plan::plan_factory(&w, &secret);
-        (!targets.is_empty()).then_some((w, targets))
-    })
-    .collect();
-
     let mode = Mode {
         dry_run,
         secret_usable: secret_usable.clone(),
         event_kind: request.event_kind,
         progress: request.progress.clone(),
     };
-    // Writes are sequential within a factory; enough factories at once to use every subscription's requests in
+    let clients = Clients {
+        arm: arm.clone(),
+        synapse: azure.synapse.with_deadline(request.deadline),
+    };
+    let home_suffix = arm.home_vault_suffix();
+    // Writes are sequential within a holder; enough holders at once to use every subscription's requests in
     // flight (the ARM client caps them per subscription and its pacer keeps them under ARM's buckets).
     let subscriptions = crate::observe::subscription_count(request.scopes.iter().map(|s| s.id()));
-    let factories_at_once = azure.concurrency.max(1) * subscriptions;
-    let act_on = |(factory, targets): (FactorySnapshot, Vec<Target>)| {
-        let arm = arm.clone();
+    let holders_at_once = azure.concurrency.max(1) * subscriptions;
+    let act_on = |(snapshot, targets): (Snapshot, Vec<Target>)| {
+        let clients = clients.clone();
         let secret = secret.clone();
         let mode = mode.clone();
-        let synapse = synapse.clone();
-        async move {
-            if crate::azure::synapse::is_workspace_id(&factory.id) {
-                crate::act_synapse::apply_workspace(&synapse, &factory, targets, &secret, &mode)
-                    .await
-            } else {
-                act::apply_factory(&arm, &factory, targets, &secret, &mode).await
-            }
-        }
+        async move { act::apply(&clients, &snapshot, targets, &secret, &mode).await }
     };
+    let plan_one = |snapshot: &Snapshot| plan::plan_snapshot(snapshot, &secret, home_suffix);
     let results: Vec<(Vec<Target>, Vec<RunError>)> = match &azure.discovery {
-        // A burst shares one discovery (every definition with a Key Vault reference); plan on it.
+        // A burst shares one discovery of every platform (every consumer with a Key Vault reference); plan on it.
         Some(cache) => {
             let discovery = cache
-                .discover(&arm, &request.scopes, azure.concurrency)
+                .discover(
+                    &clients,
+                    &request.scopes,
+                    &azure.platforms,
+                    azure.concurrency,
+                )
                 .await;
             discovery.report_into(&mut report);
-            let mut per_factory: Vec<(FactorySnapshot, Vec<Target>)> = discovery
+            let planned: Vec<(Snapshot, Vec<Target>)> = discovery
                 .snapshots
                 .iter()
-                .filter_map(|f| {
-                    let targets = plan::plan_factory(f, &secret);
-                    (!targets.is_empty()).then(|| (f.clone(), targets))
+                .filter_map(|s| {
+                    let targets = plan_one(s);
+                    (!targets.is_empty()).then(|| (s.clone(), targets))
                 })
                 .collect();
-            per_factory.extend(workspaces);
-            futures::stream::iter(interleave_by_subscription(per_factory, |(f, _)| {
-                f.id.as_str()
-            }))
-            .map(act_on)
-            .buffer_unordered(factories_at_once)
-            .collect()
-            .await
+            futures::stream::iter(interleave_by_subscription(planned, |(s, _)| s.id.as_str()))
+                .map(act_on)
+                .buffer_unordered(holders_at_once)
+                .collect()
+                .await
         }
-        // Alone: each factory is planned as soon as it is listed and acted on while the rest are listed, so
-        // writes use the write bucket while reads use the read bucket. Only the definitions that may reference
-        // this secret are held.
+        // Alone: each holder is planned as soon as it is read and acted on while the rest are listed, so
+        // writes use the write bucket while reads use the read bucket. Only what may reference this secret is
+        // held.
         None => {
             let (found, mut planned) = tokio::sync::mpsc::unbounded_channel();
-            for work in workspaces {
-                // The receiver is alive: nothing can fail here.
-                let _ = found.send(work);
-            }
             let keep = Keep::Secret(secret.name.clone());
             let discovery = async {
                 let found = found;
-                discover_each(
-                    &arm,
+                let scanned = discover_each(
+                    &clients,
                     &request.scopes,
+                    &azure.platforms,
                     azure.concurrency,
                     &keep,
                     &mut report,
-                    &mut |f| {
-                        let targets = plan::plan_factory(&f, &secret);
+                    &mut |_| {},
+                    &mut |s| {
+                        let targets = plan_one(&s);
                         if !targets.is_empty() {
                             // The receiver lives until discovery ends; a send cannot fail before then.
-                            let _ = found.send((f, targets));
+                            let _ = found.send((s, targets));
                         }
                     },
                 )
                 .await;
+                scanned.add_to(&mut report.summary);
             };
             let acting = futures::stream::poll_fn(|cx| planned.poll_recv(cx))
                 .map(act_on)
-                .buffer_unordered(factories_at_once)
+                .buffer_unordered(holders_at_once)
                 .collect::<Vec<_>>();
             let ((), results) = futures::join!(discovery, acting);
             results
@@ -208,7 +193,7 @@ async fn run_in_span(azure: &Azure, request: RunRequest, report_id: String) -> R
         report.errors.extend(errors);
     }
     report.targets.sort_by(|a, b| {
-        (a.factory.to_ascii_lowercase(), &a.name).cmp(&(b.factory.to_ascii_lowercase(), &b.name))
+        (a.resource.to_ascii_lowercase(), &a.name).cmp(&(b.resource.to_ascii_lowercase(), &b.name))
     });
     // What the targets that need attention stop, and when: read only for their factories.
     crate::impact::attach(&arm, &mut report, jiff::Timestamp::now()).await;

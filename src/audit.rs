@@ -45,11 +45,11 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     let home_suffix = app.settings.vault_suffix();
 
     progress.discovering();
-    let arm = app
-        .azure
-        .arm
-        .clone()
-        .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
+    let clients = crate::observe::Clients {
+        arm: app.azure.arm.clone(),
+        synapse: app.azure.synapse.clone(),
+    }
+    .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
     // Discovery reports what it could not read into a report; the inventory takes those errors over.
     let mut discovery = Report::start(
         inventory.id.clone(),
@@ -58,14 +58,10 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         Trigger::default(),
         &app.settings.scopes,
     );
-    let synapse = app
-        .azure
-        .synapse
-        .with_deadline(Some(tokio::time::Instant::now() + app.settings.run_budget));
     // Each factory is reduced to its references as soon as it is read, and then dropped; the progress bar
     // counts factories read of those listed.
     let only = request.only.clone();
-    let reduce = |snapshot: &crate::plan::FactorySnapshot| {
+    let reduce = |snapshot: &crate::model::Snapshot| {
         let mut scan = inventory::scan_factory(snapshot, home_suffix);
         if let Some((vault, secret)) = &only {
             scan.uses.retain(|u| {
@@ -78,9 +74,11 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         scan
     };
     let mut scans: Vec<FactoryScan> = Vec::new();
-    crate::observe::discover_each_counted(
-        &arm,
+    // One discovery stream for every platform: each holder is reduced as soon as it is read.
+    let scanned = crate::observe::discover_each(
+        &clients,
         &app.settings.scopes,
+        &app.azure.platforms,
         app.azure.concurrency,
         &crate::observe::Keep::KeyVault,
         &mut discovery,
@@ -91,21 +89,12 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         },
     )
     .await;
-    let workspaces = crate::observe_synapse::discover_workspaces(
-        &arm,
-        &synapse,
-        &app.settings.scopes,
-        app.azure.concurrency,
-        &mut discovery,
-    )
-    .await;
-    scans.extend(workspaces.iter().map(reduce));
     inventory.errors.append(&mut discovery.errors);
     // Discovery holds only what the inventory needs and counts everything it listed.
-    inventory.summary.factories_scanned += discovery.summary.factories_scanned;
-    inventory.summary.workspaces_scanned += discovery.summary.workspaces_scanned;
-    inventory.summary.linked_services_scanned += discovery.summary.linked_services_scanned;
-    inventory.summary.credentials_scanned += discovery.summary.credentials_scanned;
+    inventory.summary.factories_scanned += scanned.factories;
+    inventory.summary.workspaces_scanned += scanned.workspaces;
+    inventory.summary.linked_services_scanned += scanned.linked_services;
+    inventory.summary.credentials_scanned += scanned.credentials;
     scans.sort_by_key(|s| s.factory.to_lowercase());
 
     let assessment = Assessment {

@@ -22,6 +22,7 @@ pub const APP_SETTINGS: &[&str] = &[
     "ADF_REFRESH_AUDIT_SCHEDULE",
     "ADF_REFRESH_RUN_BUDGET_SECONDS",
     "ADF_REFRESH_EXPIRY_WARNING_DAYS",
+    "ADF_REFRESH_PLATFORMS",
     "AZURE_CLIENT_ID",
 ];
 
@@ -60,6 +61,8 @@ pub struct Settings {
     pub run_budget: Duration,
     /// Days before expiry that the audit warns, and that it calls critical.
     pub expiry_warning_days: ExpiryThresholds,
+    /// The platforms scanned (`--platforms`, `ADF_REFRESH_PLATFORMS`); all four unless narrowed.
+    pub platforms: crate::model::Platforms,
 }
 
 impl std::fmt::Debug for Settings {
@@ -81,6 +84,7 @@ impl std::fmt::Debug for Settings {
             .field("concurrency", &self.concurrency)
             .field("run_budget", &self.run_budget)
             .field("expiry_warning_days", &self.expiry_warning_days)
+            .field("platforms", &self.platforms)
             .finish()
     }
 }
@@ -400,6 +404,7 @@ mod tests {
             concurrency: 1,
             run_budget: Duration::from_secs(1),
             expiry_warning_days: ExpiryThresholds::default(),
+            platforms: Default::default(),
         };
         let printed = format!("{settings:?}");
         for secret in ["secret-path", "hmac-key", "sig=abc", "services/T/B/X"] {

@@ -364,7 +364,7 @@ pub fn target_key(target: &Target) -> String {
     hash(&[
         "target",
         &kind,
-        &target.factory.to_ascii_lowercase(),
+        &target.holder().to_ascii_lowercase(),
         &target.name.to_ascii_lowercase(),
     ])
 }
@@ -641,10 +641,9 @@ pub struct SharedInventories {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PublishedDiscovery {
-    snapshots: Vec<crate::plan::FactorySnapshot>,
-    factories_scanned: usize,
-    linked_services_scanned: usize,
-    credentials_scanned: usize,
+    snapshots: Vec<crate::model::Snapshot>,
+    #[serde(default)]
+    scanned: crate::observe::Scanned,
 }
 
 impl SharedInventories {
@@ -674,9 +673,7 @@ impl crate::observe::cache::InventoryBackend for SharedInventories {
                     Ok(p) => Some(Arc::new(crate::observe::cache::Discovery {
                         snapshots: p.snapshots,
                         errors: Vec::new(),
-                        factories_scanned: p.factories_scanned,
-                        linked_services_scanned: p.linked_services_scanned,
-                        credentials_scanned: p.credentials_scanned,
+                        scanned: p.scanned,
                         at: tokio::time::Instant::now(),
                     })),
                     Err(e) => {
@@ -712,9 +709,7 @@ impl crate::observe::cache::InventoryBackend for SharedInventories {
         let Some(duty) = duty else { return };
         let published = PublishedDiscovery {
             snapshots: discovery.snapshots.clone(),
-            factories_scanned: discovery.factories_scanned,
-            linked_services_scanned: discovery.linked_services_scanned,
-            credentials_scanned: discovery.credentials_scanned,
+            scanned: discovery.scanned,
         };
         match serde_json::to_vec(&published) {
             Ok(bytes) => {
@@ -911,6 +906,9 @@ mod tests {
 
     fn target(name: &str) -> Target {
         Target {
+            platform: crate::model::Platform::DataFactory,
+            resource: String::new(),
+            display_name: None,
             kind: crate::report::TargetKind::LinkedService,
             factory:
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/F"

@@ -4,6 +4,7 @@
 //! whose needle appears in the message wins. An unknown error keeps its raw message and says so; nothing here
 //! invents a cause.
 
+use crate::model::Platform;
 use crate::report::{Diagnosis, Note, Owner, Test, TestStatus, Verdict};
 use serde_json::Value;
 
@@ -12,6 +13,7 @@ pub const PIPELINE_OWNER: Owner = Owner::PipelineOwner;
 pub const ENTRA_ADMIN: Owner = Owner::EntraAdmin;
 pub const PLATFORM_OWNER: Owner = Owner::PlatformOwner;
 pub const RUNTIME_OWNER: Owner = Owner::RuntimeOwner;
+pub const APP_OWNER: Owner = Owner::AppOwner;
 
 struct Rule {
     code: &'static str,
@@ -377,6 +379,156 @@ fn shorten(s: &str, max: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// What a person must do about an App Service reference or a named value that is not refreshed: pinned, or
+/// unreadable. `None` for a plain refresh.
+pub fn for_consumer_verdict(platform: Platform, verdict: Verdict) -> Option<Diagnosis> {
+    let (code, cause, fix): (&str, &str, &[&str]) = match (platform, verdict) {
+        (Platform::DataFactory | Platform::Synapse, _) => return for_verdict(verdict, &[]),
+        (_, Verdict::Resave) => return None,
+        (Platform::AppService, Verdict::Pinned) => (
+            "pinnedVersion",
+            "The Key Vault reference names a secret version, so the app keeps that version's value whatever is rotated.",
+            &[
+                "Remove the version from the reference (SecretUri without the version, or no SecretVersion=) in the app's settings or its deployment template.",
+                "Saving the setting restarts the app and makes it fetch the reference at once.",
+            ],
+        ),
+        (Platform::ApiManagement, Verdict::Pinned) => (
+            "pinnedVersion",
+            "The named value's secretIdentifier names a secret version, which prevents API Management from refreshing it.",
+            &[
+                "Set the named value's secretIdentifier to the secret URL without the version (portal: Named values, or the deployment template).",
+            ],
+        ),
+        (_, _) => (
+            "unreadableReference",
+            "The Key Vault reference cannot be read as a vault and a secret, so the product cannot tell which secret it uses and did not refresh it.",
+            &[
+                "Fix the reference: @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>/) or @Microsoft.KeyVault(VaultName=<vault>;SecretName=<name>).",
+            ],
+        ),
+    };
+    Some(Diagnosis {
+        code: code.into(),
+        cause: cause.into(),
+        fix: fix.iter().map(|s| s.to_string()).collect(),
+        owner: APP_OWNER,
+    })
+}
+
+/// Why an App Service Key Vault reference is not `Resolved`, from App Service's own status
+/// (reference/appservice-spec, `ResolveStatus`) and its `details` text.
+pub fn for_app_service_status(status: &str, details: Option<&str>) -> Diagnosis {
+    let (cause, fix, owner): (&str, &[&str], Owner) = match status {
+        "AccessToKeyVaultDenied" | "UnauthorizedClient" => (
+            "The app's managed identity may not read secrets from the vault.",
+            &[
+                "Grant the app's identity (system- or user-assigned, as the setting uses) the 'Key Vault Secrets User' role on the vault, or a Get permission on secrets in an access-policy vault.",
+                "If the vault has a firewall, allow the app's outbound path (virtual network integration, private endpoint, or trusted services).",
+                "Then run the refresh again: App Service fetches the reference at once.",
+            ],
+            PLATFORM_OWNER,
+        ),
+        "MSINotEnabled" => (
+            "The app has no managed identity, so App Service cannot authenticate to Key Vault.",
+            &[
+                "Turn on the app's system-assigned identity (Identity blade) or set keyVaultReferenceIdentity to a user-assigned one.",
+                "Grant that identity 'Key Vault Secrets User' on the vault, then run the refresh again.",
+            ],
+            APP_OWNER,
+        ),
+        "SecretNotFound" | "SecretVersionNotFound" => (
+            "The vault has no such secret (or no such version): it was deleted, renamed or never created.",
+            &[
+                "Check the secret's name in the reference against the vault; restore a deleted secret (soft delete) or fix the reference.",
+            ],
+            APP_OWNER,
+        ),
+        "VaultNotFound" => (
+            "App Service cannot find the vault: its name is wrong, it was deleted, or it is in another cloud.",
+            &[
+                "Check the vault name in the reference; restore a deleted vault (soft delete) or fix the reference.",
+            ],
+            APP_OWNER,
+        ),
+        "InvalidSyntax" => (
+            "App Service cannot read the reference's syntax.",
+            &[
+                "Fix the reference: @Microsoft.KeyVault(SecretUri=…) or @Microsoft.KeyVault(VaultName=…;SecretName=…).",
+            ],
+            APP_OWNER,
+        ),
+        "FetchTimedOut" => (
+            "App Service timed out fetching the secret, often because the vault's firewall or network path blocks it.",
+            &[
+                "Check the vault's networking (firewall, private endpoint) from the app's outbound path, then run the refresh again.",
+            ],
+            PLATFORM_OWNER,
+        ),
+        _ => (
+            "App Service could not resolve the reference.",
+            &[
+                "Read App Service's details in the report, fix what they name, then run the refresh again.",
+            ],
+            PLATFORM_OWNER,
+        ),
+    };
+    let mut fix: Vec<String> = fix.iter().map(|s| s.to_string()).collect();
+    if let Some(details) = details.filter(|d| !d.trim().is_empty()) {
+        fix.push(format!(
+            "App Service says: {}",
+            shorten(details.trim(), 300)
+        ));
+    }
+    Diagnosis {
+        code: status.to_string(),
+        cause: cause.into(),
+        fix,
+        owner,
+    }
+}
+
+/// Why API Management's last fetch of a Key Vault-backed named value failed. `lastStatus.code` is free text
+/// (only `Success` is documented, reference/apim-spec), so the cause rests on the words APIM used.
+pub fn for_named_value_status(code: &str, message: &str) -> Diagnosis {
+    let text = format!("{code} {message}").to_ascii_lowercase();
+    let denied = ["forbidden", "denied", "unauthorized", "access"];
+    let (cause, fix, owner): (&str, &[&str], Owner) = if denied.iter().any(|w| text.contains(w)) {
+        (
+            "API Management's identity may not read the secret from the vault.",
+            &[
+                "Grant the service's managed identity (or the identity named by identityClientId) the 'Key Vault Secrets User' role on the vault.",
+                "Then refresh the named value again (this product, or the portal's Named values → Refresh secret).",
+            ],
+            PLATFORM_OWNER,
+        )
+    } else if text.contains("notfound") || text.contains("not found") {
+        (
+            "The vault or the secret named by secretIdentifier does not exist.",
+            &["Check the named value's secretIdentifier against the vault."],
+            APP_OWNER,
+        )
+    } else {
+        (
+            "API Management could not fetch the secret from Key Vault.",
+            &[
+                "Read API Management's message in the report, fix what it names, then refresh the named value again.",
+            ],
+            PLATFORM_OWNER,
+        )
+    };
+    Diagnosis {
+        code: if code.is_empty() {
+            "namedValueRefreshFailed".into()
+        } else {
+            code.to_string()
+        },
+        cause: cause.into(),
+        fix: fix.iter().map(|s| s.to_string()).collect(),
+        owner,
     }
 }
 

@@ -8,7 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
-pub mod act_synapse;
 pub mod app;
 pub mod apply;
 pub mod audit;
@@ -21,9 +20,9 @@ pub mod functions;
 pub mod impact;
 pub mod inventory;
 pub mod lint;
+pub mod model;
 pub mod notify;
 pub mod observe;
-pub mod observe_synapse;
 pub mod plan;
 pub mod report;
 pub mod scan;

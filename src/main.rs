@@ -90,6 +90,9 @@ struct Global {
         default_value_t = adf_secret_refresh::config::DEFAULT_RUN_BUDGET_SECONDS
     )]
     budget_seconds: u64,
+    /// The platforms scanned, comma-separated: dataFactory, synapse, appService, apiManagement (default all).
+    #[arg(long, global = true, env = "ADF_REFRESH_PLATFORMS", default_value = "")]
+    platforms: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -438,5 +441,7 @@ fn settings(g: &Global) -> Result<Settings, String> {
                 .map_err(|e| format!("ADF_REFRESH_EXPIRY_WARNING_DAYS: {e}"))?,
             None => ExpiryThresholds::default(),
         },
+        platforms: adf_secret_refresh::model::Platforms::parse(&g.platforms)
+            .map_err(|e| format!("--platforms / ADF_REFRESH_PLATFORMS: {e}"))?,
     })
 }

@@ -925,6 +925,7 @@ mod tests {
             concurrency: 1,
             run_budget: Duration::from_secs(1),
             expiry_warning_days: Default::default(),
+            platforms: Default::default(),
         };
         let d = deliveries(&settings, &report(true));
         assert_eq!(d.len(), 1, "a blank Teams URL is not a channel");

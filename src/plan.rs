@@ -3,36 +3,13 @@
 //! Nothing here talks to Azure. [`crate::apply`] feeds it what discovery listed and acts on the result.
 
 use crate::diagnose;
+use crate::model::{Platform, Snapshot};
 use crate::report::{Note, Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
-use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
+use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved, SecretLocator};
 use serde_json::Value;
 
-/// What discovery observed of one factory.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FactorySnapshot {
-    /// The factory's resource id.
-    pub id: String,
-    /// The factory resource as ARM returned it (`properties.repoConfiguration` marks Git mode).
-    pub resource: Value,
-    /// Linked-service resources as listed, with full properties.
-    pub linked_services: Vec<Value>,
-    /// Credential resources as listed.
-    pub credentials: Vec<Value>,
-}
-
-impl FactorySnapshot {
-    /// Whether the factory (`properties.repoConfiguration`) or the Synapse workspace
-    /// (`properties.workspaceRepositoryConfiguration`, reference/synapse-spec, workspace.json) is in Git mode.
-    pub fn git_mode(&self) -> bool {
-        [
-            "/properties/repoConfiguration",
-            "/properties/workspaceRepositoryConfiguration",
-        ]
-        .iter()
-        .any(|p| self.resource.pointer(p).is_some_and(|r| r.is_object()))
-    }
-}
+/// What discovery observed of one factory or workspace; every holder is a [`Snapshot`] now.
+pub type FactorySnapshot = Snapshot;
 
 /// The rotated secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +58,174 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
         (Match::Certain, Match::Certain) => Match::Certain,
         _ => Match::Possible,
     }
+}
+
+/// The targets of one holder for the rotated secret, by its platform. `home_suffix` is the deployment's Key
+/// Vault suffix: an App Service reference that names its vault only by `VaultName` is in that cloud.
+pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str) -> Vec<Target> {
+    match snapshot.platform {
+        Platform::DataFactory | Platform::Synapse => plan_factory(snapshot, secret),
+        Platform::AppService => {
+            let settings = snapshot
+                .app_settings
+                .iter()
+                .map(|s| (TargetKind::AppSetting, s));
+            let strings = snapshot
+                .connection_strings
+                .iter()
+                .map(|s| (TargetKind::ConnectionString, s));
+            settings
+                .chain(strings)
+                .filter_map(|(kind, item)| {
+                    let name = item.get("name").and_then(Value::as_str)?;
+                    // The item's name may be `site/setting` in some answers: the setting is the last part.
+                    let name = name.rsplit('/').next().unwrap_or(name);
+                    let reference = item
+                        .pointer("/properties/reference")
+                        .and_then(Value::as_str)?;
+                    let located = scan::parse_app_service_reference(reference, home_suffix)?;
+                    let path = format!(
+                        "{}/{name}",
+                        if kind == TargetKind::AppSetting {
+                            "appSettings"
+                        } else {
+                            "connectionStrings"
+                        }
+                    );
+                    consumer_target(snapshot, kind, name, None, &path, Some(located), secret)
+                })
+                .collect()
+        }
+        Platform::ApiManagement => snapshot
+            .named_values
+            .iter()
+            .filter_map(|item| {
+                let name = item.get("name").and_then(Value::as_str)?;
+                let identifier = item
+                    .pointer("/properties/keyVault/secretIdentifier")
+                    .and_then(Value::as_str)?;
+                let display = item
+                    .pointer("/properties/displayName")
+                    .and_then(Value::as_str)
+                    .filter(|d| *d != name);
+                consumer_target(
+                    snapshot,
+                    TargetKind::NamedValue,
+                    name,
+                    display,
+                    "properties.keyVault.secretIdentifier",
+                    Some(scan::parse_secret_identifier(identifier)),
+                    secret,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The target for one App Service reference or named value, or `None` when it is not about this secret. A
+/// reference whose vault or secret cannot be read is `ambiguous`: it is reported, never refreshed.
+fn consumer_target(
+    holder: &Snapshot,
+    kind: TargetKind,
+    name: &str,
+    display_name: Option<&str>,
+    path: &str,
+    located: Option<Result<SecretLocator, String>>,
+    secret: &SecretRef,
+) -> Option<Target> {
+    let located = located?;
+    let (verdict, reason, reference) = match &located {
+        Ok(l) => {
+            let same_vault = l.vault.eq_ignore_ascii_case(&secret.vault)
+                && (secret.vault_suffix.is_empty()
+                    || l.suffix.eq_ignore_ascii_case(&secret.vault_suffix));
+            if !same_vault || !l.secret.eq_ignore_ascii_case(&secret.name) {
+                return None;
+            }
+            let reference = Reference {
+                path: path.to_string(),
+                store: String::new(),
+                vault: Some(l.vault.clone()),
+                secret_name: Some(l.secret.clone()),
+                secret_version: l.version.clone(),
+                certainty: "certain".into(),
+                unresolved_because: None,
+            };
+            match &l.version {
+                Some(v) => (
+                    Verdict::Pinned,
+                    format!("the reference pins version {v}, so it keeps the old value"),
+                    reference,
+                ),
+                None => (
+                    Verdict::Resave,
+                    "the reference is certain and unpinned".to_string(),
+                    reference,
+                ),
+            }
+        }
+        Err(why) => (
+            Verdict::Ambiguous,
+            format!("the Key Vault reference cannot be read: {why}"),
+            Reference {
+                path: path.to_string(),
+                store: String::new(),
+                vault: None,
+                secret_name: None,
+                secret_version: None,
+                certainty: "unresolved".into(),
+                unresolved_because: Some(why.clone()),
+            },
+        ),
+    };
+    let mut notes = Vec::new();
+    if verdict == Verdict::Pinned
+        && secret.version.as_deref().is_some_and(|v| {
+            reference
+                .secret_version
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(v))
+        })
+    {
+        notes.push(Note::PinnedToCurrentVersion);
+    }
+    let kind_of_holder = match holder.platform {
+        Platform::ApiManagement => "NamedValue".to_string(),
+        _ => holder
+            .resource
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("app")
+            .to_string(),
+    };
+    Some(Target {
+        platform: holder.platform,
+        resource: holder.id.clone(),
+        kind,
+        factory: String::new(),
+        name: name.to_string(),
+        display_name: display_name.map(str::to_string),
+        adf_type: kind_of_holder,
+        references: vec![reference],
+        verdict,
+        reason,
+        diagnosis: diagnose::for_consumer_verdict(holder.platform, verdict),
+        notes,
+        via_credential: None,
+        used_by: Vec::new(),
+        integration_runtime: None,
+        resave: Resave::with_status(
+            if verdict == Verdict::Resave {
+                ResaveStatus::DryRun
+            } else {
+                ResaveStatus::Skipped
+            },
+            None,
+        ),
+        test: Test::not_tested("not run yet"),
+        request_ids: Vec::new(),
+        impact: None,
+    })
 }
 
 /// The targets of one factory for the rotated secret: linked services and credentials that reference it,
@@ -285,9 +430,12 @@ impl<'a> Planner<'a> {
         }
 
         Some(Target {
+            platform: factory.platform,
+            resource: factory.id.clone(),
             kind,
             factory: factory.id.clone(),
             name,
+            display_name: None,
             adf_type,
             references,
             verdict,
@@ -364,11 +512,12 @@ mod tests {
 
     fn factory(linked_services: Vec<Value>) -> FactorySnapshot {
         FactorySnapshot {
-            id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
-                .into(),
-            resource: json!({"properties": {}}),
             linked_services,
-            credentials: vec![],
+            ..Snapshot::new(
+                Platform::DataFactory,
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f",
+                json!({"properties": {}}),
+            )
         }
     }
 

@@ -421,6 +421,125 @@ fn walk_depth(
     }
 }
 
+/// Where an App Service Key Vault reference or an API Management `secretIdentifier` points: a vault (name and
+/// cloud), a secret, and the version when one is pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretLocator {
+    /// The vault name, lower-cased.
+    pub vault: String,
+    /// The vault's cloud, as its Key Vault DNS suffix.
+    pub suffix: String,
+    pub secret: String,
+    /// A version named in the reference: it is pinned and never moves.
+    pub version: Option<String>,
+}
+
+/// Reads an App Service app setting or connection string value as a Key Vault reference:
+/// `@Microsoft.KeyVault(SecretUri=https://{vault}.{suffix}/secrets/{name}[/{version}][/])` or
+/// `@Microsoft.KeyVault(VaultName={vault};SecretName={name}[;SecretVersion={version}])`, whose vault is in the
+/// deployment's cloud (`home_suffix`). Source: "Use Key Vault references as app settings in Azure App Service",
+/// section "Reference syntax". `None` when the value is no Key Vault reference at all; `Some(Err(why))` when it
+/// is one whose vault or secret cannot be read.
+pub fn parse_app_service_reference(
+    value: &str,
+    home_suffix: &str,
+) -> Option<Result<SecretLocator, String>> {
+    const PREFIX: &str = "@microsoft.keyvault(";
+    let trimmed = value.trim();
+    let head = trimmed.get(..PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let Some(inner) = trimmed[PREFIX.len()..].strip_suffix(')') else {
+        return Some(Err("the reference has no closing parenthesis".into()));
+    };
+    let mut uri = None;
+    let (mut vault, mut secret, mut version) = (None, None, None);
+    for part in inner.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, val)) = part.split_once('=') else {
+            return Some(Err(format!("`{part}` is not a key=value pair")));
+        };
+        let val = val.trim();
+        match key.trim().to_ascii_lowercase().as_str() {
+            "secreturi" => uri = Some(val),
+            "vaultname" => vault = Some(val),
+            "secretname" => secret = Some(val),
+            "secretversion" => version = Some(val),
+            other => return Some(Err(format!("unknown key `{other}`"))),
+        }
+    }
+    Some(match (uri, vault, secret) {
+        (Some(uri), None, None) if version.is_none() => parse_secret_identifier(uri),
+        (None, Some(vault), Some(secret)) => {
+            let version = version.filter(|v| !v.is_empty());
+            if !is_vault_name(vault) {
+                Err(format!("`{vault}` is not a vault name"))
+            } else if !is_secret_name(secret) {
+                Err(format!("`{secret}` is not a secret name"))
+            } else if version.is_some_and(|v| !is_secret_name(v)) {
+                Err("the secret version is not a version".into())
+            } else {
+                Ok(SecretLocator {
+                    vault: vault.to_ascii_lowercase(),
+                    suffix: home_suffix.to_ascii_lowercase(),
+                    secret: secret.to_string(),
+                    version: version.map(str::to_string),
+                })
+            }
+        }
+        _ => Err("it names neither a SecretUri nor a VaultName and a SecretName".into()),
+    })
+}
+
+/// Reads a Key Vault secret URL, `https://{vault}.{suffix}/secrets/{name}[/{version}][/]`, as App Service's
+/// `SecretUri` and API Management's `keyVault.secretIdentifier` give it (apim-spec: "Providing a versioned secret
+/// will prevent auto-refresh").
+pub fn parse_secret_identifier(url: &str) -> Result<SecretLocator, String> {
+    let url = url.trim();
+    let host = parse_vault_url(url)
+        .ok_or_else(|| format!("`{url}` is not an https URL of a Key Vault in a known cloud"))?;
+    let after_scheme = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let path = after_scheme
+        .split_once('/')
+        .map_or("", |(_, p)| p)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [collection, name, rest @ ..]
+            if collection.eq_ignore_ascii_case("secrets") && rest.len() <= 1 =>
+        {
+            if !is_secret_name(name) {
+                return Err(format!("`{name}` is not a secret name"));
+            }
+            let version = rest.first().filter(|v| !v.is_empty());
+            if version.is_some_and(|v| !is_secret_name(v)) {
+                return Err("the secret version is not a version".into());
+            }
+            Ok(SecretLocator {
+                vault: host.name,
+                suffix: host.suffix,
+                secret: name.to_string(),
+                version: version.map(|v| v.to_string()),
+            })
+        }
+        _ => Err(format!(
+            "`{url}` does not name a secret (expected /secrets/{{name}}[/{{version}}])"
+        )),
+    }
+}
+
+/// Key Vault names: 3 to 24 letters, digits and hyphens.
+fn is_vault_name(name: &str) -> bool {
+    (3..=24).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Secret names (and versions): 1 to 127 letters, digits and hyphens.
+fn is_secret_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,5 +726,76 @@ mod tests {
             v = json!({"a": v});
         }
         assert!(find_references(&v, &FactoryIndex::default()).is_empty());
+    }
+
+    #[test]
+    fn app_service_references_of_both_forms_are_read_with_their_cloud_and_pin() {
+        let uri = parse_app_service_reference(
+            "@Microsoft.KeyVault(SecretUri=https://Contoso-KV.vault.azure.net/secrets/sql-password/)",
+            "vault.azure.net",
+        );
+        assert_eq!(
+            uri,
+            Some(Ok(SecretLocator {
+                vault: "contoso-kv".into(),
+                suffix: "vault.azure.net".into(),
+                secret: "sql-password".into(),
+                version: None
+            }))
+        );
+        let pinned = parse_app_service_reference(
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.cn/secrets/sql-password/abc123)",
+            "vault.azure.net",
+        )
+        .and_then(Result::ok)
+        .expect("pinned");
+        assert_eq!(pinned.version.as_deref(), Some("abc123"));
+        assert_eq!(pinned.suffix, "vault.azure.cn");
+        let named = parse_app_service_reference(
+            " @microsoft.keyvault(VaultName=contoso-kv; SecretName=sql-password;SecretVersion=v2) ",
+            "vault.usgovcloudapi.net",
+        )
+        .and_then(Result::ok)
+        .expect("vault name form");
+        assert_eq!(named.suffix, "vault.usgovcloudapi.net");
+        assert_eq!(named.version.as_deref(), Some("v2"));
+        assert_eq!(
+            parse_app_service_reference("plain value", "vault.azure.net"),
+            None
+        );
+        for broken in [
+            "@Microsoft.KeyVault(VaultName=contoso-kv)",
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/keys/k)",
+            "@Microsoft.KeyVault(SecretUri=https://evil.example/secrets/s)",
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/s/v/extra)",
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/sql-password",
+            "@Microsoft.KeyVault(Secret=https://contoso-kv.vault.azure.net/secrets/s)",
+        ] {
+            assert!(
+                matches!(
+                    parse_app_service_reference(broken, "vault.azure.net"),
+                    Some(Err(_))
+                ),
+                "{broken}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_management_secret_identifiers_name_a_secret_and_maybe_a_version() {
+        let unpinned =
+            parse_secret_identifier("https://contoso-kv.vault.azure.net/secrets/sql-password")
+                .expect("identifier");
+        assert_eq!(
+            (unpinned.secret.as_str(), unpinned.version),
+            ("sql-password", None)
+        );
+        let pinned = parse_secret_identifier(
+            "https://contoso-kv.vault.azure.net/secrets/sql-password/0123abcd",
+        )
+        .expect("identifier");
+        assert_eq!(pinned.version.as_deref(), Some("0123abcd"));
+        assert!(parse_secret_identifier("https://contoso-kv.vault.azure.net/").is_err());
+        assert!(parse_secret_identifier("http://contoso-kv.vault.azure.net/secrets/s").is_err());
     }
 }

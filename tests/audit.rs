@@ -780,6 +780,7 @@ fn fixed_inventory() -> adf_secret_refresh::inventory::Inventory {
                 "connectionString": {"type": "SecureString", "value": "**********"}}}}),
         ],
         credentials: vec![],
+        ..FactorySnapshot::default()
     };
     let v = |id: &str, created: i64, expires: Option<i64>| VersionMetadata {
         version: id.into(),

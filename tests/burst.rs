@@ -10,8 +10,8 @@ use adf_secret_refresh::azure::synapse::SynapseClient;
 use adf_secret_refresh::azure::{arm, auth, pacer, retry};
 use adf_secret_refresh::config::Scope;
 use adf_secret_refresh::event::EventKind;
+use adf_secret_refresh::observe::SynapseAccess;
 use adf_secret_refresh::observe::cache::DiscoveryCache;
-use adf_secret_refresh::observe_synapse::SynapseAccess;
 use adf_secret_refresh::plan::SecretRef;
 use adf_secret_refresh::report::Trigger;
 use std::sync::Arc;
@@ -91,6 +91,7 @@ fn azure(emu: &Emulator, discovery: Option<Arc<DiscoveryCache>>) -> Azure {
             endpoint_template: None,
         },
         discovery,
+        platforms: Default::default(),
     }
 }
 

@@ -31,6 +31,7 @@ fn app() -> App {
         concurrency: 2,
         run_budget: Duration::from_secs(2),
         expiry_warning_days: Default::default(),
+        platforms: Default::default(),
     })
     .expect("app")
 }

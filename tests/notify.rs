@@ -181,6 +181,7 @@ fn settings(policy: NotifyPolicy) -> Settings {
         concurrency: 1,
         run_budget: Duration::from_secs(60),
         expiry_warning_days: Default::default(),
+        platforms: Default::default(),
     }
 }
 

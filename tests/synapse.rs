@@ -326,10 +326,12 @@ async fn the_planner_sees_synapse_definitions_masked_and_gives_every_verdict() {
     );
     assert!(inline["properties"]["typeProperties"]["encryptedCredential"].is_string());
     let snapshot = FactorySnapshot {
+        platform: adf_secret_refresh::model::Platform::Synapse,
         id: workspace.id.clone(),
         resource: json!({}),
         linked_services,
         credentials: read.credentials,
+        ..FactorySnapshot::default()
     };
     let secret = SecretRef {
         vault_suffix: "vault.azure.net".into(),
@@ -1038,7 +1040,7 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
     use adf_secret_refresh::azure::pacer::{Limits, Pacer};
     use adf_secret_refresh::config::Scope;
     use adf_secret_refresh::event::EventKind;
-    use adf_secret_refresh::observe_synapse::SynapseAccess;
+    use adf_secret_refresh::observe::SynapseAccess;
     use adf_secret_refresh::report::Trigger;
 
     let emu = start(adf_emulator::Faults::default(), 50).await;
@@ -1082,6 +1084,7 @@ async fn a_token_for_the_wrong_audience_is_refused_and_the_report_says_why() {
             endpoint_template: Some(emu.synapse_endpoint_template()),
         },
         discovery: None,
+        platforms: Default::default(),
     };
     let report = run(
         &azure,

@@ -17,7 +17,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: roleDefinitionGuid
   properties: {
     roleName: roleName
-    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, read datasets, pipelines, data flows and triggers (to say what a broken linked service stops), list Synapse workspaces. No secret values, no factory or workspace writes.'
+    description: 'adf-secret-refresh: list factories, read and re-save linked services and credentials, test connections, read integration runtime status, read datasets, pipelines, data flows and triggers (to say what a broken linked service stops), list Synapse workspaces, read App Service Key Vault references and refresh them, read API Management named values and refresh them. No secret values (never config/list or namedValues/listValue), no factory or workspace writes.'
     type: 'CustomRole'
     permissions: [
       {
@@ -35,6 +35,15 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.DataFactory/factories/read'
           'Microsoft.DataFactory/factories/triggers/read'
           'Microsoft.Synapse/workspaces/read'
+          'Microsoft.Web/sites/Read'
+          'Microsoft.Web/sites/config/Read'
+          'Microsoft.Web/sites/config/Write'
+          'Microsoft.Web/sites/slots/Read'
+          'Microsoft.Web/sites/slots/config/Read'
+          'Microsoft.Web/sites/slots/config/Write'
+          'Microsoft.ApiManagement/service/read'
+          'Microsoft.ApiManagement/service/namedValues/read'
+          'Microsoft.ApiManagement/service/namedValues/refreshSecret/action'
         ]
         notActions: []
         dataActions: []

@@ -17,13 +17,17 @@ use tokio::time::Instant;
 use url::Url;
 
 /// A response from ARM, with what a report needs from its headers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ArmResponse {
     pub status: u16,
     pub body: Value,
     pub request_id: Option<String>,
     /// The `ETag` header, when ARM sent one.
     pub etag: Option<String>,
+    /// The `Location` header of a `202 Accepted`: where a long-running operation is polled.
+    pub location: Option<String>,
+    /// The `Retry-After` header: how long to wait before polling again.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -101,6 +105,10 @@ pub enum ArmError {
     TooManyPages { operation: &'static str, pages: u32 },
     #[error("not a usable ARM path: {0}")]
     InvalidId(String),
+    #[error(
+        "{operation} was accepted but had not ended after {polls} polls; whether it took effect is unknown"
+    )]
+    OperationUnfinished { operation: &'static str, polls: u32 },
 }
 
 impl ArmError {
@@ -143,10 +151,15 @@ pub(crate) enum Shape {
     Object,
     /// A page of a listing: `value` (an array) or `nextLink`.
     Page,
+    /// An action's answer: any JSON, or nothing at all (a `202 Accepted` may have no body).
+    Any,
 }
 
 impl Shape {
     pub(crate) fn check(self, body: &Value) -> Result<(), &'static str> {
+        if self == Shape::Any {
+            return Ok(());
+        }
         let Some(object) = body.as_object() else {
             return Err("the body is not a JSON object");
         };
@@ -281,6 +294,11 @@ impl ArmClient {
         self
     }
 
+    /// The Key Vault DNS suffix of this deployment's cloud, decided by the ARM endpoint.
+    pub fn home_vault_suffix(&self) -> &'static str {
+        crate::config::vault_suffix_for_arm(self.endpoint.as_ref().map_or("", |u| u.as_str()))
+    }
+
     /// The per-subscription limit on requests in flight (reads and writes each).
     pub fn in_flight(&self) -> usize {
         self.in_flight.per_lane
@@ -399,7 +417,8 @@ impl ArmClient {
             .await
     }
 
-    async fn list_kept_at(
+    /// A listing at any provider's api-version, page by page, holding only the items `keep` accepts.
+    pub async fn list_kept_at(
         &self,
         operation: ArmOperation,
         id: &ResourceId,
@@ -591,6 +610,7 @@ impl ArmClient {
         };
         let request_id = header("x-ms-request-id");
         let etag = header("etag");
+        let location = header("location");
         let retry_after = parse_retry_after(header("retry-after").as_deref());
         let remaining_header = if operation.counts_as_write() {
             "x-ms-ratelimit-remaining-subscription-writes"
@@ -618,9 +638,12 @@ impl ArmClient {
             "ARM call"
         );
         if (200..300).contains(&status) {
-            let checked = serde_json::from_slice::<Value>(&bytes)
-                .map_err(|_| "the body is not JSON")
-                .and_then(|body| shape.check(&body).map(|()| body));
+            let checked = if bytes.is_empty() && shape == Shape::Any {
+                Ok(Value::Null)
+            } else {
+                serde_json::from_slice::<Value>(&bytes).map_err(|_| "the body is not JSON")
+            };
+            let checked = checked.and_then(|body| shape.check(&body).map(|()| body));
             // A nextLink elsewhere is an answer we cannot use: the bearer token would go with it.
             let checked = checked.and_then(|body| match (shape, self.endpoint.as_ref()) {
                 (Shape::Page, Some(endpoint)) => match body.get("nextLink").and_then(Value::as_str)
@@ -640,6 +663,8 @@ impl ArmClient {
                     body,
                     request_id,
                     etag,
+                    location,
+                    retry_after,
                 }),
                 Err(why) => {
                     tracing::warn!(
@@ -817,7 +842,7 @@ impl Arm for ArmClient {
                 status,
                 body: *body,
                 request_id,
-                etag: None,
+                ..ArmResponse::default()
             }),
             other => other,
         }
@@ -879,6 +904,85 @@ pub fn arm_audience(endpoint: &str) -> String {
         }
     }
     "https://management.azure.com".into()
+}
+
+/// Calls at another provider's api-version (App Service, API Management), for the platforms beside Data Factory.
+impl ArmClient {
+    /// GETs a resource at `api_version`.
+    pub async fn get_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = id
+            .url(self.endpoint()?, api_version)
+            .map_err(|e| ArmError::InvalidId(e.to_string()))?;
+        self.send_url(operation, url, id, None, None, Shape::Object)
+            .await
+    }
+
+    /// POSTs `body` to an action at `api_version`. A `202 Accepted` comes back as a response: the caller
+    /// follows its `Location`.
+    pub async fn post_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = id
+            .url(self.endpoint()?, api_version)
+            .map_err(|e| ArmError::InvalidId(e.to_string()))?;
+        self.send_url(operation, url, id, Some(body), None, Shape::Any)
+            .await
+    }
+
+    /// POSTs a long-running action and follows its `202 Accepted` to the end: polls the `Location` (on the
+    /// ARM endpoint only) with `poll`, waiting `Retry-After` between polls, until an answer that is not 202.
+    /// An operation still running after `limit` (or at the run's deadline) is [`ArmError::OperationUnfinished`].
+    pub async fn post_long_running(
+        &self,
+        operation: ArmOperation,
+        poll: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+        body: &Value,
+        limit: Duration,
+    ) -> Result<Vec<ArmResponse>, ArmError> {
+        let give_up = Instant::now() + limit;
+        let give_up = self.deadline.map_or(give_up, |d| d.min(give_up));
+        let mut answers = vec![self.post_at(operation, id, api_version, body).await?];
+        let mut polls = 0u32;
+        while let Some(last) = answers.last().filter(|a| a.status == 202) {
+            let Some(location) = last.location.as_deref() else {
+                return Err(ArmError::Malformed {
+                    operation: operation.name,
+                    status: 202,
+                    message: "202 Accepted without a Location to poll".into(),
+                    attempts: 1,
+                    request_id: last.request_id.clone(),
+                });
+            };
+            let url = resource_id::next_link(self.endpoint()?, location)
+                .ok_or_else(|| ArmError::ForeignLink(crate::azure::auth::redact_query(location)))?;
+            let wait = last
+                .retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .clamp(Duration::from_millis(50), Duration::from_secs(30));
+            if Instant::now() + wait >= give_up {
+                return Err(ArmError::OperationUnfinished {
+                    operation: operation.name,
+                    polls,
+                });
+            }
+            tokio::time::sleep(wait).await;
+            polls += 1;
+            let answer = self.send_url(poll, url, id, None, None, Shape::Any).await?;
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
 }
 
 /// A factory's authoring collections: read only to tell what a broken linked service stops.
@@ -969,6 +1073,7 @@ mod tests {
             body: json!({"name": "x"}),
             request_id: None,
             etag: Some("\"h\"".into()),
+            ..ArmResponse::default()
         };
         assert_eq!(resource_etag(&from_header).as_deref(), Some("\"h\""));
         let from_body = ArmResponse {

@@ -152,6 +152,74 @@ pub const GET_SYNAPSE_WORKSPACE: ArmOperation = ArmOperation {
     actions: &["Microsoft.Synapse/workspaces/read"],
 };
 
+/// The api-version of `Microsoft.Web` reads: sites, slots and their Key Vault references (reference/appservice-spec,
+/// WebApps.kv-references.extract.json, 2024-11-01).
+pub const WEB_API_VERSION: &str = "2024-11-01";
+/// The api-version of the Key Vault reference refresh, as the documentation gives it ("Use Key Vault references
+/// as app settings", section "Understand rotation"); the call is in no REST spec.
+pub const WEB_REFRESH_API_VERSION: &str = "2022-03-01";
+/// The api-version of `Microsoft.ApiManagement` (reference/apim-spec, 2024-05-01, the latest stable).
+pub const APIM_API_VERSION: &str = "2024-05-01";
+
+/// Lists the web apps, function apps and Logic Apps Standard of a subscription or resource group
+/// (`WebApps_List`, `WebApps_ListByResourceGroup`).
+pub const LIST_SITES: ArmOperation = ArmOperation {
+    name: "listSites",
+    method: "GET",
+    actions: &["Microsoft.Web/sites/Read"],
+};
+/// A site's deployment slots (`WebApps_ListSlots`).
+pub const LIST_SLOTS: ArmOperation = ArmOperation {
+    name: "listSlots",
+    method: "GET",
+    actions: &["Microsoft.Web/sites/slots/Read"],
+};
+/// The Key Vault references of a site's or slot's app settings or connection strings, metadata only
+/// (`WebApps_GetAppSettingsKeyVaultReferences` and its three siblings). The action is presumed (no published
+/// operation names `configreferences`): reading configuration is `config/Read`.
+pub const LIST_KEY_VAULT_REFERENCES: ArmOperation = ArmOperation {
+    name: "listKeyVaultReferences",
+    method: "GET",
+    actions: &[
+        "Microsoft.Web/sites/config/Read",
+        "Microsoft.Web/sites/slots/config/Read",
+    ],
+};
+/// Forces App Service to resolve a site's or slot's Key Vault references now. Documented, in no spec, and no
+/// RBAC action is published for it: `config/Write` is presumed (docs/deploy.md says what to grant if refused).
+pub const REFRESH_KEY_VAULT_REFERENCES: ArmOperation = ArmOperation {
+    name: "refreshKeyVaultReferences",
+    method: "POST",
+    actions: &[
+        "Microsoft.Web/sites/config/Write",
+        "Microsoft.Web/sites/slots/config/Write",
+    ],
+};
+/// Lists the API Management services of a subscription or resource group (`ApiManagementService_List*`).
+pub const LIST_API_MANAGEMENT_SERVICES: ArmOperation = ArmOperation {
+    name: "listApiManagementServices",
+    method: "GET",
+    actions: &["Microsoft.ApiManagement/service/read"],
+};
+/// A service's named values, never their values (`NamedValue_ListByService`).
+pub const LIST_NAMED_VALUES: ArmOperation = ArmOperation {
+    name: "listNamedValues",
+    method: "GET",
+    actions: &["Microsoft.ApiManagement/service/namedValues/read"],
+};
+/// One named value, for its `keyVault.lastStatus` (`NamedValue_Get`), and the poll of a refresh in progress.
+pub const GET_NAMED_VALUE: ArmOperation = ArmOperation {
+    name: "getNamedValue",
+    method: "GET",
+    actions: &["Microsoft.ApiManagement/service/namedValues/read"],
+};
+/// Makes API Management fetch a Key Vault-backed named value again (`NamedValue_RefreshSecret`, long-running).
+pub const REFRESH_NAMED_VALUE: ArmOperation = ArmOperation {
+    name: "refreshNamedValueSecret",
+    method: "POST",
+    actions: &["Microsoft.ApiManagement/service/namedValues/refreshSecret/action"],
+};
+
 /// All of them: the source of truth for the least-privilege role.
 pub const ALL: &[ArmOperation] = &[
     LIST_FACTORIES,
@@ -170,6 +238,14 @@ pub const ALL: &[ArmOperation] = &[
     LIST_TRIGGERS,
     LIST_SYNAPSE_WORKSPACES,
     GET_SYNAPSE_WORKSPACE,
+    LIST_SITES,
+    LIST_SLOTS,
+    LIST_KEY_VAULT_REFERENCES,
+    REFRESH_KEY_VAULT_REFERENCES,
+    LIST_API_MANAGEMENT_SERVICES,
+    LIST_NAMED_VALUES,
+    GET_NAMED_VALUE,
+    REFRESH_NAMED_VALUE,
 ];
 
 /// The distinct RBAC actions of [`ALL`], sorted.

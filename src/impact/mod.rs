@@ -58,8 +58,8 @@ pub fn needs_attention(target: &Target) -> bool {
 /// services that use it.
 fn linked_services_of(target: &Target) -> Vec<&str> {
     match target.kind {
-        TargetKind::LinkedService => vec![target.name.as_str()],
         TargetKind::Credential => target.used_by.iter().map(String::as_str).collect(),
+        _ => vec![target.name.as_str()],
     }
 }
 

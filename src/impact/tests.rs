@@ -474,6 +474,10 @@ fn only_stopped_and_event_triggers_leave_no_next_run() {
 
 fn target(kind: TargetKind, verdict: Verdict, resave: ResaveStatus, test: TestStatus) -> Target {
     Target {
+        platform: crate::model::Platform::DataFactory,
+        resource: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+            .into(),
+        display_name: None,
         kind,
         factory: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
             .into(),

@@ -5,7 +5,6 @@
 //! OWASP advises against CSV injection; names from ADF never start so, but nothing here trusts that.
 
 use super::{Inventory, SecretEntry};
-use crate::report::TargetKind;
 
 /// The header row.
 pub const COLUMNS: &[&str] = &[
@@ -47,10 +46,7 @@ pub fn render(inventory: &Inventory) -> String {
                     secret.expires.clone().unwrap_or_default(),
                     secret.not_before.clone().unwrap_or_default(),
                     c.factory.clone(),
-                    match c.kind {
-                        TargetKind::LinkedService => "linkedService".into(),
-                        TargetKind::Credential => "credential".into(),
-                    },
+                    c.kind.as_str().into(),
                     c.name.clone(),
                     c.path.clone(),
                     c.pinned_version.clone().unwrap_or_default(),

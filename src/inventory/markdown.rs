@@ -202,8 +202,8 @@ pub fn mermaid(inventory: &Inventory) -> String {
 
 fn definition_subject(c: &super::Consumer) -> String {
     let collection = match c.kind {
-        crate::report::TargetKind::LinkedService => "linkedservices",
         crate::report::TargetKind::Credential => "credentials",
+        _ => "linkedservices",
     };
     format!("{}/{collection}/{}", c.factory, c.name)
 }

@@ -461,7 +461,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                     .get(&name.to_ascii_lowercase())
                     .cloned()
                     .flatten(),
-                TargetKind::Credential => None,
+                _ => None,
             };
             SecretUse {
                 key: key.clone(),
@@ -577,8 +577,11 @@ fn store_suffix<'a>(index: &FactoryIndex<'a>, store: &str) -> Option<&'static st
 
 fn definition_id(factory: &str, kind: TargetKind, name: &str) -> String {
     let collection = match kind {
-        TargetKind::LinkedService => "linkedservices",
         TargetKind::Credential => "credentials",
+        TargetKind::AppSetting => "config/configreferences/appsettings",
+        TargetKind::ConnectionString => "config/configreferences/connectionstrings",
+        TargetKind::NamedValue => "namedValues",
+        TargetKind::LinkedService => "linkedservices",
     };
     format!("{factory}/{collection}/{name}")
 }

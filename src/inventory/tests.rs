@@ -22,6 +22,10 @@ fn sql(name: &str, password: Value) -> Value {
 
 fn factory(linked_services: Vec<Value>) -> FactorySnapshot {
     FactorySnapshot {
+        platform: crate::model::Platform::DataFactory,
+        app_settings: vec![],
+        connection_strings: vec![],
+        named_values: vec![],
         id: FACTORY.into(),
         resource: json!({"id": FACTORY, "properties": {}}),
         linked_services,

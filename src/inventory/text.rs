@@ -134,6 +134,9 @@ fn row(c: &Consumer) -> [String; 6] {
     let kind = match c.kind {
         TargetKind::LinkedService => "",
         TargetKind::Credential => " (credential)",
+        TargetKind::AppSetting => " (app setting)",
+        TargetKind::ConnectionString => " (connection string)",
+        TargetKind::NamedValue => " (named value)",
     };
     let factory = if c.git_mode {
         format!("{} (git)", short(&c.factory))

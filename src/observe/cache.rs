@@ -11,10 +11,9 @@
 //! reports those errors) but not kept: the next rotation reads again. The cache sits behind
 //! [`InventoryBackend`], so a store shared by several instances can take the place of process memory.
 
-use super::{Keep, discover_kept};
-use crate::azure::arm::ArmClient;
+use super::{Clients, Keep, Scanned};
 use crate::config::Scope;
-use crate::plan::FactorySnapshot;
+use crate::model::{Platforms, Snapshot};
 use crate::report::{Command, Report, RunError, Trigger};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,11 +24,11 @@ use tokio::time::Instant;
 /// A completed discovery, as runs share it.
 #[derive(Debug, Clone)]
 pub struct Discovery {
-    pub snapshots: Vec<FactorySnapshot>,
+    /// Every holder read, of every platform scanned.
+    pub snapshots: Vec<Snapshot>,
     pub errors: Vec<RunError>,
-    pub factories_scanned: usize,
-    pub linked_services_scanned: usize,
-    pub credentials_scanned: usize,
+    /// How much was listed.
+    pub scanned: Scanned,
     /// When it completed.
     pub at: Instant,
 }
@@ -42,9 +41,7 @@ impl Discovery {
 
     /// Copies what discovery found and could not read into a run's report.
     pub fn report_into(&self, report: &mut Report) {
-        report.summary.factories_scanned += self.factories_scanned;
-        report.summary.linked_services_scanned += self.linked_services_scanned;
-        report.summary.credentials_scanned += self.credentials_scanned;
+        self.scanned.add_to(&mut report.summary);
         report.errors.extend(self.errors.iter().cloned());
     }
 }
@@ -116,15 +113,16 @@ impl DiscoveryCache {
         self.window
     }
 
-    /// A discovery of `scopes`: a fresh one if there is one, the one in flight if another run started it, or a
-    /// new one made with `arm` (whose deadline bounds it).
+    /// A discovery of `scopes` on `platforms`: a fresh one if there is one, the one in flight if another run
+    /// started it, or a new one made with `clients` (whose deadline bounds it).
     pub async fn discover(
         &self,
-        arm: &ArmClient,
+        clients: &Clients,
         scopes: &[Scope],
+        platforms: &Platforms,
         concurrency: usize,
     ) -> Arc<Discovery> {
-        let key = scope_key(scopes);
+        let key = discovery_key(scopes, platforms);
         let cell = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let stale = in_flight
@@ -151,14 +149,23 @@ impl DiscoveryCache {
                     Trigger::default(),
                     scopes,
                 );
-                let snapshots =
-                    discover_kept(arm, scopes, concurrency, &Keep::KeyVault, &mut report).await;
+                let mut snapshots = Vec::new();
+                let scanned = super::discover_each(
+                    clients,
+                    scopes,
+                    platforms,
+                    concurrency,
+                    &Keep::KeyVault,
+                    &mut report,
+                    &mut |_| {},
+                    &mut |s| snapshots.push(s),
+                )
+                .await;
+                snapshots.sort_by_key(|s| s.id.to_lowercase());
                 let discovery = Arc::new(Discovery {
                     snapshots,
                     errors: report.errors,
-                    factories_scanned: report.summary.factories_scanned,
-                    linked_services_scanned: report.summary.linked_services_scanned,
-                    credentials_scanned: report.summary.credentials_scanned,
+                    scanned,
                     at: Instant::now(),
                 });
                 if discovery.errors.is_empty() {
@@ -181,6 +188,17 @@ impl DiscoveryCache {
             }
         }
         discovery
+    }
+}
+
+/// The cache key of a discovery: its scopes and, when narrowed, its platforms.
+pub fn discovery_key(scopes: &[Scope], platforms: &Platforms) -> String {
+    let key = scope_key(scopes);
+    if *platforms == Platforms::default() {
+        key
+    } else {
+        let names: Vec<&str> = platforms.iter().map(|p| p.as_str()).collect();
+        format!("{key};{}", names.join(","))
     }
 }
 
@@ -207,9 +225,7 @@ mod tests {
                     subject: None,
                 })
                 .collect(),
-            factories_scanned: 0,
-            linked_services_scanned: 0,
-            credentials_scanned: 0,
+            scanned: Scanned::default(),
             at,
         }
     }

@@ -291,6 +291,7 @@ pub(crate) fn owner_words(owner: crate::report::Owner) -> String {
         Owner::EntraAdmin => "an Entra ID administrator",
         Owner::PlatformOwner => "the platform owner",
         Owner::RuntimeOwner => "the integration runtime owner",
+        Owner::AppOwner => "the app's owner",
     };
     format!("{words} (`{owner}`)")
 }

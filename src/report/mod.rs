@@ -10,6 +10,8 @@ pub mod text;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::model::Platform;
+
 pub const SCHEMA: &str = "adf-secret-refresh/report/v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,6 +101,12 @@ pub struct Summary {
     /// Synapse workspaces read (their linked services and credentials are counted with the factories').
     #[serde(default)]
     pub workspaces_scanned: usize,
+    /// App Service sites and deployment slots read (each slot counts as one).
+    #[serde(default)]
+    pub sites_scanned: usize,
+    /// API Management services read.
+    #[serde(default)]
+    pub api_management_services_scanned: usize,
     pub linked_services_scanned: usize,
     pub credentials_scanned: usize,
     pub affected: usize,
@@ -114,6 +122,25 @@ pub struct Summary {
 pub enum TargetKind {
     LinkedService,
     Credential,
+    /// An App Service app setting whose value is a Key Vault reference.
+    AppSetting,
+    /// An App Service connection string whose value is a Key Vault reference.
+    ConnectionString,
+    /// An API Management named value backed by Key Vault.
+    NamedValue,
+}
+
+impl TargetKind {
+    /// The report's spelling, e.g. `linkedService`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::LinkedService => "linkedService",
+            TargetKind::Credential => "credential",
+            TargetKind::AppSetting => "appSetting",
+            TargetKind::ConnectionString => "connectionString",
+            TargetKind::NamedValue => "namedValue",
+        }
+    }
 }
 
 /// What the product decided for one target, before acting.
@@ -133,11 +160,23 @@ pub enum Verdict {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
+    /// Where the consumer lives; set at discovery and carried from the snapshot.
+    #[serde(default)]
+    pub platform: Platform,
+    /// The resource id of what holds it: factory, workspace, site or slot, API Management service.
+    #[serde(default)]
+    pub resource: String,
     pub kind: TargetKind,
-    /// The factory's resource id.
+    /// The factory's (or Synapse workspace's) resource id; empty, and absent from the JSON, on other platforms.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub factory: String,
+    /// The linked service's, credential's or setting's name, or the named value's resource name.
     pub name: String,
-    /// The ADF type, e.g. `AzureSqlDatabase` or `ServicePrincipal`.
+    /// A named value's `displayName`, when it differs from its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The ADF type (e.g. `AzureSqlDatabase`, `ServicePrincipal`), or for App Service the site's kind (e.g.
+    /// `functionapp,linux`), or `NamedValue`.
     #[serde(rename = "type")]
     pub adf_type: String,
     pub references: Vec<Reference>,
@@ -200,6 +239,15 @@ pub struct TriggerImpact {
 }
 
 impl Target {
+    /// The id of what holds it: `resource`, or for a report written before `resource` existed, `factory`.
+    pub fn holder(&self) -> &str {
+        if self.resource.is_empty() {
+            &self.factory
+        } else {
+            &self.resource
+        }
+    }
+
     /// The one definition of "a person must look at this", used by the summary, the exit code, the
     /// notification policy and every rendering: it was not re-saved (a refusing verdict, a skipped, failed or
     /// unreached re-save), its test failed or could not run, or a diagnosis names an owner who must act.
@@ -325,6 +373,8 @@ pub enum Owner {
     EntraAdmin,
     PlatformOwner,
     RuntimeOwner,
+    /// Whoever owns the web app, function app or API Management service: its settings and its identity.
+    AppOwner,
 }
 
 impl Owner {
@@ -334,6 +384,7 @@ impl Owner {
             Owner::EntraAdmin => "entraAdmin",
             Owner::PlatformOwner => "platformOwner",
             Owner::RuntimeOwner => "runtimeOwner",
+            Owner::AppOwner => "appOwner",
         }
     }
 }

@@ -157,6 +157,9 @@ fn details(out: &mut String, target: &Target, now: Option<jiff::Timestamp>) {
     let kind = match target.kind {
         TargetKind::LinkedService => "",
         TargetKind::Credential => "credential, ",
+        TargetKind::AppSetting => "app setting, ",
+        TargetKind::ConnectionString => "connection string, ",
+        TargetKind::NamedValue => "named value, ",
     };
     let _ = writeln!(
         out,

@@ -58,6 +58,9 @@ fn passed() -> Test {
 /// One target, with the fields every target needs; tests adjust the rest.
 pub fn target(factory_name: &str, name: &str, adf_type: &str, verdict: Verdict) -> Target {
     Target {
+        platform: adf_secret_refresh::model::Platform::DataFactory,
+        resource: factory(factory_name),
+        display_name: None,
         kind: TargetKind::LinkedService,
         factory: factory(factory_name),
         name: name.into(),

@@ -1,114 +1,100 @@
-//! Act: executes one factory's plan. Re-saves what is safe (GET fresh, PUT exactly its properties with
-//! `If-Match`, again on 412), then tests with ADF's own test connection. Writes are sequential per factory;
-//! a transient failure stops the factory so that a retry does the rest, and the report says who was not reached.
-//! The re-save rules are written once, over [`Store`]; [`crate::act_synapse`] applies them to Synapse workspaces.
+//! Acting on a Data Factory: re-save a linked service or credential through ARM ([`super::resave`]), check
+//! the self-hosted integration runtime it connects through, then run ADF's own test connection.
 
+use super::resave::{Store, StoreError, Stored, Written, resave_if_safe};
+use super::{Actor, Halt, Mode};
 use crate::azure::arm::{Arm, ArmError, ArmResponse, resource_etag};
 use crate::azure::operations;
 use crate::azure::resource_id::ResourceId;
 use crate::diagnose;
-use crate::event::EventKind;
-use crate::observe::run_error;
-use crate::plan::{self, FactorySnapshot, SecretRef};
-use crate::report::{
-    Note, Resave, ResaveStatus, RunError, RuntimeStatus, Target, TargetKind, Test, Verdict,
-};
+use crate::model::Snapshot;
+use crate::plan::SecretRef;
+use crate::report::{Note, RuntimeStatus, Target, TargetKind, Test};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use tracing::Instrument;
 
-/// How many times a 412 is answered by reading again and re-applying.
-const MAX_PRECONDITION_RETRIES: u32 = 3;
-
-/// What a run may do.
-#[derive(Debug, Clone)]
-pub struct Mode {
-    pub dry_run: bool,
-    /// `Err(reason)` when the new version cannot serve, so a re-save cannot help.
-    pub secret_usable: Result<(), String>,
-    pub event_kind: EventKind,
-    /// The rotation's progress across deliveries (function app only): targets an earlier delivery re-saved
-    /// and tested are carried over, not written again.
-    pub progress: Option<std::sync::Arc<dyn crate::coordination::Progress>>,
+/// Acts on the targets of one factory, remembering each integration runtime's status once read.
+pub struct FactoryActor<'a, A: Arm + ?Sized> {
+    arm: &'a A,
+    factory: &'a Snapshot,
+    factory_id: ResourceId,
+    secret: &'a SecretRef,
+    mode: &'a Mode,
+    runtimes: HashMap<String, RuntimeStatus>,
 }
 
-/// Applies one factory's targets in order: credentials first, then linked services. Writes are sequential.
-pub async fn apply_factory<A: Arm + ?Sized>(
-    arm: &A,
-    factory: &FactorySnapshot,
-    mut targets: Vec<Target>,
-    secret: &SecretRef,
-    mode: &Mode,
-) -> (Vec<Target>, Vec<RunError>) {
-    let mut errors = Vec::new();
-    let factory_id = match ResourceId::parse(&factory.id) {
-        Ok(id) => id,
-        Err(e) => {
-            let why = format!("not reached: {e}");
-            for target in targets.iter_mut() {
-                target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
-                target.test = Test::not_tested(why.clone());
-            }
-            errors.push(RunError {
-                stage: "apply".into(),
-                message: e.to_string(),
-                transient: false,
-                subject: Some(factory.id.clone()),
-            });
-            return (targets, errors);
-        }
-    };
-    let mut runtimes: HashMap<String, RuntimeStatus> = HashMap::new();
-    let mut stopped: Option<String> = None;
-    for target in targets.iter_mut() {
-        if let Some(why) = &stopped {
-            target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
-            target.test = Test::not_tested(why.clone());
-            continue;
-        }
-        if let Some(earlier) = mode.progress.as_ref().and_then(|p| p.already_done(target)) {
-            earlier.carry_into(target);
-            continue;
-        }
-        let properties = listed_resource(factory, target).and_then(|r| r.get("properties"));
+impl<'a, A: Arm + ?Sized> FactoryActor<'a, A> {
+    pub fn new(
+        arm: &'a A,
+        factory: &'a Snapshot,
+        secret: &'a SecretRef,
+        mode: &'a Mode,
+    ) -> Result<Self, Halt> {
+        let factory_id = ResourceId::parse(&factory.id).map_err(|e| Halt {
+            message: e.to_string(),
+            transient: false,
+        })?;
+        Ok(FactoryActor {
+            arm,
+            factory,
+            factory_id,
+            secret,
+            mode,
+            runtimes: HashMap::new(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: Arm + ?Sized> Actor for FactoryActor<'_, A> {
+    async fn act(&mut self, target: &mut Target) -> Result<(), Halt> {
+        let properties = listed_resource(self.factory, target).and_then(|r| r.get("properties"));
         if let Some(runtime) = properties.and_then(crate::scan::connect_via) {
-            if !runtimes.contains_key(&runtime) {
-                let status =
-                    runtime_status(arm, &factory_id, &runtime, &mut target.request_ids).await;
-                runtimes.insert(runtime.clone(), status);
+            if !self.runtimes.contains_key(&runtime) {
+                let status = runtime_status(
+                    self.arm,
+                    &self.factory_id,
+                    &runtime,
+                    &mut target.request_ids,
+                )
+                .await;
+                self.runtimes.insert(runtime.clone(), status);
             }
-            if let Some(status) = runtimes.get(&runtime) {
+            if let Some(status) = self.runtimes.get(&runtime) {
                 note_runtime(target, status);
             }
         }
-        let span = tracing::info_span!("target", factory = %factory.id, name = %target.name, kind = ?target.kind);
-        let applied = apply_target(arm, factory, &factory_id, target, secret, mode)
-            .instrument(span)
-            .await;
-        if let (Ok(()), Some(progress)) = (&applied, &mode.progress) {
-            progress.record(target);
-        }
-        if let Err(e) = applied {
-            let transient = e.is_transient();
-            errors.push(run_error(
-                "apply",
-                &e,
-                Some(format!("{}/{}", factory.id, target.name)),
-            ));
-            if transient {
-                // ARM is down or the budget is spent: stop here, so the retry does the rest.
-                stopped = Some(format!("not reached: {e}"));
-            }
-        }
+        apply_target(
+            self.arm,
+            self.factory,
+            &self.factory_id,
+            target,
+            self.secret,
+            self.mode,
+        )
+        .await
+        .map_err(|e| Halt::from_store(&e))
     }
-    (targets, errors)
+}
+
+impl StoreError for ArmError {
+    fn is_transient(&self) -> bool {
+        ArmError::is_transient(self)
+    }
+    fn is_precondition_failed(&self) -> bool {
+        matches!(self, ArmError::PreconditionFailed { .. })
+    }
+    fn request_id(&self) -> Option<&str> {
+        ArmError::request_id(self)
+    }
 }
 
 /// The target's definition as discovery listed it.
-fn listed_resource<'a>(factory: &'a FactorySnapshot, target: &Target) -> Option<&'a Value> {
+pub fn listed_resource<'a>(factory: &'a Snapshot, target: &Target) -> Option<&'a Value> {
     let list = match target.kind {
         TargetKind::LinkedService => &factory.linked_services,
         TargetKind::Credential => &factory.credentials,
+        _ => return None,
     };
     list.iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(target.name.as_str()))
@@ -175,7 +161,7 @@ fn note_runtime(target: &mut Target, status: &RuntimeStatus) {
 /// Re-saves (if the verdict and the mode allow) and tests one target. Returns the error that stopped it.
 async fn apply_target<A: Arm + ?Sized>(
     arm: &A,
-    factory: &FactorySnapshot,
+    factory: &Snapshot,
     factory_id: &ResourceId,
     target: &mut Target,
     secret: &SecretRef,
@@ -191,11 +177,8 @@ async fn apply_target<A: Arm + ?Sized>(
         Written::Failed => return Ok(()),
     };
 
-    target.test = if mode.dry_run {
-        Test::not_tested(match mode.event_kind {
-            EventKind::NewVersion => "dry run: nothing was written or tested",
-            _ => "expiry event: reported only",
-        })
+    target.test = if let Some(untested) = mode.untested() {
+        untested
     } else if target.kind == TargetKind::Credential {
         Test::not_tested(format!(
             "a credential is tested through the linked services that use it: {}",
@@ -228,55 +211,6 @@ async fn apply_target<A: Arm + ?Sized>(
     Ok(())
 }
 
-/// One read or write of a target's definition, as a re-save needs it.
-#[derive(Debug, Clone)]
-pub struct Stored {
-    /// The resource as the service returned it.
-    pub body: Value,
-    pub etag: Option<String>,
-    /// The request ids of every call that made this answer (a long-running write has several).
-    pub request_ids: Vec<String>,
-}
-
-/// What a re-save needs to know about a failure, whichever service it came from.
-pub trait StoreError: std::fmt::Display + Send {
-    /// Whether trying again later may succeed; a transient failure stops the factory or workspace.
-    fn is_transient(&self) -> bool;
-    /// A 412: someone changed the definition between the read and the write.
-    fn is_precondition_failed(&self) -> bool;
-    fn request_id(&self) -> Option<&str>;
-}
-
-impl StoreError for ArmError {
-    fn is_transient(&self) -> bool {
-        ArmError::is_transient(self)
-    }
-    fn is_precondition_failed(&self) -> bool {
-        matches!(self, ArmError::PreconditionFailed { .. })
-    }
-    fn request_id(&self) -> Option<&str> {
-        ArmError::request_id(self)
-    }
-}
-
-/// Where a target's definition is read and written: ARM for a factory, the development endpoint for a
-/// Synapse workspace. The re-save rules (fresh read, re-plan, exact properties, `If-Match`, 412 loop) are
-/// written once, over this.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync {
-    type Error: StoreError;
-    /// GETs the linked service or credential.
-    async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, Self::Error>;
-    /// PUTs `{"properties": …}` conditionally on `etag`; the answer is the resource as saved.
-    async fn write(
-        &self,
-        kind: TargetKind,
-        name: &str,
-        properties: &Value,
-        etag: &str,
-    ) -> Result<Stored, Self::Error>;
-}
-
 /// A factory's linked services and credentials through ARM.
 struct ArmStore<'a, A: Arm + ?Sized> {
     arm: &'a A,
@@ -286,8 +220,8 @@ struct ArmStore<'a, A: Arm + ?Sized> {
 impl<A: Arm + ?Sized> ArmStore<'_, A> {
     fn id(&self, kind: TargetKind, name: &str) -> Result<ResourceId, ArmError> {
         let collection = match kind {
-            TargetKind::LinkedService => "linkedservices",
             TargetKind::Credential => "credentials",
+            _ => "linkedservices",
         };
         self.factory
             .child(collection, name)
@@ -309,8 +243,8 @@ impl<A: Arm + ?Sized> Store for ArmStore<'_, A> {
 
     async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, ArmError> {
         let operation = match kind {
-            TargetKind::LinkedService => operations::GET_LINKED_SERVICE,
             TargetKind::Credential => operations::GET_CREDENTIAL,
+            _ => operations::GET_LINKED_SERVICE,
         };
         Ok(stored(
             self.arm.get(operation, &self.id(kind, name)?).await?,
@@ -325,130 +259,13 @@ impl<A: Arm + ?Sized> Store for ArmStore<'_, A> {
         etag: &str,
     ) -> Result<Stored, ArmError> {
         let operation = match kind {
-            TargetKind::LinkedService => operations::PUT_LINKED_SERVICE,
             TargetKind::Credential => operations::PUT_CREDENTIAL,
+            _ => operations::PUT_LINKED_SERVICE,
         };
         let id = self.id(kind, name)?;
         Ok(stored(
             self.arm.put(operation, &id, properties, etag).await?,
         ))
-    }
-}
-
-/// What the re-save step left for the test.
-pub enum Written {
-    /// The resource to test: as saved, or as freshly read when the re-save was skipped.
-    Resource(Value),
-    /// No re-save was due (another verdict, a dry run, an unusable secret version).
-    NotAttempted,
-    /// The re-save failed for good; the target says why and is not tested.
-    Failed,
-}
-
-/// Re-saves the target when its verdict and the mode allow, and records the outcome on it. A transient
-/// failure is recorded and returned, so the caller stops the factory or workspace there.
-pub async fn resave_if_safe<S: Store + ?Sized>(
-    store: &S,
-    factory: &FactorySnapshot,
-    target: &mut Target,
-    secret: &SecretRef,
-    mode: &Mode,
-) -> Result<Written, S::Error> {
-    if target.verdict != Verdict::Resave {
-        return Ok(Written::NotAttempted);
-    }
-    if mode.dry_run {
-        target.resave = Resave::with_status(ResaveStatus::DryRun, None);
-        return Ok(Written::NotAttempted);
-    }
-    if let Err(why) = &mode.secret_usable {
-        target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why.clone()));
-        return Ok(Written::NotAttempted);
-    }
-    match resave(store, factory, target, secret).await {
-        Ok(resource) => Ok(Written::Resource(resource)),
-        Err(e) => {
-            target.resave.status = ResaveStatus::Failed;
-            target.resave.error = Some(e.to_string());
-            target
-                .request_ids
-                .extend(e.request_id().map(str::to_string));
-            target.test = Test::not_tested("not tested: the re-save failed");
-            if e.is_transient() {
-                Err(e)
-            } else {
-                Ok(Written::Failed)
-            }
-        }
-    }
-}
-
-/// GET fresh, check it is still safe, PUT exactly its properties with `If-Match`; on 412, again.
-async fn resave<S: Store + ?Sized>(
-    store: &S,
-    factory: &FactorySnapshot,
-    target: &mut Target,
-    secret: &SecretRef,
-) -> Result<Value, S::Error> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        target.resave.attempts = attempts;
-        let fresh = store.read(target.kind, &target.name).await?;
-        target.request_ids.extend(fresh.request_ids.iter().cloned());
-        let Some(etag) = fresh.etag.clone() else {
-            target.resave = Resave::with_status(
-                ResaveStatus::Skipped,
-                Some("the service returned no etag, so a conditional write is impossible".into()),
-            );
-            return Ok(fresh.body);
-        };
-        if let Err(why) = still_safe(factory, target, &fresh.body, secret) {
-            target.resave = Resave::with_status(ResaveStatus::Skipped, Some(why));
-            target.notes.push(Note::ChangedSinceDiscovery);
-            return Ok(fresh.body);
-        }
-        let properties = fresh.body.get("properties").cloned().unwrap_or(Value::Null);
-        target.resave.etag_before = Some(etag.clone());
-        match store
-            .write(target.kind, &target.name, &properties, &etag)
-            .await
-        {
-            Ok(saved) => {
-                target.request_ids.extend(saved.request_ids.iter().cloned());
-                target.resave.status = ResaveStatus::Ok;
-                target.resave.etag_after = saved.etag;
-                target.resave.error = None;
-                tracing::info!(factory = %factory.id, name = %target.name, kind = ?target.kind, "re-saved");
-                return Ok(saved.body);
-            }
-            Err(e) if e.is_precondition_failed() && attempts <= MAX_PRECONDITION_RETRIES => {
-                // Someone changed it between our GET and PUT: read again and write their version.
-                target
-                    .request_ids
-                    .extend(e.request_id().map(str::to_string));
-                tracing::info!(factory = %factory.id, name = %target.name, attempts, "etag changed; reading again");
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Re-plans the target on the fresh definition: it must still be a plain, certain, inline-free reference.
-fn still_safe(
-    factory: &FactorySnapshot,
-    target: &Target,
-    fresh: &Value,
-    secret: &SecretRef,
-) -> Result<(), String> {
-    match plan::plan_one(factory, target.kind, fresh, secret) {
-        Some(t) if t.verdict == Verdict::Resave => Ok(()),
-        Some(t) => Err(format!(
-            "it changed since discovery and is now {:?}: {}",
-            t.verdict, t.reason
-        )),
-        None => Err("it changed since discovery and no longer references the secret".into()),
     }
 }
 
@@ -496,6 +313,24 @@ async fn test_connection<A: Arm + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::act::resave::MAX_PRECONDITION_RETRIES;
+    use crate::event::EventKind;
+    use crate::plan;
+    use crate::report::{ResaveStatus, RunError};
+
+    /// The one target loop over a factory, with ARM scripted.
+    async fn apply_factory(
+        arm: &ScriptedArm,
+        factory: &Snapshot,
+        mut targets: Vec<Target>,
+        secret: &SecretRef,
+        mode: &Mode,
+    ) -> (Vec<Target>, Vec<RunError>) {
+        let mut errors = Vec::new();
+        let mut actor = FactoryActor::new(arm, factory, secret, mode).expect("factory id");
+        crate::act::drive(&mut actor, factory, &mut targets, mode, &mut errors).await;
+        (targets, errors)
+    }
     use crate::azure::arm::ArmResponse;
     use crate::azure::operations::ArmOperation;
     use crate::report::TestStatus;
@@ -519,7 +354,7 @@ mod tests {
             status: 200,
             body,
             request_id: None,
-            etag: None,
+            ..ArmResponse::default()
         })
     }
 
@@ -578,16 +413,18 @@ mod tests {
         resource
     }
 
-    fn setup(names: &[&str]) -> (FactorySnapshot, Vec<Target>, SecretRef) {
+    fn setup(names: &[&str]) -> (Snapshot, Vec<Target>, SecretRef) {
         let mut linked_services =
             vec![json!({"name": "KV", "properties": {"type": "AzureKeyVault",
             "typeProperties": {"baseUrl": "https://contoso-kv.vault.azure.net/"}}})];
         linked_services.extend(names.iter().map(|n| sql(n)));
-        let factory = FactorySnapshot {
-            id: FACTORY.into(),
-            resource: json!({"properties": {}}),
+        let factory = Snapshot {
             linked_services,
-            credentials: vec![],
+            ..Snapshot::new(
+                crate::model::Platform::DataFactory,
+                FACTORY,
+                json!({"properties": {}}),
+            )
         };
         let secret = SecretRef {
             vault: "contoso-kv".into(),
@@ -717,7 +554,7 @@ mod tests {
             status: 400,
             body: json!({"error": {"code": "BadRequest", "message": "The linked service's server name is not valid."}}),
             request_id: None,
-            etag: None,
+            ..ArmResponse::default()
         }));
         let (targets, _) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
         let t = &targets[0];

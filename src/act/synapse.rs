@@ -1,4 +1,4 @@
-//! Act, for a Synapse workspace: the same re-save as for a factory ([`act::resave_if_safe`]: fresh GET,
+//! Acting on a Synapse workspace: the same re-save as for a factory ([`resave_if_safe`]: fresh GET,
 //! re-plan, exactly the read properties, `If-Match`, again on 412), through the workspace's development
 //! endpoint, where a PUT may be long-running and is polled to its end.
 //!
@@ -7,15 +7,15 @@
 //! [`diagnose::SYNAPSE_NOT_TESTED`], and its diagnosis tells the owner how to test it in Synapse Studio.
 //! Nobody has verified such a target, so it needs attention even after a successful re-save.
 
-use crate::act::{self, Mode, Store, StoreError, Stored, Written};
+use super::resave::{Store, StoreError, Stored, Written, resave_if_safe};
+use super::{Actor, Halt, Mode};
 use crate::azure::synapse::{ArtifactKind, SynapseClient, SynapseError, Workspace};
 use crate::diagnose;
-use crate::event::EventKind;
-use crate::observe_synapse::{SynapseAccess, synapse_error};
-use crate::plan::{FactorySnapshot, SecretRef};
-use crate::report::{Resave, ResaveStatus, RunError, Target, TargetKind, Test};
+use crate::model::Snapshot;
+use crate::observe::synapse::SynapseAccess;
+use crate::plan::SecretRef;
+use crate::report::{ResaveStatus, Target, TargetKind, Test};
 use serde_json::Value;
-use tracing::Instrument;
 use url::Url;
 
 impl StoreError for SynapseError {
@@ -38,8 +38,8 @@ struct WorkspaceStore<'a> {
 
 fn artifact(kind: TargetKind) -> ArtifactKind {
     match kind {
-        TargetKind::LinkedService => ArtifactKind::LinkedService,
         TargetKind::Credential => ArtifactKind::Credential,
+        _ => ArtifactKind::LinkedService,
     }
 }
 
@@ -75,86 +75,65 @@ impl Store for WorkspaceStore<'_> {
     }
 }
 
-/// Applies one workspace's targets in order. Writes are sequential; a transient failure stops the
-/// workspace so that a retry does the rest, and the report says who was not reached.
-pub async fn apply_workspace(
-    synapse: &SynapseAccess,
-    workspace: &FactorySnapshot,
-    mut targets: Vec<Target>,
-    secret: &SecretRef,
-    mode: &Mode,
-) -> (Vec<Target>, Vec<RunError>) {
-    let mut errors = Vec::new();
-    let base = Workspace::from_arm(&workspace.resource)
-        .ok_or_else(|| SynapseError::Endpoint {
-            workspace: workspace.id.clone(),
-            reason: "ARM listed it without an id or a name".into(),
+/// Acts on the targets of one workspace through its development endpoint.
+pub struct WorkspaceActor<'a> {
+    store: WorkspaceStore<'a>,
+    workspace: &'a Snapshot,
+    name: String,
+    secret: &'a SecretRef,
+    mode: &'a Mode,
+}
+
+impl<'a> WorkspaceActor<'a> {
+    /// Finds the workspace's development endpoint; without one no target can be reached.
+    pub fn new(
+        synapse: &'a SynapseAccess,
+        workspace: &'a Snapshot,
+        secret: &'a SecretRef,
+        mode: &'a Mode,
+    ) -> Result<Self, Halt> {
+        let (name, base) = Workspace::from_arm(&workspace.resource)
+            .ok_or_else(|| SynapseError::Endpoint {
+                workspace: workspace.id.clone(),
+                reason: "ARM listed it without an id or a name".into(),
+            })
+            .and_then(|w| {
+                w.endpoint(synapse.endpoint_template.as_deref())
+                    .map(|b| (w.name, b))
+            })
+            .map_err(|e| Halt::from_store(&e))?;
+        Ok(WorkspaceActor {
+            store: WorkspaceStore {
+                client: &synapse.client,
+                base,
+            },
+            workspace,
+            name,
+            secret,
+            mode,
         })
-        .and_then(|w| {
-            w.endpoint(synapse.endpoint_template.as_deref())
-                .map(|b| (w, b))
-        });
-    let (name, base) = match base {
-        Ok((w, base)) => (w.name, base),
-        Err(e) => {
-            let why = format!("not reached: {e}");
-            for target in targets.iter_mut() {
-                target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
-                target.test = Test::not_tested(why.clone());
-            }
-            errors.push(synapse_error("apply", &e, Some(workspace.id.clone())));
-            return (targets, errors);
-        }
-    };
-    let store = WorkspaceStore {
-        client: &synapse.client,
-        base,
-    };
-    let mut stopped: Option<String> = None;
-    for target in targets.iter_mut() {
-        if let Some(why) = &stopped {
-            target.resave = Resave::with_status(ResaveStatus::NotReached, Some(why.clone()));
-            target.test = Test::not_tested(why.clone());
-            continue;
-        }
-        if let Some(earlier) = mode.progress.as_ref().and_then(|p| p.already_done(target)) {
-            earlier.carry_into(target);
-            continue;
-        }
-        let span = tracing::info_span!("target", workspace = %workspace.id, name = %target.name, kind = ?target.kind);
-        let written = act::resave_if_safe(&store, workspace, target, secret, mode)
-            .instrument(span)
-            .await;
-        match written {
-            Ok(Written::Failed) => {}
+    }
+}
+
+#[async_trait::async_trait]
+impl Actor for WorkspaceActor<'_> {
+    async fn act(&mut self, target: &mut Target) -> Result<(), Halt> {
+        match resave_if_safe(&self.store, self.workspace, target, self.secret, self.mode).await {
+            Ok(Written::Failed) => Ok(()),
             Ok(Written::Resource(_) | Written::NotAttempted) => {
-                target.test = not_tested(&name, target, mode);
-                if let Some(progress) = &mode.progress {
-                    progress.record(target);
-                }
+                target.test = not_tested(&self.name, target, self.mode);
+                Ok(())
             }
-            Err(e) => {
-                errors.push(synapse_error(
-                    "apply",
-                    &e,
-                    Some(format!("{}/{}", workspace.id, target.name)),
-                ));
-                // The development endpoint is down or the budget is spent: stop here, so the retry does the rest.
-                stopped = Some(format!("not reached: {e}"));
-            }
+            Err(e) => Err(Halt::from_store(&e)),
         }
     }
-    (targets, errors)
 }
 
 /// The test of a Synapse target: none can run. A dry run says so as for a factory; otherwise the owner is
 /// told it was (or was not) re-saved and how to test it by hand.
 fn not_tested(workspace: &str, target: &Target, mode: &Mode) -> Test {
-    if mode.dry_run {
-        return Test::not_tested(match mode.event_kind {
-            EventKind::NewVersion => "dry run: nothing was written or tested",
-            _ => "expiry event: reported only",
-        });
+    if let Some(untested) = mode.untested() {
+        return untested;
     }
     let resaved = target.resave.status == ResaveStatus::Ok;
     let message = if resaved {
@@ -167,9 +146,8 @@ fn not_tested(workspace: &str, target: &Target, mode: &Mode) -> Test {
     };
     // A credential is tested through the linked services that use it.
     let subject = match target.kind {
-        TargetKind::LinkedService => target.name.clone(),
         TargetKind::Credential if !target.used_by.is_empty() => target.used_by.join(", "),
-        TargetKind::Credential => target.name.clone(),
+        _ => target.name.clone(),
     };
     let mut test = Test::not_tested(message);
     test.diagnosis = Some(diagnose::for_synapse_not_tested(workspace, &subject));
@@ -179,10 +157,16 @@ fn not_tested(workspace: &str, target: &Target, mode: &Mode) -> Test {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{TestStatus, Verdict};
+    use crate::event::EventKind;
+    use crate::model::Platform;
+    use crate::report::{Resave, TestStatus, Verdict};
 
     fn target(kind: TargetKind, status: ResaveStatus) -> Target {
         Target {
+            platform: Platform::Synapse,
+            resource: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w"
+                .into(),
+            display_name: None,
             kind,
             factory: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Synapse/workspaces/w"
                 .into(),
