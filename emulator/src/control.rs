@@ -6,6 +6,7 @@
 //! - `GET faults`, `PUT faults` (a JSON `Faults`)
 //! - `GET linked-service?factoryId=…&name=…` (the stored, unmasked resource)
 //! - `GET synapse-linked-service?workspace=…&name=…` (the same, for a Synapse workspace)
+//! - `GET trap` (the trap listener's port and what reached it)
 //! - `GET info` (endpoints, identities and the env the product needs)
 
 use axum::http::{Method, StatusCode};
@@ -91,6 +92,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
                 None => error(StatusCode::NOT_FOUND, "no such Synapse linked service"),
             }
         }
+        (&Method::GET, "trap") => json_response(StatusCode::OK, json!(shared.trap.stats())),
         (&Method::GET, "info") => {
             let config = &shared.config;
             json_response(

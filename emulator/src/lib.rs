@@ -32,6 +32,7 @@ mod store;
 mod synapse;
 mod tls;
 mod tokens;
+mod trap;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,9 +42,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{Burst429, ConcurrentEdit, Faults, PageFault, PageFaultKind};
+pub use faults::{
+    Burst429, ConcurrentEdit, Faults, KvPageFault, KvPageFaultKind, PageFault, PageFaultKind,
+    Synapse429,
+};
 pub use seeds::{demo_seed, large_estate, subscription_scopes};
 pub use serde_json::Value;
+pub use trap::TrapStats;
 
 /// How to start the emulator.
 #[derive(Clone, Debug)]
@@ -170,6 +175,8 @@ pub(crate) struct Shared {
     pub log: Mutex<server::RequestLog>,
     pub counters: Mutex<Counters>,
     pub started: Instant,
+    /// The listener a broken Key Vault `nextLink` points at.
+    pub trap: Arc<trap::Trap>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking handler must not take the emulator down with it.
@@ -215,6 +222,8 @@ impl Drop for Handle {
 pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
     let https = TcpListener::bind("127.0.0.1:0").await?;
     let http = TcpListener::bind("127.0.0.1:0").await?;
+    let trap_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let trap = Arc::new(trap::Trap::new(trap_listener.local_addr()?.port()));
     let https_url = format!("https://127.0.0.1:{}", https.local_addr()?.port());
     let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
 
@@ -248,10 +257,17 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         log: Mutex::new(server::RequestLog::default()),
         counters: Mutex::new(Counters::default()),
         started: Instant::now(),
+        trap: Arc::clone(&trap),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
+        tokio::spawn(trap::serve(
+            trap_listener,
+            acceptor.clone(),
+            trap,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(server::serve(
             https,
             Some(acceptor),
@@ -401,6 +417,16 @@ impl Emulator {
     /// identity header and the client secret.
     pub fn known_secrets(&self) -> Vec<String> {
         control::known_secrets(self.shared())
+    }
+
+    /// What reached the trap listener (the target of the `foreignPortNextLink` Key Vault fault).
+    pub fn trap(&self) -> TrapStats {
+        self.shared().trap.stats()
+    }
+
+    /// TCP connections the trap listener accepted.
+    pub fn trap_connections(&self) -> u64 {
+        self.trap().connections
     }
 
     pub fn counters(&self) -> Counters {

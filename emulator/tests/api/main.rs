@@ -7,6 +7,7 @@ mod conformance;
 mod demo;
 mod faults;
 mod keyvault;
+mod listing_faults;
 mod pipelines;
 mod synapse;
 mod tokens;
