@@ -7,6 +7,8 @@
 //! - `GET linked-service?factoryId=…&name=…` (the stored, unmasked resource)
 //! - `GET synapse-linked-service?workspace=…&name=…` (the same, for a Synapse workspace)
 //! - `GET trap` (the trap listener's port and what reached it)
+//! - `POST rotate` (`{"vault","secret"}`: a new secret version), `POST advance` (`{"hours"}`: the clock)
+//! - `GET site-reference?id=…&kind=appsettings|connectionstrings&name=…`, `GET site-refreshes?id=…`
 //! - `GET info` (endpoints, identities and the env the product needs)
 
 use axum::http::{Method, StatusCode};
@@ -23,6 +25,8 @@ pub(crate) fn state(shared: &Shared) -> Value {
         map.insert("counters".into(), json!(*lock(&shared.counters)));
         map.insert("faults".into(), json!(shared.faults.current()));
         map.insert("workspaces".into(), lock(&shared.synapse).to_state_json());
+        map.insert("sites".into(), lock(&shared.appservice).to_state_json());
+        map.insert("now".into(), json!(crate::rfc3339(shared.now_unix())));
     }
     state
 }
@@ -35,6 +39,28 @@ pub(crate) fn known_secrets(shared: &Shared) -> Vec<String> {
     secrets.insert(shared.config.identity_header.clone());
     secrets.insert(shared.config.client_secret.clone());
     secrets.into_iter().collect()
+}
+
+/// A rotation: a new current version of the secret.
+pub(crate) fn rotate(shared: &Shared, vault: &str, secret: &str) -> Option<String> {
+    let now = shared.now_unix();
+    lock(&shared.store).rotate(vault, secret, now)
+}
+
+/// Moves the emulator's clock forward.
+pub(crate) fn advance(shared: &Shared, hours: u64) {
+    let secs = i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+    let mut offset = lock(&shared.clock_offset_secs);
+    *offset = offset.saturating_add(secs);
+}
+
+/// One App Service reference's cached resolution.
+pub(crate) fn site_reference(shared: &Shared, id: &str, kind: &str, name: &str) -> Option<Value> {
+    let kind = crate::appservice::RefKind::from_segment(kind)?;
+    let now = shared.now_unix();
+    let mut estate = lock(&shared.appservice);
+    let store = lock(&shared.store);
+    estate.reference_state(&store, now, id, kind, name)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -90,6 +116,71 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             match lock(&shared.synapse).linked_service_resource(workspace, name) {
                 Some(resource) => json_response(StatusCode::OK, resource),
                 None => error(StatusCode::NOT_FOUND, "no such Synapse linked service"),
+            }
+        }
+        (&Method::POST, "rotate") => {
+            let body = ctx.json.as_ref();
+            let field = |name: &str| body.and_then(|b| b.get(name)).and_then(Value::as_str);
+            let (Some(vault), Some(secret)) = (field("vault"), field("secret")) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "a JSON body {\"vault\",\"secret\"} is required",
+                );
+            };
+            match rotate(shared, vault, secret) {
+                Some(version) => json_response(
+                    StatusCode::OK,
+                    json!({"vault": vault, "secret": secret, "version": version}),
+                ),
+                None => error(StatusCode::NOT_FOUND, "no such vault or secret"),
+            }
+        }
+        (&Method::POST, "advance") => {
+            let Some(hours) = ctx
+                .json
+                .as_ref()
+                .and_then(|b| b.get("hours"))
+                .and_then(Value::as_u64)
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "a JSON body {\"hours\": n} is required",
+                );
+            };
+            advance(shared, hours);
+            json_response(
+                StatusCode::OK,
+                json!({"now": crate::rfc3339(shared.now_unix())}),
+            )
+        }
+        (&Method::GET, "site-reference") => {
+            let (Some(id), Some(kind), Some(name)) = (
+                ctx.query_param("id"),
+                ctx.query_param("kind"),
+                ctx.query_param("name"),
+            ) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "id, kind (appsettings or connectionstrings) and name query parameters are required",
+                );
+            };
+            match site_reference(shared, id, kind, name) {
+                Some(state) => json_response(StatusCode::OK, state),
+                None => error(StatusCode::NOT_FOUND, "no such site, slot or reference"),
+            }
+        }
+        (&Method::GET, "site-refreshes") => {
+            let Some(id) = ctx.query_param("id") else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the id query parameter is required",
+                );
+            };
+            match lock(&shared.appservice).refreshes(id) {
+                Some(refreshes) => {
+                    json_response(StatusCode::OK, json!({"id": id, "refreshes": refreshes}))
+                }
+                None => error(StatusCode::NOT_FOUND, "no such site or slot"),
             }
         }
         (&Method::GET, "trap") => json_response(StatusCode::OK, json!(shared.trap.stats())),

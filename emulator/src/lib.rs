@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod appservice;
 mod arm;
 mod connectivity;
 mod control;
@@ -150,6 +151,13 @@ pub struct Counters {
     pub puts: u64,
     /// Attempts to write the factory resource itself (PUT/PATCH/DELETE), all refused.
     pub factory_writes: u64,
+    /// Calls that would read secret values and are always refused (403): App Service
+    /// `config/appsettings/list` and `config/connectionstrings/list`, API Management `listValue`.
+    pub secret_read_attempts: u64,
+    /// App Service refresh POSTs (`…/config/configreferences/appsettings/refresh`), sites and slots.
+    pub app_service_refreshes: u64,
+    /// API Management `refreshSecret` POSTs accepted.
+    pub named_value_refreshes: u64,
 }
 
 /// Settings fixed at start.
@@ -170,6 +178,8 @@ pub(crate) struct Shared {
     pub store: Mutex<store::Store>,
     /// Synapse workspaces and their long-running operations.
     pub synapse: Mutex<synapse::Estate>,
+    /// App Service sites and slots with their Key Vault references. Lock before `store` when both are needed.
+    pub appservice: Mutex<appservice::Estate>,
     pub tokens: tokens::Registry,
     pub faults: faults::FaultState,
     pub log: Mutex<server::RequestLog>,
@@ -177,6 +187,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// The listener a broken Key Vault `nextLink` points at.
     pub trap: Arc<trap::Trap>,
+    /// How far the emulator's clock runs ahead of the real one (`POST /_emulator/advance`), in seconds.
+    pub clock_offset_secs: Mutex<i64>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking handler must not take the emulator down with it.
@@ -190,6 +202,26 @@ impl Shared {
     pub(crate) fn count(&self, update: impl FnOnce(&mut Counters)) {
         update(&mut lock(&self.counters));
     }
+
+    /// The emulator's time in unix seconds: the real clock plus what `advance` added. Caches (App Service
+    /// references, API Management named values) expire by this clock.
+    pub(crate) fn now_unix(&self) -> i64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        real.saturating_add(*lock(&self.clock_offset_secs))
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2024-06-01T00:00:00Z`).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// A running emulator. Cheap to clone; it shuts down when the last clone is dropped or on
@@ -229,6 +261,10 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
 
     let parsed = store::Store::from_seed(&seed).map_err(Error::Seed)?;
     let workspaces = synapse::Estate::from_seed(&seed).map_err(Error::Seed)?;
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let sites = appservice::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
     let (ca_file, remove_ca_file) = match &options.ca_out {
         Some(path) => (path.clone(), false),
         None => (
@@ -252,12 +288,14 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         config,
         store: Mutex::new(parsed),
         synapse: Mutex::new(workspaces),
+        appservice: Mutex::new(sites),
         tokens: tokens::Registry::default(),
         faults: faults::FaultState::new(options.faults),
         log: Mutex::new(server::RequestLog::default()),
         counters: Mutex::new(Counters::default()),
         started: Instant::now(),
         trap: Arc::clone(&trap),
+        clock_offset_secs: Mutex::new(0),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -422,6 +460,29 @@ impl Emulator {
     /// What reached the trap listener (the target of the `foreignPortNextLink` Key Vault fault).
     pub fn trap(&self) -> TrapStats {
         self.shared().trap.stats()
+    }
+
+    /// Creates a new current version of a Key Vault secret (a rotation), with a random value; returns the
+    /// new version id, or `None` when the vault or secret does not exist.
+    pub fn rotate(&self, vault: &str, secret: &str) -> Option<String> {
+        control::rotate(self.shared(), vault, secret)
+    }
+
+    /// Moves the emulator's clock forward (caches expire by it: App Service 24 h, API Management 4 h).
+    pub fn advance_hours(&self, hours: u64) {
+        control::advance(self.shared(), hours);
+    }
+
+    /// What an app would read through one App Service Key Vault reference: `{"status", "version",
+    /// "details", "resolvedAt", "refreshes", …}`. `id` is the site's or slot's resource id; `kind` is
+    /// `appsettings` or `connectionstrings`.
+    pub fn site_reference(&self, id: &str, kind: &str, name: &str) -> Option<Value> {
+        control::site_reference(self.shared(), id, kind, name)
+    }
+
+    /// The refresh POSTs a site or slot received.
+    pub fn site_refreshes(&self, id: &str) -> Option<u64> {
+        lock(&self.shared().appservice).refreshes(id)
     }
 
     /// TCP connections the trap listener accepted.
