@@ -9,6 +9,7 @@
 //! - `GET trap` (the trap listener's port and what reached it)
 //! - `POST rotate` (`{"vault","secret"}`: a new secret version), `POST advance` (`{"hours"}`: the clock)
 //! - `GET site-reference?id=…&kind=appsettings|connectionstrings&name=…`, `GET site-refreshes?id=…`
+//! - `GET named-value?id=…` (an API Management named value's cached version and last status)
 //! - `GET info` (endpoints, identities and the env the product needs)
 
 use axum::http::{Method, StatusCode};
@@ -26,6 +27,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
         map.insert("faults".into(), json!(shared.faults.current()));
         map.insert("workspaces".into(), lock(&shared.synapse).to_state_json());
         map.insert("sites".into(), lock(&shared.appservice).to_state_json());
+        map.insert("apiManagement".into(), lock(&shared.apim).to_state_json());
         map.insert("now".into(), json!(crate::rfc3339(shared.now_unix())));
     }
     state
@@ -35,6 +37,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
 pub(crate) fn known_secrets(shared: &Shared) -> Vec<String> {
     let mut secrets = lock(&shared.store).secret_values();
     secrets.extend(lock(&shared.synapse).secret_values());
+    secrets.extend(lock(&shared.apim).secret_values());
     secrets.extend(shared.tokens.all());
     secrets.insert(shared.config.identity_header.clone());
     secrets.insert(shared.config.client_secret.clone());
@@ -61,6 +64,14 @@ pub(crate) fn site_reference(shared: &Shared, id: &str, kind: &str, name: &str) 
     let mut estate = lock(&shared.appservice);
     let store = lock(&shared.store);
     estate.reference_state(&store, now, id, kind, name)
+}
+
+/// One API Management named value's cached state.
+pub(crate) fn named_value(shared: &Shared, id: &str) -> Option<Value> {
+    let now = shared.now_unix();
+    let mut estate = lock(&shared.apim);
+    let store = lock(&shared.store);
+    estate.named_value_state(&store, now, id)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -181,6 +192,18 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
                     json_response(StatusCode::OK, json!({"id": id, "refreshes": refreshes}))
                 }
                 None => error(StatusCode::NOT_FOUND, "no such site or slot"),
+            }
+        }
+        (&Method::GET, "named-value") => {
+            let Some(id) = ctx.query_param("id") else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the id query parameter is required",
+                );
+            };
+            match named_value(shared, id) {
+                Some(state) => json_response(StatusCode::OK, state),
+                None => error(StatusCode::NOT_FOUND, "no such named value"),
             }
         }
         (&Method::GET, "trap") => json_response(StatusCode::OK, json!(shared.trap.stats())),

@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod apim;
 mod appservice;
 mod arm;
 mod connectivity;
@@ -180,6 +181,8 @@ pub(crate) struct Shared {
     pub synapse: Mutex<synapse::Estate>,
     /// App Service sites and slots with their Key Vault references. Lock before `store` when both are needed.
     pub appservice: Mutex<appservice::Estate>,
+    /// API Management services and their named values. Lock before `store` when both are needed.
+    pub apim: Mutex<apim::Estate>,
     pub tokens: tokens::Registry,
     pub faults: faults::FaultState,
     pub log: Mutex<server::RequestLog>,
@@ -265,6 +268,7 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let sites = appservice::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
+    let services = apim::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
     let (ca_file, remove_ca_file) = match &options.ca_out {
         Some(path) => (path.clone(), false),
         None => (
@@ -289,6 +293,7 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         store: Mutex::new(parsed),
         synapse: Mutex::new(workspaces),
         appservice: Mutex::new(sites),
+        apim: Mutex::new(services),
         tokens: tokens::Registry::default(),
         faults: faults::FaultState::new(options.faults),
         log: Mutex::new(server::RequestLog::default()),
@@ -483,6 +488,12 @@ impl Emulator {
     /// The refresh POSTs a site or slot received.
     pub fn site_refreshes(&self, id: &str) -> Option<u64> {
         lock(&self.shared().appservice).refreshes(id)
+    }
+
+    /// An API Management named value's cached state by its resource id (`…/service/{s}/namedValues/{id}`):
+    /// `{"id", "secretIdentifier", "version", "lastStatus", "refreshes"}`.
+    pub fn named_value(&self, id: &str) -> Option<Value> {
+        control::named_value(self.shared(), id)
     }
 
     /// TCP connections the trap listener accepted.

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{RecordedRequest, Shared, appservice, arm, control, keyvault, lock, synapse, tokens};
+use crate::{
+    RecordedRequest, Shared, apim, appservice, arm, control, keyvault, lock, synapse, tokens,
+};
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -316,6 +318,7 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         None if write_outage => injected_error(shared, 503),
         None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
         None if appservice::is_arm_request(&ctx.segments) => appservice::handle(shared, ctx),
+        None if apim::is_arm_request(&ctx.segments) => apim::handle(shared, ctx),
         None => arm::handle(shared, ctx),
     };
     // Broken listing pages: faults.rs `pageFaults`.

@@ -1,6 +1,7 @@
 //! Black-box tests of the emulator over real HTTP(S): spec conformance, ARM, Key Vault, tokens, faults,
 //! the control API and the binary.
 
+mod apim;
 mod appservice;
 mod arm;
 mod binary;
