@@ -427,15 +427,12 @@ impl Estate {
     pub(crate) fn from_seed(seed: &Value, store: &Store, now: i64) -> Result<Self, String> {
         let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
         let mut estate = Estate::default();
+        let mut seen = std::collections::HashSet::new();
         for sub in doc.subscriptions {
             for rg in sub.resource_groups {
                 for site in rg.sites {
                     let site = build_site(&sub.subscription_id, &rg.name, site, store, now);
-                    if estate
-                        .sites
-                        .iter()
-                        .any(|s| s.id().eq_ignore_ascii_case(&site.id()))
-                    {
+                    if !seen.insert(site.id().to_ascii_lowercase()) {
                         return Err(format!("duplicate site {}", site.id()));
                     }
                     estate.sites.push(site);

@@ -48,7 +48,7 @@ pub use faults::{
     Burst429, ConcurrentEdit, Faults, KvPageFault, KvPageFaultKind, PageFault, PageFaultKind,
     Synapse429,
 };
-pub use seeds::{demo_seed, large_estate, subscription_scopes};
+pub use seeds::{LargeEstate, demo_seed, large_estate, large_estate_with, subscription_scopes};
 pub use serde_json::Value;
 pub use trap::TrapStats;
 
