@@ -334,16 +334,30 @@ pub(crate) fn not_found(
 
 /// One page of `items` with an absolute `nextLink` (absent on the last page).
 pub(crate) fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
+    match page_body(shared, ctx, items, API_VERSION) {
+        Ok(body) => json_response(StatusCode::OK, Value::Object(body)),
+        Err(response) => *response,
+    }
+}
+
+/// The body of one page (`value`, and `nextLink` carrying `api_version` when there is more), or the 400 for
+/// a bad `$skipToken`.
+pub(crate) fn page_body(
+    shared: &Shared,
+    ctx: &Ctx,
+    items: Vec<Value>,
+    api_version: &str,
+) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     let skip = match ctx.query_param("$skipToken") {
         None => 0,
         Some(token) => match token.parse::<usize>() {
             Ok(skip) if skip <= items.len() => skip,
             _ => {
-                return cloud_error(
+                return Err(Box::new(cloud_error(
                     StatusCode::BAD_REQUEST,
                     "InvalidSkipToken",
                     "The provided $skipToken is not valid.",
-                );
+                )));
             }
         },
     };
@@ -355,12 +369,99 @@ pub(crate) fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
         body.insert(
             "nextLink".into(),
             json!(format!(
-                "{}{}?api-version={API_VERSION}&$skipToken={end}",
+                "{}{}?api-version={api_version}&$skipToken={end}",
                 shared.config.https_url, ctx.path
             )),
         );
     }
-    json_response(StatusCode::OK, Value::Object(body))
+    Ok(body)
+}
+
+/// What every ARM provider checks first, in ARM's order: the bearer token, the `api-version` (one of
+/// `versions`), then throttling (429 bursts and the subscription's token buckets). Returns the caller's
+/// client id.
+pub(crate) fn preamble(
+    shared: &Shared,
+    ctx: &Ctx,
+    versions: &[&str],
+) -> Result<String, Box<Response>> {
+    let client_id = authenticate(shared, ctx)?;
+    match ctx.query_param("api-version") {
+        None => {
+            return Err(Box::new(cloud_error(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )));
+        }
+        Some(version) if versions.contains(&version) => {}
+        Some(other) => {
+            return Err(Box::new(cloud_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{other}' is invalid. The supported versions are '{}'.",
+                    versions.join(",")
+                ),
+            )));
+        }
+    }
+    let write = is_write(ctx);
+    let scope = subscription(ctx).unwrap_or("");
+    let throttled = shared
+        .faults
+        .burst()
+        .or_else(|| shared.faults.take_token(scope, write).err());
+    if let Some(retry_after) = throttled {
+        shared.count(|c| c.throttled += 1);
+        let kind = if write { "write" } else { "read" };
+        return Err(Box::new(too_many_requests(
+            retry_after,
+            json!({"error": {
+                "code": "SubscriptionRequestsThrottled",
+                "message": format!("Number of '{kind}' requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
+            }}),
+        )));
+    }
+    Ok(client_id)
+}
+
+/// Checks that the subscription (and resource group, when given) exist: ARM's 404s otherwise.
+pub(crate) fn check_scope(
+    shared: &Shared,
+    sub: &str,
+    rg: Option<&str>,
+) -> Result<(), Box<Response>> {
+    let store = lock(&shared.store);
+    let Some(subscription) = store.subscription(sub) else {
+        return Err(Box::new(not_found(
+            Missing::Subscription,
+            FactoryPath {
+                sub,
+                rg: "",
+                name: "",
+            },
+            None,
+        )));
+    };
+    if let Some(rg) = rg
+        && !subscription
+            .resource_groups
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(rg))
+    {
+        return Err(Box::new(not_found(
+            Missing::ResourceGroup,
+            FactoryPath { sub, rg, name: "" },
+            None,
+        )));
+    }
+    Ok(())
+}
+
+/// ARM's 403 for an action the caller's role does not grant.
+pub(crate) fn authorization_failed(client_id: &str, action: &str, scope: &str) -> Response {
+    forbidden(client_id, action, scope)
 }
 
 fn list_factories(shared: &Shared, ctx: &Ctx, sub: &str, rg: Option<&str>) -> Response {

@@ -35,6 +35,50 @@ pub struct Faults {
     /// An ARM outage that starts mid-run: after this many ARM `PUT`s (counted from the moment these faults
     /// are set), every further ARM `PUT` answers 503 with `Retry-After: 1` until the faults change.
     pub write_outage_after: Option<u64>,
+    /// Broken answers to Key Vault listings of secret versions (`GET /kv/{vault}/secrets/{name}/versions`).
+    pub kv_page_faults: Vec<KvPageFault>,
+    /// The next `times` Synapse development-endpoint PUTs are answered 429 with `Retry-After`.
+    pub synapse429: Option<Synapse429>,
+    /// The App Service refresh POST re-resolves app-setting references only, not connection strings.
+    pub refresh_skips_connection_strings: bool,
+    /// Polling an API Management `refreshSecret` operation answers 202 forever.
+    pub apim_refresh_never_ends: bool,
+    /// An API Management `refreshSecret` operation ends failed.
+    pub apim_refresh_fails: bool,
+}
+
+/// Answers the next `times` Synapse development-endpoint PUTs (linked services, credentials) with 429 and
+/// `Retry-After: retry_after_secs`; later PUTs are accepted as usual.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Synapse429 {
+    pub times: u64,
+    pub retry_after_secs: u64,
+}
+
+/// One way a Key Vault versions page can be broken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KvPageFaultKind {
+    /// A 200 whose body is `{"error":{"code":"Forbidden","message":…}}` instead of a page.
+    #[default]
+    ErrorObject,
+    /// The page's `nextLink` points at the emulator's trap listener: same host, another port.
+    ForeignPortNextLink,
+    /// Status and the full `Content-Length` arrive; the connection is cut halfway through the body.
+    TruncatedBody,
+    /// A 200 whose body is an HTML page, not JSON.
+    NotJson,
+}
+
+/// Breaks the next `times` answers (0: every answer) to page `page` (0 = the first) of any Key Vault
+/// versions listing.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KvPageFault {
+    pub kind: KvPageFaultKind,
+    pub page: u64,
+    pub times: u64,
 }
 
 /// One way a 2xx listing page can be broken on the wire. Real networks do all of these: a connection reset
@@ -53,13 +97,20 @@ pub enum PageFaultKind {
     NeitherValueNorNextLink,
     /// The page's `nextLink` points at another host.
     ForeignNextLink,
+    /// One item of the page's `value` is replaced by `null`.
+    NullItem,
+    /// One item of the page's `value` is replaced by a number.
+    NonObjectItem,
+    /// The page's `nextLink` points back at the first page of the same listing (a listing that loops).
+    LoopingNextLink,
 }
 
 /// Breaks the next `times` answers to `GET …/{collection}` (0: every answer, for good).
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PageFault {
-    /// The last path segment of the listing, e.g. `linkedservices`, `credentials` or `factories` (any case).
+    /// The last path segment of the listing, e.g. `linkedservices`, `credentials` or `factories` (any case):
+    /// ARM listings and Synapse development-endpoint listings alike.
     pub collection: String,
     pub kind: PageFaultKind,
     pub times: u64,
@@ -122,6 +173,7 @@ struct Inner {
     set_at: Instant,
     arm_requests: u64,
     arm_puts: u64,
+    synapse_puts_throttled: u64,
     buckets: HashMap<String, Buckets>,
 }
 
@@ -139,6 +191,7 @@ impl FaultState {
                 set_at: Instant::now(),
                 arm_requests: 0,
                 arm_puts: 0,
+                synapse_puts_throttled: 0,
                 buckets: HashMap::new(),
             }),
         }
@@ -152,6 +205,38 @@ impl FaultState {
         inner.set_at = Instant::now();
         inner.arm_requests = 0;
         inner.arm_puts = 0;
+        inner.synapse_puts_throttled = 0;
+    }
+
+    /// Counts one Synapse development-endpoint PUT; `Some(retry_after_secs)` when `synapse429` refuses it.
+    pub(crate) fn take_synapse429(&self) -> Option<u64> {
+        let mut inner = lock(&self.inner);
+        let fault = inner.faults.synapse429.clone()?;
+        if inner.synapse_puts_throttled >= fault.times {
+            return None;
+        }
+        inner.synapse_puts_throttled += 1;
+        Some(fault.retry_after_secs)
+    }
+
+    /// The Key Vault page fault for page `page` of a versions listing, if one is due; counts it.
+    pub(crate) fn take_kv_page_fault(&self, page: u64) -> Option<KvPageFaultKind> {
+        let mut inner = lock(&self.inner);
+        let index = inner
+            .faults
+            .kv_page_faults
+            .iter()
+            .position(|f| f.page == page)?;
+        let fault = &mut inner.faults.kv_page_faults[index];
+        let kind = fault.kind;
+        match fault.times {
+            0 => {}
+            1 => {
+                inner.faults.kv_page_faults.remove(index);
+            }
+            _ => fault.times -= 1,
+        }
+        Some(kind)
     }
 
     /// Counts one ARM `PUT`; whether it falls in the write outage (`writeOutageAfter`).
@@ -302,10 +387,12 @@ impl FaultState {
     }
 }
 
-/// Breaks a 2xx listing page the way `kind` says.
+/// Breaks a 2xx listing page the way `kind` says; `first_page` is the absolute URL of the listing's first
+/// page (for `LoopingNextLink`).
 pub(crate) async fn break_page(
     kind: PageFaultKind,
     response: axum::response::Response,
+    first_page: &str,
 ) -> axum::response::Response {
     use axum::body::{Body, Bytes};
     use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -344,6 +431,31 @@ pub(crate) async fn break_page(
                     "nextLink".into(),
                     "https://arm.attacker.example/subscriptions/x/providers/Microsoft.DataFactory/factories?page=2".into(),
                 );
+            }
+            Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
+        }
+        PageFaultKind::NullItem | PageFaultKind::NonObjectItem => {
+            let mut page: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let broken = if kind == PageFaultKind::NullItem {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!(42)
+            };
+            if let Some(items) = page
+                .get_mut("value")
+                .and_then(serde_json::Value::as_array_mut)
+            {
+                match items.first_mut() {
+                    Some(first) => *first = broken,
+                    None => items.push(broken),
+                }
+            }
+            Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
+        }
+        PageFaultKind::LoopingNextLink => {
+            let mut page: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if let Some(page) = page.as_object_mut() {
+                page.insert("nextLink".into(), first_page.into());
             }
             Bytes::from(serde_json::to_vec(&page).unwrap_or_default())
         }

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header::WWW_AUTHENTICATE};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use crate::faults::{KvPageFaultKind, PageFaultKind};
 use crate::server::{Ctx, json_response};
 use crate::store::{Secret, SecretVersion, Vault};
 use crate::tokens::{KEYVAULT_AUDIENCE, TokenCheck, normalize_audience};
@@ -217,6 +218,85 @@ fn properties_item(id: String, version: &SecretVersion) -> Value {
     Value::Object(item)
 }
 
+/// The page size a listing request asks for: `maxresults`, at most the configured Key Vault page size.
+fn page_size(shared: &Shared, ctx: &Ctx) -> usize {
+    ctx.query_param("maxresults")
+        .and_then(|m| m.parse::<usize>().ok())
+        .filter(|m| *m > 0)
+        .map_or(shared.config.kv_page_size, |m| {
+            m.min(shared.config.kv_page_size)
+        })
+}
+
+/// Which page (0 = the first) a `GET /kv/{vault}/secrets/{name}/versions` asks for; `None` for any other
+/// request.
+pub(crate) fn versions_page_index(shared: &Shared, ctx: &Ctx) -> Option<u64> {
+    let is_versions = ctx.method == Method::GET
+        && matches!(ctx.segments.as_slice(), [kv, _, secrets, _, versions]
+            if kv == "kv" && secrets == "secrets" && versions == "versions");
+    if !is_versions {
+        return None;
+    }
+    let skip = ctx
+        .query_param("$skiptoken")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    u64::try_from(skip / page_size(shared, ctx).max(1)).ok()
+}
+
+/// Breaks a versions page the way a `kvPageFaults` entry says (faults.rs).
+pub(crate) async fn break_versions_page(
+    shared: &Shared,
+    ctx: &Ctx,
+    kind: KvPageFaultKind,
+    response: Response,
+) -> Response {
+    match kind {
+        // A 200 that carries an error object: some proxies and gateways answer so.
+        KvPageFaultKind::ErrorObject => json_response(
+            StatusCode::OK,
+            json!({"error": {
+                "code": "Forbidden",
+                "message": "The request was refused by a gateway between the client and the vault (injected fault: an error object on a 200).",
+            }}),
+        ),
+        KvPageFaultKind::ForeignPortNextLink => {
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let mut page: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let skip = ctx
+                .query_param("$skiptoken")
+                .and_then(|t| t.parse::<usize>().ok())
+                .unwrap_or(0);
+            let next = format!(
+                "https://127.0.0.1:{}{}?api-version={}&$skiptoken={}",
+                shared.trap.port,
+                ctx.path,
+                ctx.query_param("api-version").unwrap_or("7.6"),
+                skip + page_size(shared, ctx)
+            );
+            if let Some(map) = page.as_object_mut() {
+                map.insert("nextLink".into(), json!(next));
+            }
+            let mut out = json_response(parts.status, page);
+            for (name, value) in &parts.headers {
+                if name != axum::http::header::CONTENT_LENGTH {
+                    out.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            out
+        }
+        KvPageFaultKind::TruncatedBody => {
+            crate::faults::break_page(PageFaultKind::TruncatedBody, response, "").await
+        }
+        KvPageFaultKind::NotJson => {
+            crate::faults::break_page(PageFaultKind::NotJson, response, "").await
+        }
+    }
+}
+
 /// A Key Vault page: `{"value": […], "nextLink": <absolute URL or null>}`.
 fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, base_path: &str) -> Response {
     let skip = ctx
@@ -224,13 +304,7 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, base_path: &str) -> Respo
         .and_then(|t| t.parse::<usize>().ok())
         .unwrap_or(0)
         .min(items.len());
-    let size = ctx
-        .query_param("maxresults")
-        .and_then(|m| m.parse::<usize>().ok())
-        .filter(|m| *m > 0)
-        .map_or(shared.config.kv_page_size, |m| {
-            m.min(shared.config.kv_page_size)
-        });
+    let size = page_size(shared, ctx);
     let end = skip.saturating_add(size).min(items.len());
     let api_version = ctx.query_param("api-version").unwrap_or("7.6");
     let next_link = (end < items.len()).then(|| {

@@ -19,6 +19,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod apim;
+mod appservice;
 mod arm;
 mod connectivity;
 mod control;
@@ -32,6 +34,7 @@ mod store;
 mod synapse;
 mod tls;
 mod tokens;
+mod trap;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,9 +44,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{Burst429, ConcurrentEdit, Faults, PageFault, PageFaultKind};
-pub use seeds::{demo_seed, large_estate, subscription_scopes};
+pub use faults::{
+    Burst429, ConcurrentEdit, Faults, KvPageFault, KvPageFaultKind, PageFault, PageFaultKind,
+    Synapse429,
+};
+pub use seeds::{LargeEstate, demo_seed, large_estate, large_estate_with, subscription_scopes};
 pub use serde_json::Value;
+pub use trap::TrapStats;
 
 /// How to start the emulator.
 #[derive(Clone, Debug)]
@@ -145,6 +152,13 @@ pub struct Counters {
     pub puts: u64,
     /// Attempts to write the factory resource itself (PUT/PATCH/DELETE), all refused.
     pub factory_writes: u64,
+    /// Calls that would read secret values and are always refused (403): App Service
+    /// `config/appsettings/list` and `config/connectionstrings/list`, API Management `listValue`.
+    pub secret_read_attempts: u64,
+    /// App Service refresh POSTs (`…/config/configreferences/appsettings/refresh`), sites and slots.
+    pub app_service_refreshes: u64,
+    /// API Management `refreshSecret` POSTs accepted.
+    pub named_value_refreshes: u64,
 }
 
 /// Settings fixed at start.
@@ -165,11 +179,19 @@ pub(crate) struct Shared {
     pub store: Mutex<store::Store>,
     /// Synapse workspaces and their long-running operations.
     pub synapse: Mutex<synapse::Estate>,
+    /// App Service sites and slots with their Key Vault references. Lock before `store` when both are needed.
+    pub appservice: Mutex<appservice::Estate>,
+    /// API Management services and their named values. Lock before `store` when both are needed.
+    pub apim: Mutex<apim::Estate>,
     pub tokens: tokens::Registry,
     pub faults: faults::FaultState,
     pub log: Mutex<server::RequestLog>,
     pub counters: Mutex<Counters>,
     pub started: Instant,
+    /// The listener a broken Key Vault `nextLink` points at.
+    pub trap: Arc<trap::Trap>,
+    /// How far the emulator's clock runs ahead of the real one (`POST /_emulator/advance`), in seconds.
+    pub clock_offset_secs: Mutex<i64>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking handler must not take the emulator down with it.
@@ -183,6 +205,26 @@ impl Shared {
     pub(crate) fn count(&self, update: impl FnOnce(&mut Counters)) {
         update(&mut lock(&self.counters));
     }
+
+    /// The emulator's time in unix seconds: the real clock plus what `advance` added. Caches (App Service
+    /// references, API Management named values) expire by this clock.
+    pub(crate) fn now_unix(&self) -> i64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        real.saturating_add(*lock(&self.clock_offset_secs))
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2024-06-01T00:00:00Z`).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// A running emulator. Cheap to clone; it shuts down when the last clone is dropped or on
@@ -215,11 +257,18 @@ impl Drop for Handle {
 pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
     let https = TcpListener::bind("127.0.0.1:0").await?;
     let http = TcpListener::bind("127.0.0.1:0").await?;
+    let trap_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let trap = Arc::new(trap::Trap::new(trap_listener.local_addr()?.port()));
     let https_url = format!("https://127.0.0.1:{}", https.local_addr()?.port());
     let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
 
     let parsed = store::Store::from_seed(&seed).map_err(Error::Seed)?;
     let workspaces = synapse::Estate::from_seed(&seed).map_err(Error::Seed)?;
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let sites = appservice::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
+    let services = apim::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
     let (ca_file, remove_ca_file) = match &options.ca_out {
         Some(path) => (path.clone(), false),
         None => (
@@ -243,15 +292,25 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         config,
         store: Mutex::new(parsed),
         synapse: Mutex::new(workspaces),
+        appservice: Mutex::new(sites),
+        apim: Mutex::new(services),
         tokens: tokens::Registry::default(),
         faults: faults::FaultState::new(options.faults),
         log: Mutex::new(server::RequestLog::default()),
         counters: Mutex::new(Counters::default()),
         started: Instant::now(),
+        trap: Arc::clone(&trap),
+        clock_offset_secs: Mutex::new(0),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
+        tokio::spawn(trap::serve(
+            trap_listener,
+            acceptor.clone(),
+            trap,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(server::serve(
             https,
             Some(acceptor),
@@ -401,6 +460,45 @@ impl Emulator {
     /// identity header and the client secret.
     pub fn known_secrets(&self) -> Vec<String> {
         control::known_secrets(self.shared())
+    }
+
+    /// What reached the trap listener (the target of the `foreignPortNextLink` Key Vault fault).
+    pub fn trap(&self) -> TrapStats {
+        self.shared().trap.stats()
+    }
+
+    /// Creates a new current version of a Key Vault secret (a rotation), with a random value; returns the
+    /// new version id, or `None` when the vault or secret does not exist.
+    pub fn rotate(&self, vault: &str, secret: &str) -> Option<String> {
+        control::rotate(self.shared(), vault, secret)
+    }
+
+    /// Moves the emulator's clock forward (caches expire by it: App Service 24 h, API Management 4 h).
+    pub fn advance_hours(&self, hours: u64) {
+        control::advance(self.shared(), hours);
+    }
+
+    /// What an app would read through one App Service Key Vault reference: `{"status", "version",
+    /// "details", "resolvedAt", "refreshes", …}`. `id` is the site's or slot's resource id; `kind` is
+    /// `appsettings` or `connectionstrings`.
+    pub fn site_reference(&self, id: &str, kind: &str, name: &str) -> Option<Value> {
+        control::site_reference(self.shared(), id, kind, name)
+    }
+
+    /// The refresh POSTs a site or slot received.
+    pub fn site_refreshes(&self, id: &str) -> Option<u64> {
+        lock(&self.shared().appservice).refreshes(id)
+    }
+
+    /// An API Management named value's cached state by its resource id (`…/service/{s}/namedValues/{id}`):
+    /// `{"id", "secretIdentifier", "version", "lastStatus", "refreshes"}`.
+    pub fn named_value(&self, id: &str) -> Option<Value> {
+        control::named_value(self.shared(), id)
+    }
+
+    /// TCP connections the trap listener accepted.
+    pub fn trap_connections(&self) -> u64 {
+        self.trap().connections
     }
 
     pub fn counters(&self) -> Counters {

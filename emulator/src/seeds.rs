@@ -60,6 +60,92 @@ fn sql(server: &str, password: Value) -> Value {
 /// (secret name from a parameter default), 1 inline-only blob storage, and 1 plain reference through the
 /// factory's self-hosted integration runtime `shir` (Online).
 pub fn large_estate(factories: usize, linked_services_per_factory: usize) -> Value {
+    large_estate_with(&LargeEstate {
+        factories,
+        linked_services_per_factory,
+        ..LargeEstate::default()
+    })
+}
+
+/// The shape of a generated estate: factories as in [`large_estate`], plus App Service sites and API
+/// Management services beside them.
+#[derive(Clone, Debug, Default)]
+pub struct LargeEstate {
+    pub factories: usize,
+    pub linked_services_per_factory: usize,
+    /// Sites (web apps, function apps and Logic Apps Standard in turn), 50 to a resource group
+    /// `rg-bench-apps-NNNN`. Every fourth site has a `staging` slot.
+    pub sites: usize,
+    /// API Management services, 25 to a resource group `rg-bench-apim-NNNN`, each with three named values:
+    /// `sql-password` (Key Vault, versionless), `sql-password-pinned` (the old version) and `environment`
+    /// (plain).
+    pub api_management_services: usize,
+}
+
+const SITES_PER_GROUP: usize = 50;
+const SERVICES_PER_GROUP: usize = 25;
+
+/// Site `index` of a generated estate. Out of every 10: 7 reference `contoso-kv/sql-password` unpinned
+/// (`SecretUri`), 1 in the `VaultName` form with a connection string too, 1 pinned to the old version, 1
+/// references `other-kv`. Each also has a plain setting, which is never listed.
+fn bench_site(index: usize, old_version: &str) -> Value {
+    let uri = |vault: &str, version: &str| {
+        format!(
+            "@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/sql-password/{version})"
+        )
+    };
+    let kind = ["app", "functionapp,linux", "functionapp,workflowapp"][index % 3];
+    let mut app_settings = serde_json::Map::new();
+    let mut connection_strings = serde_json::Map::new();
+    app_settings.insert("WEBSITE_RUN_FROM_PACKAGE".into(), json!("1"));
+    match index % 10 {
+        7 => {
+            let named = "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=sql-password)";
+            app_settings.insert("SqlPassword".into(), json!(named));
+            connection_strings.insert("Sales".into(), json!(named));
+        }
+        8 => {
+            app_settings.insert("SqlPassword".into(), json!(uri("contoso-kv", old_version)));
+        }
+        9 => {
+            app_settings.insert("SqlPassword".into(), json!(uri("other-kv", "")));
+        }
+        _ => {
+            app_settings.insert("SqlPassword".into(), json!(uri("contoso-kv", "")));
+        }
+    }
+    let mut site = json!({
+        "name": format!("app-bench-{index:05}"),
+        "kind": kind,
+        "appSettings": app_settings,
+        "connectionStrings": connection_strings,
+    });
+    if index % 4 == 3 {
+        site["slots"] =
+            json!([{"name": "staging", "appSettings": {"SqlPassword": uri("contoso-kv", "")}}]);
+    }
+    site
+}
+
+fn bench_service(index: usize, old_version: &str) -> Value {
+    json!({
+        "name": format!("apim-bench-{index:04}"),
+        "namedValues": [
+            {"name": "sql-password", "keyVault": {"secretIdentifier": "https://contoso-kv.vault.azure.net/secrets/sql-password"}},
+            {"name": "sql-password-pinned", "keyVault": {"secretIdentifier": format!("https://contoso-kv.vault.azure.net/secrets/sql-password/{old_version}")}},
+            {"name": "environment", "value": "bench"},
+        ],
+    })
+}
+
+/// A large estate of the given shape, generated deterministically (see [`LargeEstate`]).
+pub fn large_estate_with(shape: &LargeEstate) -> Value {
+    let LargeEstate {
+        factories,
+        linked_services_per_factory,
+        sites,
+        api_management_services,
+    } = *shape;
     let old_version = version_id(&["contoso-kv", "sql-password", "v1"]);
     // groups[g] holds the factories of resource group g; subscription = g / GROUPS_PER_SUBSCRIPTION.
     let mut groups: Vec<Vec<Value>> = Vec::new();
@@ -161,7 +247,7 @@ pub fn large_estate(factories: usize, linked_services_per_factory: usize) -> Val
         }
         groups[group].push(factory);
     }
-    let subscriptions: Vec<Value> = groups
+    let mut subscriptions: Vec<Value> = groups
         .chunks(GROUPS_PER_SUBSCRIPTION)
         .enumerate()
         .map(|(sub, chunk)| {
@@ -174,6 +260,38 @@ pub fn large_estate(factories: usize, linked_services_per_factory: usize) -> Val
             })
         })
         .collect();
+    // Sites and API Management services get resource groups of their own, spread over the subscriptions.
+    let mut extra_groups: Vec<Value> = (0..sites.div_ceil(SITES_PER_GROUP))
+        .map(|g| {
+            let range = g * SITES_PER_GROUP..((g + 1) * SITES_PER_GROUP).min(sites);
+            json!({
+                "name": format!("rg-bench-apps-{g:04}"),
+                "sites": range.map(|i| bench_site(i, &old_version)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    extra_groups.extend(
+        (0..api_management_services.div_ceil(SERVICES_PER_GROUP)).map(|g| {
+            let range =
+                g * SERVICES_PER_GROUP..((g + 1) * SERVICES_PER_GROUP).min(api_management_services);
+            json!({
+                "name": format!("rg-bench-apim-{g:04}"),
+                "apiManagement": range.map(|i| bench_service(i, &old_version)).collect::<Vec<_>>(),
+            })
+        }),
+    );
+    if subscriptions.is_empty() && !extra_groups.is_empty() {
+        subscriptions.push(json!({
+            "subscriptionId": format!("5eed{:04x}-0000-4000-8000-{:012x}", 0, 0),
+            "resourceGroups": [],
+        }));
+    }
+    let count = subscriptions.len().max(1);
+    for (g, group) in extra_groups.into_iter().enumerate() {
+        if let Some(groups) = subscriptions[g % count]["resourceGroups"].as_array_mut() {
+            groups.push(group);
+        }
+    }
     let versions = |vault: &str| {
         json!([
             {"version": version_id(&[vault, "sql-password", "v1"]), "value": format!("{vault}-sql-password-old-7Hq2"), "enabled": true, "created": 1_700_000_000},
@@ -200,6 +318,39 @@ mod tests {
         let store = Store::from_seed(&demo_seed()).expect("demo seed is valid");
         assert_eq!(store.factories.len(), 6);
         assert_eq!(store.subscriptions.len(), 2);
+    }
+
+    #[test]
+    fn large_estates_grow_sites_slots_and_api_management_services() {
+        let shape = LargeEstate {
+            factories: 23,
+            linked_services_per_factory: 2,
+            sites: 120,
+            api_management_services: 30,
+        };
+        let seed = large_estate_with(&shape);
+        assert_eq!(seed, large_estate_with(&shape));
+        let store = Store::from_seed(&seed).expect("generated seed is valid");
+        let sites = crate::appservice::Estate::from_seed(&seed, &store, 0).expect("sites");
+        assert_eq!(sites.sites.len(), 120);
+        let slots: usize = sites.sites.iter().map(|s| s.targets.len() - 1).sum();
+        assert_eq!(slots, 30);
+        let apim = crate::apim::Estate::from_seed(&seed, &store, 0).expect("services");
+        assert_eq!(apim.services.len(), 30);
+        assert_eq!(store.factories.len(), 23);
+        let only_apps = large_estate_with(&LargeEstate {
+            sites: 3,
+            ..LargeEstate::default()
+        });
+        assert!(Store::from_seed(&only_apps).is_ok());
+        assert_eq!(
+            large_estate(5, 3),
+            large_estate_with(&LargeEstate {
+                factories: 5,
+                linked_services_per_factory: 3,
+                ..LargeEstate::default()
+            })
+        );
     }
 
     #[test]

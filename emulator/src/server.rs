@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{RecordedRequest, Shared, arm, control, keyvault, lock, synapse, tokens};
+use crate::{
+    RecordedRequest, Shared, apim, appservice, arm, control, keyvault, lock, synapse, tokens,
+};
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -315,6 +317,8 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         Some(status) => injected_error(shared, status),
         None if write_outage => injected_error(shared, 503),
         None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
+        None if appservice::is_arm_request(&ctx.segments) => appservice::handle(shared, ctx),
+        None if apim::is_arm_request(&ctx.segments) => apim::handle(shared, ctx),
         None => arm::handle(shared, ctx),
     };
     // Broken listing pages: faults.rs `pageFaults`.
@@ -325,17 +329,38 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
             .last()
             .and_then(|collection| shared.faults.take_page_fault(collection))
     {
-        response = crate::faults::break_page(kind, response).await;
+        let first_page = first_page_url(shared, ctx);
+        response = crate::faults::break_page(kind, response, &first_page).await;
     }
     arm::add_rate_limit_header(shared, ctx, &mut response);
     Ok(response)
 }
 
+/// The absolute URL of a listing's first page: the same path with only its `api-version`.
+fn first_page_url(shared: &Shared, ctx: &Ctx) -> String {
+    format!(
+        "{}{}?api-version={}",
+        shared.config.https_url,
+        ctx.path,
+        ctx.query_param("api-version").unwrap_or_default()
+    )
+}
+
 async fn keyvault_pipeline(shared: &Shared, ctx: &Ctx) -> Response {
     apply_latency(shared).await;
-    match shared.faults.roll_error() {
+    let response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
         None => keyvault::handle(shared, ctx),
+    };
+    // Broken versions pages: faults.rs `kvPageFaults`.
+    match keyvault::versions_page_index(shared, ctx) {
+        Some(page) if response.status().is_success() => {
+            match shared.faults.take_kv_page_fault(page) {
+                Some(kind) => keyvault::break_versions_page(shared, ctx, kind, response).await,
+                None => response,
+            }
+        }
+        _ => response,
     }
 }
 
@@ -346,10 +371,33 @@ async fn synapse_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Droppe
         shared.count(|c| c.dropped += 1);
         return Err(Dropped);
     }
-    Ok(match shared.faults.roll_error() {
+    // Throttled PUTs: faults.rs `synapse429`.
+    if ctx.method == Method::PUT
+        && synapse::is_artifact_path(&ctx.segments)
+        && let Some(retry_after) = shared.faults.take_synapse429()
+    {
+        shared.count(|c| c.throttled += 1);
+        return Ok(too_many_requests(
+            retry_after,
+            json!({"code": "TooManyRequests", "message": format!("Too many requests. Please retry after {retry_after} seconds.")}),
+        ));
+    }
+    let mut response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
         None => synapse::handle_dev(shared, ctx),
-    })
+    };
+    // Broken listing pages: faults.rs `pageFaults` match Synapse listings too.
+    if ctx.method == Method::GET
+        && response.status().is_success()
+        && let Some(kind) = ctx
+            .segments
+            .last()
+            .and_then(|collection| shared.faults.take_page_fault(collection))
+    {
+        let first_page = first_page_url(shared, ctx);
+        response = crate::faults::break_page(kind, response, &first_page).await;
+    }
+    Ok(response)
 }
 
 fn token_pipeline(shared: &Shared, ctx: &Ctx, kind: HostKind) -> Response {

@@ -391,6 +391,33 @@ impl Store {
             .find(|v| v.name.eq_ignore_ascii_case(name))
     }
 
+    /// Creates a new current version of a secret (a rotation) with a random value, created at `now` (unix
+    /// seconds); returns the new version id, or `None` when the vault or secret does not exist.
+    pub(crate) fn rotate(&mut self, vault: &str, secret: &str, now: i64) -> Option<String> {
+        let vault = self
+            .vaults
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(vault))?;
+        let secret = vault
+            .secrets
+            .iter_mut()
+            .find(|s| s.name.eq_ignore_ascii_case(secret))?;
+        let latest = secret.versions.iter().map(|v| v.created).max().unwrap_or(0);
+        let version = uuid::Uuid::new_v4().simple().to_string();
+        let created = now.max(latest + 1);
+        secret.versions.push(SecretVersion {
+            version: version.clone(),
+            value: crate::tokens::random_secret("rotated-"),
+            enabled: true,
+            created,
+            updated: created,
+            nbf: None,
+            exp: None,
+            content_type: None,
+        });
+        Some(version)
+    }
+
     /// The stored (unmasked) linked service, by factory resource id and name.
     pub(crate) fn linked_service_resource(&self, factory_id: &str, name: &str) -> Option<Value> {
         let factory_id = factory_id.trim_end_matches('/');

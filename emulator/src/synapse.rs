@@ -618,6 +618,18 @@ fn parse_dev(rest: &[String]) -> Option<DevRoute<'_>> {
     }
 }
 
+/// Whether a development-endpoint path names one linked service or credential
+/// (`/synapse/{workspace}/{linkedservices|credentials}/{name}`).
+pub(crate) fn is_artifact_path(segments: &[String]) -> bool {
+    matches!(
+        segments
+            .get(1..)
+            .and_then(|rest| rest.split_first())
+            .map(|(_, rest)| parse_dev(rest)),
+        Some(Some(DevRoute::Artifact(..)))
+    )
+}
+
 /// Handles one request under `/synapse/{workspace}/` (after latency, drops and injected errors).
 pub(crate) fn handle_dev(shared: &Shared, ctx: &Ctx) -> Response {
     let Some((workspace_name, rest)) = ctx.segments.get(1..).and_then(<[String]>::split_first)

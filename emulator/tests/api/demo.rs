@@ -265,3 +265,165 @@ async fn demo_paging_spans_several_pages() {
         .unwrap_or_default();
     assert_eq!(secrets.len(), 2);
 }
+
+const OLD_SQL: &str = "2f1d6c0b8e4a4f3c9a7b5d1e0c8f6a42";
+const NEW_SQL: &str = "7c9e3a5f1b2d4e6a8c0f2b4d6e8a0c13";
+
+fn apps(resource: &str) -> String {
+    format!("/subscriptions/{SUB_A}/resourceGroups/rg-apps-prod/providers/{resource}")
+}
+
+/// Follows an API Management `refreshSecret` to its end; the final answer.
+async fn refresh_named_value(h: &Harness, id: &str) -> crate::Reply {
+    let token = h.token(crate::ARM).await;
+    let started = h
+        .send(
+            Method::POST,
+            &format!("{id}/refreshSecret?api-version=2024-05-01"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let location = started.header("location").expect("location").to_owned();
+    loop {
+        let reply = h
+            .send(Method::GET, &location, Some(&token), None, &[])
+            .await;
+        if reply.status != StatusCode::ACCEPTED {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_demo_app_service_and_api_management_consumers_behave_as_documented() {
+    let h = Harness::start(demo_seed()).await;
+    let token = h.token(crate::ARM).await;
+    let get = |path: String| {
+        let token = token.clone();
+        let h = &h;
+        async move {
+            let url = if path.contains("api-version=") {
+                path
+            } else {
+                format!("{path}?api-version=2024-11-01")
+            };
+            h.send(Method::GET, &url, Some(&token), None, &[]).await
+        }
+    };
+    let sites = get(apps("Microsoft.Web/sites")).await.body;
+    let kinds: Vec<(&str, &str)> = sites["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or(""),
+                s["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("app-contoso-web", "app"),
+            ("func-contoso-ingest", "functionapp,linux"),
+            ("app-contoso-reports", "app"),
+            ("logic-contoso-orders", "functionapp,workflowapp"),
+        ]
+    );
+    let web = apps("Microsoft.Web/sites/app-contoso-web");
+    let staging = format!("{web}/slots/staging");
+    let func = apps("Microsoft.Web/sites/func-contoso-ingest");
+    let reports = apps("Microsoft.Web/sites/app-contoso-reports");
+    let logic = apps("Microsoft.Web/sites/logic-contoso-orders");
+    let state = |id: &str, kind: &str, name: &str| {
+        h.emu
+            .site_reference(id, kind, name)
+            .unwrap_or_else(|| panic!("{id} {name}"))
+    };
+    assert_eq!(
+        state(&web, "appsettings", "SqlPassword")["version"],
+        NEW_SQL
+    );
+    assert_eq!(
+        state(&func, "appsettings", "SqlPassword")["status"],
+        "AccessToKeyVaultDenied"
+    );
+    assert_eq!(
+        state(&reports, "appsettings", "SqlPassword")["version"],
+        OLD_SQL
+    );
+    assert_eq!(
+        state(&logic, "appsettings", "OrdersDbPassword")["status"],
+        "InvalidSyntax"
+    );
+    let listed = get(format!("{web}/config/configreferences/appsettings"))
+        .await
+        .body;
+    assert_eq!(
+        listed["value"].as_array().map(Vec::len),
+        Some(1),
+        "plain settings are not listed"
+    );
+
+    let rotated = h.emu.rotate("contoso-kv", "sql-password").expect("rotates");
+    for id in [&web, &staging, &func] {
+        let refreshed = h
+            .send(
+                Method::POST,
+                &format!("{id}/config/configreferences/appsettings/refresh?api-version=2022-03-01"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(refreshed.status, StatusCode::OK);
+    }
+    assert_eq!(
+        state(&web, "appsettings", "SqlPassword")["version"],
+        rotated.as_str()
+    );
+    assert_eq!(
+        state(&web, "connectionstrings", "Sales")["version"],
+        rotated.as_str()
+    );
+    assert_eq!(
+        state(&staging, "appsettings", "SqlPassword")["version"],
+        rotated.as_str()
+    );
+    assert_eq!(
+        state(&func, "appsettings", "SqlPassword")["status"],
+        "AccessToKeyVaultDenied"
+    );
+    assert_eq!(
+        state(&reports, "appsettings", "SqlPassword")["version"],
+        OLD_SQL,
+        "pinned"
+    );
+
+    let apim = apps("Microsoft.ApiManagement/service/apim-contoso");
+    let named = get(format!("{apim}/namedValues?api-version=2024-05-01"))
+        .await
+        .body;
+    assert_eq!(named["count"], 3);
+    let done = refresh_named_value(&h, &format!("{apim}/namedValues/sql-password")).await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(
+        done.body["properties"]["keyVault"]["lastStatus"]["code"],
+        "Success"
+    );
+    let cached = h
+        .emu
+        .named_value(&format!("{apim}/namedValues/sql-password"))
+        .expect("named value");
+    assert_eq!(cached["version"], rotated.as_str());
+    let pinned = h
+        .emu
+        .named_value(&format!("{apim}/namedValues/sql-password-pinned"))
+        .expect("named value");
+    assert_eq!(pinned["version"], OLD_SQL);
+    assert_eq!(h.emu.counters().secret_read_attempts, 0);
+}

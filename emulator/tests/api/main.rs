@@ -1,12 +1,15 @@
 //! Black-box tests of the emulator over real HTTP(S): spec conformance, ARM, Key Vault, tokens, faults,
 //! the control API and the binary.
 
+mod apim;
+mod appservice;
 mod arm;
 mod binary;
 mod conformance;
 mod demo;
 mod faults;
 mod keyvault;
+mod listing_faults;
 mod pipelines;
 mod synapse;
 mod tokens;
