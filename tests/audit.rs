@@ -862,6 +862,26 @@ async fn a_saved_inventory_can_be_shown_again_in_every_rendering() {
 }
 
 #[test]
+fn every_channel_message_of_an_inventory_is_pinned() {
+    use adf_secret_refresh::inventory::Severity;
+    use adf_secret_refresh::notify;
+    let inv = fixed_inventory();
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
+    insta::assert_snapshot!(
+        "inventory_webhook",
+        pretty(notify::inventory_webhook_payload(&inv, Severity::Critical))
+    );
+    insta::assert_snapshot!(
+        "inventory_teams",
+        pretty(notify::inventory_teams_payload(&inv, Severity::Critical))
+    );
+    insta::assert_snapshot!(
+        "inventory_slack",
+        pretty(notify::inventory_slack_payload(&inv, Severity::Critical))
+    );
+}
+
+#[test]
 fn inventory_notifications_carry_names_dates_and_codes_only() {
     use adf_secret_refresh::inventory::Severity;
     use adf_secret_refresh::notify;

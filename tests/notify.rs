@@ -642,3 +642,12 @@ async fn the_slack_message_is_block_kit() {
         }
     }
 }
+
+#[test]
+fn every_channel_message_of_a_report_is_pinned() {
+    let report = fixture::realistic_report();
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
+    insta::assert_snapshot!("report_webhook", pretty(notify::webhook_payload(&report)));
+    insta::assert_snapshot!("report_teams", pretty(notify::teams_payload(&report)));
+    insta::assert_snapshot!("report_slack", pretty(notify::slack_payload(&report)));
+}
