@@ -869,15 +869,24 @@ fn every_channel_message_of_an_inventory_is_pinned() {
     let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
     insta::assert_snapshot!(
         "inventory_webhook",
-        pretty(notify::inventory_webhook_payload(&inv, Severity::Critical))
+        pretty(notify::webhook_body(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
     );
     insta::assert_snapshot!(
         "inventory_teams",
-        pretty(notify::inventory_teams_payload(&inv, Severity::Critical))
+        pretty(notify::teams_message(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
     );
     insta::assert_snapshot!(
         "inventory_slack",
-        pretty(notify::inventory_slack_payload(&inv, Severity::Critical))
+        pretty(notify::slack_message(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
     );
 }
 
@@ -887,7 +896,7 @@ fn inventory_notifications_carry_names_dates_and_codes_only() {
     use adf_secret_refresh::notify;
     let inv = fixed_inventory();
     let messages: Vec<String> = inv.findings.iter().map(|f| f.message.clone()).collect();
-    let teams = notify::inventory_teams_payload(&inv, Severity::Critical);
+    let teams = notify::teams_message(&notify::Notice::of_inventory(&inv, Severity::Critical));
     assert_eq!(
         teams["attachments"][0]["contentType"],
         "application/vnd.microsoft.card.adaptive"
@@ -895,14 +904,14 @@ fn inventory_notifications_carry_names_dates_and_codes_only() {
     let card = teams["attachments"][0]["content"]["body"].to_string();
     assert!(card.contains("Critical: Key Vault audit"), "{card}");
     assert!(card.contains("contoso-kv/sql-password"), "{card}");
-    let slack = notify::inventory_slack_payload(&inv, Severity::Warning);
+    let slack = notify::slack_message(&notify::Notice::of_inventory(&inv, Severity::Warning));
     assert!(slack["blocks"].as_array().is_some_and(|b| b.len() <= 50));
     assert!(
         slack["text"]
             .as_str()
             .is_some_and(|t| t.starts_with("Warning"))
     );
-    let webhook = notify::inventory_webhook_payload(&inv, Severity::Critical);
+    let webhook = notify::webhook_body(&notify::Notice::of_inventory(&inv, Severity::Critical));
     for payload in [&teams, &slack, &webhook] {
         let text = payload.to_string();
         for message in &messages {

@@ -542,7 +542,11 @@ async fn the_teams_message_is_an_adaptive_card() {
     )
     .await;
     let body = receiver.on("teams")[0].json();
-    assert_eq!(body, notify::teams_payload(&report), "what was sent");
+    assert_eq!(
+        body,
+        notify::teams_message(&notify::Notice::of_report(&report)),
+        "what was sent"
+    );
 
     assert_eq!(body["type"], "message");
     let attachments = body["attachments"].as_array().expect("attachments");
@@ -604,7 +608,11 @@ async fn the_slack_message_is_block_kit() {
     )
     .await;
     let body = receiver.on("slack")[0].json();
-    assert_eq!(body, notify::slack_payload(&report), "what was sent");
+    assert_eq!(
+        body,
+        notify::slack_message(&notify::Notice::of_report(&report)),
+        "what was sent"
+    );
 
     assert!(
         body["text"].as_str().is_some_and(|t| !t.is_empty()),
@@ -647,7 +655,16 @@ async fn the_slack_message_is_block_kit() {
 fn every_channel_message_of_a_report_is_pinned() {
     let report = fixture::realistic_report();
     let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
-    insta::assert_snapshot!("report_webhook", pretty(notify::webhook_payload(&report)));
-    insta::assert_snapshot!("report_teams", pretty(notify::teams_payload(&report)));
-    insta::assert_snapshot!("report_slack", pretty(notify::slack_payload(&report)));
+    insta::assert_snapshot!(
+        "report_webhook",
+        pretty(notify::webhook_body(&notify::Notice::of_report(&report)))
+    );
+    insta::assert_snapshot!(
+        "report_teams",
+        pretty(notify::teams_message(&notify::Notice::of_report(&report)))
+    );
+    insta::assert_snapshot!(
+        "report_slack",
+        pretty(notify::slack_message(&notify::Notice::of_report(&report)))
+    );
 }
