@@ -891,6 +891,36 @@ fn every_channel_message_of_an_inventory_is_pinned() {
 }
 
 #[test]
+fn an_incomplete_audit_says_so_in_teams_and_slack_as_a_report_does() {
+    use adf_secret_refresh::inventory::Severity;
+    use adf_secret_refresh::notify;
+    let mut inv = fixed_inventory();
+    inv.complete = false;
+    let notice = notify::Notice::of_inventory(&inv, Severity::Warning);
+    let said = "The audit did not complete; the inventory says why.";
+    assert_eq!(notice.incomplete.as_deref(), Some(said));
+    let teams = notify::teams_message(&notice);
+    let body = teams["attachments"][0]["content"]["body"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(body.last().map(|b| b["text"].clone()), Some(json!(said)));
+    let slack = notify::slack_message(&notice);
+    let blocks = slack["blocks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        blocks.last().map(|b| b["elements"][0]["text"].clone()),
+        Some(json!(said))
+    );
+    // Each secret at risk names its most severe finding's owner, as a report's targets do.
+    assert!(
+        notice
+            .items
+            .iter()
+            .all(|i| i.lines.iter().any(|l| l.contains("owner: ")))
+    );
+}
+
+#[test]
 fn inventory_notifications_carry_names_dates_and_codes_only() {
     use adf_secret_refresh::inventory::Severity;
     use adf_secret_refresh::notify;

@@ -668,3 +668,38 @@ fn every_channel_message_of_a_report_is_pinned() {
         pretty(notify::slack_message(&notify::Notice::of_report(&report)))
     );
 }
+
+#[test]
+fn a_report_notice_lists_exactly_the_targets_that_need_attention_with_owner_and_fix() {
+    let report = fixture::realistic_report();
+    let notice = notify::Notice::of_report(&report);
+    let needing: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.needs_attention())
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(notice.items.len(), needing.len());
+    for name in &needing {
+        assert!(
+            notice
+                .items
+                .iter()
+                .any(|i| i.name.ends_with(&format!("/{name}"))),
+            "{name} is listed"
+        );
+    }
+    let partner = notice
+        .items
+        .iter()
+        .find(|i| i.name.ends_with("/ls_rest_partner_api"))
+        .expect("the failed target");
+    assert!(
+        partner
+            .lines
+            .iter()
+            .any(|l| l.contains("owner: entraAdmin"))
+    );
+    assert!(partner.fix.is_some());
+    assert_eq!(notice.incomplete.is_some(), !report.complete);
+}
