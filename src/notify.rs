@@ -6,6 +6,9 @@
 //! - Microsoft Teams through a Workflows webhook: a message with one Adaptive Card attachment;
 //! - Slack through an incoming webhook, with Block Kit.
 //!
+//! A report and an inventory each become one [`Notice`] (title, facts, the items needing attention with their
+//! owner and first fix step, the webhook's metadata); each channel has one builder that renders any notice.
+//!
 //! What is sent: names, verdicts, statuses, counts, diagnosis codes and owners, and (for people) the first
 //! fix step from the product's own table. Never ADF's test messages, raw bodies, etags or run error texts:
 //! those can quote connection details, and they stay in the report.

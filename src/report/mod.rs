@@ -517,7 +517,7 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// `expired` → `Expired`, for finding codes.
+/// `expired` → `Expired`.
 pub fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars
