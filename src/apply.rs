@@ -12,7 +12,9 @@ use crate::event::EventKind;
 use crate::model::{Platforms, Snapshot};
 use crate::observe::{Clients, SynapseAccess};
 use crate::plan::{self, SecretRef};
-use crate::report::{Command, Finding, Report, RunError, SecretInfo, Target, Trigger};
+use crate::report::{
+    Command, Finding, FindingCode, Owner, Report, RunError, SecretInfo, Severity, Target, Trigger,
+};
 use azure_core::credentials::TokenCredential;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -263,17 +265,23 @@ async fn secret_metadata(
                             v.version
                         ));
                         report.findings.push(Finding {
-                            code: format!("secretVersion{}", crate::report::capitalise(why)),
-                            severity: "error".into(),
+                            code: match why {
+                                "disabled" => FindingCode::SecretVersionDisabled,
+                                "notYetValid" => FindingCode::SecretVersionNotYetValid,
+                                _ => FindingCode::SecretVersionExpired,
+                            },
+                            severity: Severity::Critical,
                             message: format!("Secret {}/{} version {} is {why}.", secret.vault, secret.name, v.version),
                             subject: Some(format!("{}/{}", secret.vault, secret.name)),
+                            vault_url: None,
                             fix: vec!["Create a new, enabled, currently valid version of the secret in Key Vault.".into()],
+                            owner: Owner::SecretOwner,
                         });
                     }
                 }
                 None => report.findings.push(Finding {
-                    code: "secretVersionNotFound".into(),
-                    severity: "warning".into(),
+                    code: FindingCode::SecretVersionNotFound,
+                    severity: Severity::Warning,
                     message: format!(
                         "Key Vault lists no version {} of {}/{}.",
                         secret.version.as_deref().unwrap_or("(any)"),
@@ -281,7 +289,9 @@ async fn secret_metadata(
                         secret.name
                     ),
                     subject: Some(format!("{}/{}", secret.vault, secret.name)),
+                    vault_url: None,
                     fix: vec![],
+                    owner: Owner::SecretOwner,
                 }),
             }
         }
@@ -294,10 +304,16 @@ async fn secret_metadata(
             .into();
             // Without access to the vault, carry on: the ADF side does not depend on it.
             report.findings.push(Finding {
-                code: format!("keyVault{}", crate::report::capitalise(&info.metadata)),
-                severity: if matches!(e, KeyVaultError::NotFound { .. }) { "warning" } else { "info" }.into(),
+                code: match &e {
+                    KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
+                    KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => FindingCode::KeyVaultNotFound,
+                    KeyVaultError::Unavailable { .. } => FindingCode::KeyVaultUnavailable,
+                },
+                severity: if matches!(e, KeyVaultError::NotFound { .. }) { Severity::Warning } else { Severity::Info },
                 message: format!("Could not read the secret's metadata: {e}. Carried on without it."),
                 subject: Some(format!("{}/{}", secret.vault, secret.name)),
+                vault_url: None,
+                owner: if matches!(e, KeyVaultError::Forbidden { .. } | KeyVaultError::Unavailable { .. }) { Owner::PlatformOwner } else { Owner::SecretOwner },
                 fix: match e {
                     KeyVaultError::Forbidden { .. } => {
                         vec!["Assign the product's identity the 'Key Vault Reader' role on the vault (metadata only).".into()]
@@ -309,18 +325,22 @@ async fn secret_metadata(
     }
     match request.event_kind {
         EventKind::NearExpiry => report.findings.push(Finding {
-            code: "secretNearExpiry".into(),
-            severity: "warning".into(),
+            code: FindingCode::SecretNearExpiry,
+            severity: Severity::Warning,
             message: format!("Secret {}/{} expires soon; the linked services below will fail once it does.", secret.vault, secret.name),
             subject: Some(format!("{}/{}", secret.vault, secret.name)),
+            vault_url: None,
             fix: vec!["Rotate the secret (create a new version) before it expires; this product then refreshes its consumers.".into()],
+            owner: Owner::SecretOwner,
         }),
         EventKind::Expired => report.findings.push(Finding {
-            code: "secretExpired".into(),
-            severity: "error".into(),
+            code: FindingCode::SecretExpired,
+            severity: Severity::Critical,
             message: format!("Secret {}/{} has expired; the linked services below cannot resolve it.", secret.vault, secret.name),
             subject: Some(format!("{}/{}", secret.vault, secret.name)),
+            vault_url: None,
             fix: vec!["Create a new version of the secret in Key Vault; this product then refreshes its consumers.".into()],
+            owner: Owner::SecretOwner,
         }),
         EventKind::NewVersion => {}
     }

@@ -297,7 +297,7 @@ pub async fn for_expiry_event(
     if !inventory
         .findings
         .iter()
-        .any(|f| f.code == code && f.subject == subject)
+        .any(|f| f.code == code && f.is_about(&subject))
     {
         let when = event
             .expires
@@ -313,7 +313,7 @@ pub async fn for_expiry_event(
             inventory::Finding {
                 code,
                 severity,
-                subject: subject.clone(),
+                subject: Some(subject.clone()),
                 vault_url: Some(format!(
                     "https://{}.{}/",
                     event.vault.to_ascii_lowercase(),

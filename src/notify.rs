@@ -6,6 +6,9 @@
 //! - Microsoft Teams through a Workflows webhook: a message with one Adaptive Card attachment;
 //! - Slack through an incoming webhook, with Block Kit.
 //!
+//! A report and an inventory each become one [`Notice`] (title, facts, the items needing attention with their
+//! owner and first fix step, the webhook's metadata); each channel has one builder that renders any notice.
+//!
 //! What is sent: names, verdicts, statuses, counts, diagnosis codes and owners, and (for people) the first
 //! fix step from the product's own table. Never ADF's test messages, raw bodies, etags or run error texts:
 //! those can quote connection details, and they stay in the report.
@@ -18,12 +21,13 @@
 use crate::app::App;
 use crate::azure::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
 use crate::config::{NotifyPolicy, SecretString, Settings};
-use crate::inventory::{Inventory, SecretEntry, Severity};
+use crate::inventory::{Inventory, SecretEntry};
 use crate::report::text::{
-    display_name, needs_attention, primary_diagnosis, resave_word, test_word, title, verdict_word,
+    display_name, primary_diagnosis, resave_word, test_word, title, verdict_word,
 };
 use crate::report::{
-    NotificationOutcome, Report, Target, by_soonest_next_run, impact_headline, reference_time,
+    NotificationOutcome, Report, Severity, Target, by_soonest_next_run, impact_headline,
+    reference_time,
 };
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -71,7 +75,7 @@ pub async fn send(settings: &Settings, http: &reqwest::Client, report: &mut Repo
     if !should_send(settings.notify, report) {
         return;
     }
-    let deliveries = deliveries(settings, report);
+    let deliveries = deliveries(settings, &Notice::of_report(report));
     let outcomes = deliver_all(http, &deliveries).await;
     report.notifications.extend(outcomes);
 }
@@ -116,24 +120,9 @@ struct Delivery {
     signing_key: Option<SecretString>,
 }
 
-/// The messages of a run's report for the configured channels.
-fn deliveries(settings: &Settings, report: &Report) -> Vec<Delivery> {
-    channel_messages(
-        settings,
-        || webhook_payload(report),
-        || teams_payload(report),
-        || slack_payload(report),
-    )
-}
-
-/// One message per configured channel, in a fixed order: webhook, Teams, Slack. Each payload is built only
-/// for a channel that is configured.
-fn channel_messages(
-    settings: &Settings,
-    webhook: impl FnOnce() -> Value,
-    teams: impl FnOnce() -> Value,
-    slack: impl FnOnce() -> Value,
-) -> Vec<Delivery> {
+/// One message per configured channel, in a fixed order: webhook, Teams, Slack, each built from the notice
+/// by that channel's one builder.
+fn deliveries(settings: &Settings, notice: &Notice) -> Vec<Delivery> {
     let serialise = |value: Value| {
         serde_json::to_string(&value).map_err(|e| format!("could not serialise the message: {e}"))
     };
@@ -147,7 +136,7 @@ fn channel_messages(
             channel: WEBHOOK,
             url: url.to_string(),
             body: match key {
-                Some(_) => serialise(webhook()),
+                Some(_) => serialise(webhook_body(notice)),
                 None => Err(
                     "ADF_REFRESH_WEBHOOK_SECRET is not set: the webhook is never sent unsigned"
                         .to_string(),
@@ -160,7 +149,7 @@ fn channel_messages(
         out.push(Delivery {
             channel: TEAMS,
             url: url.to_string(),
-            body: serialise(teams()),
+            body: serialise(teams_message(notice)),
             signing_key: None,
         });
     }
@@ -168,7 +157,7 @@ fn channel_messages(
         out.push(Delivery {
             channel: SLACK,
             url: url.to_string(),
-            body: serialise(slack()),
+            body: serialise(slack_message(notice)),
             signing_key: None,
         });
     }
@@ -383,8 +372,293 @@ fn one_line(text: &str, max: usize) -> String {
     }
 }
 
-/// The generic webhook's body: the report's metadata, never its messages.
-pub fn webhook_payload(report: &Report) -> Value {
+// ---------------------------------------------------------------------------------------------------------
+// What a message says, whichever document it comes from.
+
+/// The common view of a report or an inventory that every channel renders: built once per document, then
+/// each channel has one builder ([`webhook_body`], [`teams_message`], [`slack_message`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The headline: what ran and how it went.
+    pub title: String,
+    pub tone: Tone,
+    /// A quieter line under the title (the secret and the report id), if any.
+    pub context: Option<String>,
+    /// Headline facts as (label, value), e.g. the counts.
+    pub facts: Vec<(String, String)>,
+    /// The one-line text a channel shows where it cannot show blocks (Slack's fallback).
+    pub summary: String,
+    /// Everything that needs a person, most urgent first; the channels list the first [`MAX_LISTED`].
+    pub items: Vec<NoticeItem>,
+    /// Said last when the document is incomplete.
+    pub incomplete: Option<String>,
+    /// The generic webhook's body: the document's metadata in its own schema, never its messages.
+    pub metadata: Value,
+}
+
+/// One thing that needs a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeItem {
+    /// What it is: `factory/linked service`, or `vault/secret` with its deadline.
+    pub name: String,
+    /// A qualifier shown beside the name where there is room, e.g. the ADF type.
+    pub aside: Option<String>,
+    /// The blast radius, the outcome with its owner, the consumers.
+    pub lines: Vec<String>,
+    /// The first fix step, from the product's own table.
+    pub fix: Option<String>,
+}
+
+/// How loud a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Warning,
+    Attention,
+}
+
+impl Tone {
+    fn of(severity: Severity) -> Tone {
+        match severity {
+            Severity::Critical => Tone::Attention,
+            Severity::Warning => Tone::Warning,
+            Severity::Info => Tone::Good,
+        }
+    }
+
+    /// The Adaptive Card colour.
+    fn colour(self) -> &'static str {
+        match self {
+            Tone::Good => "Good",
+            Tone::Warning => "Warning",
+            Tone::Attention => "Attention",
+        }
+    }
+}
+
+impl Notice {
+    /// A run's report: the targets that [`Target::needs_attention`], the soonest next run first.
+    pub fn of_report(report: &Report) -> Notice {
+        let now = reference_time(report);
+        let s = &report.summary;
+        let title = headline(report);
+        let items = by_soonest_next_run(report.targets.iter().filter(|t| t.needs_attention()))
+            .into_iter()
+            .map(|t| NoticeItem {
+                name: display_name(t),
+                aside: Some(t.adf_type.clone()),
+                lines: t
+                    .impact
+                    .as_ref()
+                    .map(|impact| impact_headline(impact, now))
+                    .into_iter()
+                    .chain([outcome_line(t)])
+                    .collect(),
+                fix: first_fix(t).map(str::to_string),
+            })
+            .collect();
+        Notice {
+            summary: format!(
+                "{title}: {} affected, {} re-saved, {} tests failed, {} skipped",
+                s.affected, s.resaved, s.tests_failed, s.skipped
+            ),
+            title,
+            tone: if !report.complete {
+                Tone::Attention
+            } else if s.attention {
+                Tone::Warning
+            } else {
+                Tone::Good
+            },
+            context: Some(secret_line(report)),
+            facts: counts(report),
+            items,
+            incomplete: (!report.complete)
+                .then(|| "The run did not complete; the report says why.".to_string()),
+            metadata: report_metadata(report),
+        }
+    }
+
+    /// An inventory: the secrets with a finding that needs a person, most urgent first. `severity` is how
+    /// loud the message is: a near-expiry event is a warning, an expired secret critical; the audit passes
+    /// its worst finding.
+    pub fn of_inventory(inventory: &Inventory, severity: Severity) -> Notice {
+        let title = inventory_headline(inventory, severity);
+        let items =
+            at_risk(inventory)
+                .into_iter()
+                .map(|s| {
+                    let worst = inventory
+                        .findings_for(s)
+                        .filter(|f| f.needs_attention())
+                        .max_by_key(|f| f.severity);
+                    NoticeItem {
+                        name: format!(
+                            "{}/{} · {}",
+                            s.vault,
+                            s.secret,
+                            s.expires
+                                .as_deref()
+                                .map_or("no expiry".to_string(), |e| format!("expires {e}"))
+                        ),
+                        aside: None,
+                        lines: [format!("Used by {}", consumers_line(s))]
+                            .into_iter()
+                            .chain(worst.map(|f| {
+                                format!("{} · {} · owner: {}", f.code, f.severity, f.owner)
+                            }))
+                            .collect(),
+                        fix: worst.and_then(|f| f.fix.first()).cloned(),
+                    }
+                })
+                .collect();
+        Notice {
+            summary: title.clone(),
+            title,
+            tone: Tone::of(severity),
+            context: None,
+            facts: vec![],
+            items,
+            incomplete: (!inventory.complete)
+                .then(|| "The audit did not complete; the inventory says why.".to_string()),
+            metadata: inventory_metadata(inventory, severity),
+        }
+    }
+}
+
+/// The generic webhook's body.
+pub fn webhook_body(notice: &Notice) -> Value {
+    notice.metadata.clone()
+}
+
+/// The Teams Workflows message: one Adaptive Card 1.4 attachment.
+pub fn teams_message(notice: &Notice) -> Value {
+    let mut body = vec![json!({
+        "type": "TextBlock",
+        "text": notice.title,
+        "size": "Large",
+        "weight": "Bolder",
+        "wrap": true,
+        "color": notice.tone.colour(),
+    })];
+    if let Some(context) = &notice.context {
+        body.push(json!({"type": "TextBlock", "text": context, "isSubtle": true, "wrap": true, "spacing": "None"}));
+    }
+    if !notice.facts.is_empty() {
+        body.push(json!({
+            "type": "FactSet",
+            "facts": notice.facts.iter().map(|(title, value)| json!({"title": title, "value": value})).collect::<Vec<_>>(),
+        }));
+    }
+    if !notice.items.is_empty() {
+        body.push(json!({"type": "TextBlock", "text": "Needs attention", "weight": "Bolder", "wrap": true, "separator": true}));
+        for item in notice.items.iter().take(MAX_LISTED) {
+            let mut items = vec![
+                json!({"type": "TextBlock", "text": item.name, "weight": "Bolder", "wrap": true}),
+            ];
+            items.extend(item.lines.iter().map(
+                |line| json!({"type": "TextBlock", "text": line, "wrap": true, "spacing": "None"}),
+            ));
+            if let Some(step) = &item.fix {
+                items.push(json!({"type": "TextBlock", "text": format!("Fix: {step}"), "isSubtle": true, "wrap": true, "spacing": "None"}));
+            }
+            body.push(json!({"type": "Container", "items": items, "spacing": "Medium"}));
+        }
+        if notice.items.len() > MAX_LISTED {
+            body.push(json!({"type": "TextBlock", "text": format!("…and {} more", notice.items.len() - MAX_LISTED), "isSubtle": true, "wrap": true}));
+        }
+    }
+    if let Some(incomplete) = &notice.incomplete {
+        body.push(
+            json!({"type": "TextBlock", "text": incomplete, "color": "Attention", "wrap": true}),
+        );
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "msteams": {"width": "Full"},
+                "body": body,
+            },
+        }],
+    })
+}
+
+/// The Slack incoming-webhook message: a fallback `text` and Block Kit blocks (at most 50, as Slack allows).
+pub fn slack_message(notice: &Notice) -> Value {
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": cap(notice.title.clone(), 150), "emoji": true}}),
+    ];
+    if notice.context.is_some() || !notice.facts.is_empty() {
+        let mut section = json!({"type": "section"});
+        if let Some(context) = &notice.context {
+            section["text"] = json!({"type": "mrkdwn", "text": cap(slack_escape(context), 3000)});
+        }
+        if !notice.facts.is_empty() {
+            section["fields"] = notice
+                .facts
+                .iter()
+                .take(10)
+                .map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")}))
+                .collect();
+        }
+        blocks.push(section);
+    }
+    if !notice.items.is_empty() {
+        blocks.push(json!({"type": "divider"}));
+        for item in notice.items.iter().take(MAX_LISTED) {
+            let mut text = format!("*{}*", slack_escape(&item.name));
+            if let Some(aside) = &item.aside {
+                text.push_str(&format!(" ({})", slack_escape(aside)));
+            }
+            for line in &item.lines {
+                text.push('\n');
+                text.push_str(&slack_escape(line));
+            }
+            if let Some(step) = &item.fix {
+                text.push_str(&format!("\n_Fix:_ {}", slack_escape(step)));
+            }
+            blocks.push(
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": cap(text, 3000)}}),
+            );
+        }
+        if notice.items.len() > MAX_LISTED {
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("…and {} more", notice.items.len() - MAX_LISTED)}]}));
+        }
+    }
+    if let Some(incomplete) = &notice.incomplete {
+        blocks
+            .push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": incomplete}]}));
+    }
+    json!({"text": notice.summary, "blocks": blocks})
+}
+
+/// Escapes the three characters Slack's mrkdwn reserves.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Cuts a Block Kit text to its limit.
+fn cap(s: String, max: usize) -> String {
+    if s.chars().count() > max {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    } else {
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A run's report.
+
+/// The generic webhook's body for a report: its metadata, never its messages.
+fn report_metadata(report: &Report) -> Value {
     json!({
         "schema": NOTIFICATION_SCHEMA,
         "reportId": report.id,
@@ -409,7 +683,7 @@ pub fn webhook_payload(report: &Report) -> Value {
             "type": t.adf_type,
             "verdict": t.verdict,
             "notes": t.notes,
-            "attention": needs_attention(t),
+            "attention": t.needs_attention(),
             "impact": t.impact.as_ref().map(|i| json!({
                 "pipelines": i.pipelines,
                 "nextRun": i.next_run,
@@ -427,6 +701,7 @@ pub fn webhook_payload(report: &Report) -> Value {
         "findings": report.findings.iter().map(|f| json!({
             "code": f.code,
             "severity": f.severity,
+            "owner": f.owner,
         })).collect::<Vec<_>>(),
         "errors": report.errors.iter().map(|e| json!({
             "stage": e.stage,
@@ -451,22 +726,22 @@ fn headline(report: &Report) -> String {
 }
 
 /// Counts as (label, value), for the Teams facts and the Slack fields.
-fn counts(report: &Report) -> Vec<(&'static str, String)> {
+fn counts(report: &Report) -> Vec<(String, String)> {
     let s = &report.summary;
-    vec![
-        ("Factories scanned", s.factories_scanned.to_string()),
-        (
-            "Linked services scanned",
-            s.linked_services_scanned.to_string(),
-        ),
-        ("Affected", s.affected.to_string()),
-        ("Re-saved", s.resaved.to_string()),
-        ("Tests passed", s.tests_passed.to_string()),
-        ("Tests failed", s.tests_failed.to_string()),
-        ("Skipped", s.skipped.to_string()),
-        ("Findings", report.findings.len().to_string()),
-        ("Run errors", report.errors.len().to_string()),
+    [
+        ("Factories scanned", s.factories_scanned),
+        ("Linked services scanned", s.linked_services_scanned),
+        ("Affected", s.affected),
+        ("Re-saved", s.resaved),
+        ("Tests passed", s.tests_passed),
+        ("Tests failed", s.tests_failed),
+        ("Skipped", s.skipped),
+        ("Findings", report.findings.len()),
+        ("Run errors", report.errors.len()),
     ]
+    .into_iter()
+    .map(|(label, n)| (label.to_string(), n.to_string()))
+    .collect()
 }
 
 /// `verdict · re-save · test · owner`, for one target.
@@ -505,141 +780,13 @@ fn secret_line(report: &Report) -> String {
     format!("{secret} · report {}", report.id)
 }
 
-/// The Teams Workflows message: one Adaptive Card 1.4 attachment.
-pub fn teams_payload(report: &Report) -> Value {
-    let now = reference_time(report);
-    let mut body = vec![
-        json!({
-            "type": "TextBlock",
-            "text": headline(report),
-            "size": "Large",
-            "weight": "Bolder",
-            "wrap": true,
-            "color": if !report.complete { "Attention" } else if report.summary.attention { "Warning" } else { "Good" },
-        }),
-        json!({"type": "TextBlock", "text": secret_line(report), "isSubtle": true, "wrap": true, "spacing": "None"}),
-        json!({
-            "type": "FactSet",
-            "facts": counts(report).into_iter().map(|(title, value)| json!({"title": title, "value": value})).collect::<Vec<_>>(),
-        }),
-    ];
-    let needing: Vec<&Target> =
-        by_soonest_next_run(report.targets.iter().filter(|t| needs_attention(t)));
-    if !needing.is_empty() {
-        body.push(json!({"type": "TextBlock", "text": "Needs attention", "weight": "Bolder", "wrap": true, "separator": true}));
-        for t in needing.iter().take(MAX_LISTED) {
-            let mut items = vec![
-                json!({"type": "TextBlock", "text": display_name(t), "weight": "Bolder", "wrap": true}),
-            ];
-            if let Some(impact) = &t.impact {
-                items.push(json!({"type": "TextBlock", "text": impact_headline(impact, now), "wrap": true, "spacing": "None"}));
-            }
-            items.extend([
-                json!({"type": "TextBlock", "text": outcome_line(t), "wrap": true, "spacing": "None"}),
-            ]);
-            if let Some(step) = first_fix(t) {
-                items.push(json!({"type": "TextBlock", "text": format!("Fix: {step}"), "isSubtle": true, "wrap": true, "spacing": "None"}));
-            }
-            body.push(json!({"type": "Container", "items": items, "spacing": "Medium"}));
-        }
-        if needing.len() > MAX_LISTED {
-            body.push(json!({"type": "TextBlock", "text": format!("…and {} more", needing.len() - MAX_LISTED), "isSubtle": true, "wrap": true}));
-        }
-    }
-    if !report.complete {
-        body.push(json!({"type": "TextBlock", "text": "The run did not complete; the report says why.", "color": "Attention", "wrap": true}));
-    }
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "msteams": {"width": "Full"},
-                "body": body,
-            },
-        }],
-    })
-}
-
-/// Escapes the three characters Slack's mrkdwn reserves.
-fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Cuts a Block Kit text to its limit.
-fn cap(s: String, max: usize) -> String {
-    if s.chars().count() > max {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
-    } else {
-        s
-    }
-}
-
-/// The Slack incoming-webhook message: a fallback `text` and Block Kit blocks (at most 50, as Slack allows).
-pub fn slack_payload(report: &Report) -> Value {
-    let now = reference_time(report);
-    let s = &report.summary;
-    let fallback = format!(
-        "{}: {} affected, {} re-saved, {} tests failed, {} skipped",
-        headline(report),
-        s.affected,
-        s.resaved,
-        s.tests_failed,
-        s.skipped
-    );
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": cap(headline(report), 150), "emoji": true}}),
-        json!({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": cap(slack_escape(&secret_line(report)), 3000)},
-            "fields": counts(report).into_iter().take(10).map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})).collect::<Vec<_>>(),
-        }),
-    ];
-    let needing: Vec<&Target> =
-        by_soonest_next_run(report.targets.iter().filter(|t| needs_attention(t)));
-    if !needing.is_empty() {
-        blocks.push(json!({"type": "divider"}));
-        for t in needing.iter().take(MAX_LISTED) {
-            let mut text = format!(
-                "*{}* ({})\n",
-                slack_escape(&display_name(t)),
-                slack_escape(&t.adf_type),
-            );
-            if let Some(impact) = &t.impact {
-                text.push_str(&slack_escape(&impact_headline(impact, now)));
-                text.push('\n');
-            }
-            text.push_str(&slack_escape(&outcome_line(t)));
-            if let Some(step) = first_fix(t) {
-                text.push_str(&format!("\n_Fix:_ {}", slack_escape(step)));
-            }
-            blocks.push(
-                json!({"type": "section", "text": {"type": "mrkdwn", "text": cap(text, 3000)}}),
-            );
-        }
-        if needing.len() > MAX_LISTED {
-            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("…and {} more", needing.len() - MAX_LISTED)}]}));
-        }
-    }
-    if !report.complete {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": "The run did not complete; the report says why."}]}));
-    }
-    json!({"text": fallback, "blocks": blocks})
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // The inventory (audit, and the consumers at risk on an expiry event), through the same channels.
 
 /// The `schema` of the generic webhook's body for an inventory.
 pub const INVENTORY_NOTIFICATION_SCHEMA: &str = "adf-secret-refresh/inventory-notification/v1";
 
-/// Sends an inventory's summary as the policy says (under `attention`: when a finding needs a person) and
+/// Sends an inventory's notice as the policy says (under `attention`: when a finding needs a person) and
 /// records each outcome in `inventory.notifications`. `severity` is how loud the message is: a near-expiry
 /// event is a warning, an expired secret critical; the audit passes its worst finding.
 pub async fn send_inventory(
@@ -656,12 +803,7 @@ pub async fn send_inventory(
     if !send {
         return;
     }
-    let deliveries = channel_messages(
-        settings,
-        || inventory_webhook_payload(inventory, severity),
-        || inventory_teams_payload(inventory, severity),
-        || inventory_slack_payload(inventory, severity),
-    );
+    let deliveries = deliveries(settings, &Notice::of_inventory(inventory, severity));
     let outcomes = deliver_all(http, &deliveries).await;
     inventory.notifications.extend(outcomes);
 }
@@ -671,11 +813,7 @@ fn at_risk(inventory: &Inventory) -> Vec<&SecretEntry> {
     inventory
         .secrets
         .iter()
-        .filter(|s| {
-            inventory
-                .findings_for(s)
-                .any(|f| f.severity != Severity::Info)
-        })
+        .filter(|s| inventory.findings_for(s).any(|f| f.needs_attention()))
         .collect()
 }
 
@@ -704,7 +842,7 @@ fn inventory_headline(inventory: &Inventory, severity: Severity) -> String {
 }
 
 /// The generic webhook's body for an inventory: names, dates, verdicts, codes; never a message text.
-pub fn inventory_webhook_payload(inventory: &Inventory, severity: Severity) -> Value {
+fn inventory_metadata(inventory: &Inventory, severity: Severity) -> Value {
     json!({
         "schema": INVENTORY_NOTIFICATION_SCHEMA,
         "inventoryId": inventory.id,
@@ -724,7 +862,7 @@ pub fn inventory_webhook_payload(inventory: &Inventory, severity: Severity) -> V
                 "kind": c.kind, "factory": c.factory, "name": c.name, "verdict": c.verdict,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "findings": inventory.findings.iter().filter(|f| f.severity != Severity::Info).take(MAX_LISTED * 5).map(|f| json!({
+        "findings": inventory.findings.iter().filter(|f| f.needs_attention()).take(MAX_LISTED * 5).map(|f| json!({
             "code": f.code, "severity": f.severity, "subject": f.subject, "owner": f.owner,
         })).collect::<Vec<_>>(),
     })
@@ -747,61 +885,6 @@ fn consumers_line(s: &SecretEntry) -> String {
         line.push_str(&format!(" and {more} more"));
     }
     line
-}
-
-/// The Teams message for an inventory: one Adaptive Card.
-pub fn inventory_teams_payload(inventory: &Inventory, severity: Severity) -> Value {
-    let colour = match severity {
-        Severity::Critical => "Attention",
-        Severity::Warning => "Warning",
-        Severity::Info => "Good",
-    };
-    let mut body = vec![json!({
-        "type": "TextBlock", "text": inventory_headline(inventory, severity),
-        "size": "Large", "weight": "Bolder", "wrap": true, "color": colour,
-    })];
-    for s in at_risk(inventory).iter().take(MAX_LISTED) {
-        body.push(json!({"type": "Container", "spacing": "Medium", "items": [
-            {"type": "TextBlock", "text": format!("{}/{} · {}", s.vault, s.secret, s.expires.as_deref().map_or("no expiry".to_string(), |e| format!("expires {e}"))), "weight": "Bolder", "wrap": true},
-            {"type": "TextBlock", "text": format!("Used by {}", consumers_line(s)), "wrap": true, "spacing": "None"},
-        ]}));
-    }
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "msteams": {"width": "Full"},
-                "body": body,
-            },
-        }],
-    })
-}
-
-/// The Slack message for an inventory.
-pub fn inventory_slack_payload(inventory: &Inventory, severity: Severity) -> Value {
-    let headline = inventory_headline(inventory, severity);
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": cap(headline.clone(), 150), "emoji": true}}),
-    ];
-    for s in at_risk(inventory).iter().take(MAX_LISTED) {
-        let text = format!(
-            "*{}/{}* · {}\nUsed by {}",
-            slack_escape(&s.vault),
-            slack_escape(&s.secret),
-            s.expires
-                .as_deref()
-                .map_or("no expiry".to_string(), |e| format!("expires {e}")),
-            slack_escape(&consumers_line(s))
-        );
-        blocks
-            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": cap(text, 3000)}}));
-    }
-    json!({"text": headline, "blocks": blocks})
 }
 
 #[cfg(test)]
@@ -927,7 +1010,7 @@ mod tests {
             expiry_warning_days: Default::default(),
             platforms: Default::default(),
         };
-        let d = deliveries(&settings, &report(true));
+        let d = deliveries(&settings, &Notice::of_report(&report(true)));
         assert_eq!(d.len(), 1, "a blank Teams URL is not a channel");
         assert!(d[0].body.is_err());
     }

@@ -863,12 +863,71 @@ async fn a_saved_inventory_can_be_shown_again_in_every_rendering() {
 }
 
 #[test]
+fn every_channel_message_of_an_inventory_is_pinned() {
+    use adf_secret_refresh::inventory::Severity;
+    use adf_secret_refresh::notify;
+    let inv = fixed_inventory();
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
+    insta::assert_snapshot!(
+        "inventory_webhook",
+        pretty(notify::webhook_body(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
+    );
+    insta::assert_snapshot!(
+        "inventory_teams",
+        pretty(notify::teams_message(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
+    );
+    insta::assert_snapshot!(
+        "inventory_slack",
+        pretty(notify::slack_message(&notify::Notice::of_inventory(
+            &inv,
+            Severity::Critical
+        )))
+    );
+}
+
+#[test]
+fn an_incomplete_audit_says_so_in_teams_and_slack_as_a_report_does() {
+    use adf_secret_refresh::inventory::Severity;
+    use adf_secret_refresh::notify;
+    let mut inv = fixed_inventory();
+    inv.complete = false;
+    let notice = notify::Notice::of_inventory(&inv, Severity::Warning);
+    let said = "The audit did not complete; the inventory says why.";
+    assert_eq!(notice.incomplete.as_deref(), Some(said));
+    let teams = notify::teams_message(&notice);
+    let body = teams["attachments"][0]["content"]["body"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(body.last().map(|b| b["text"].clone()), Some(json!(said)));
+    let slack = notify::slack_message(&notice);
+    let blocks = slack["blocks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        blocks.last().map(|b| b["elements"][0]["text"].clone()),
+        Some(json!(said))
+    );
+    // Each secret at risk names its most severe finding's owner, as a report's targets do.
+    assert!(
+        notice
+            .items
+            .iter()
+            .all(|i| i.lines.iter().any(|l| l.contains("owner: ")))
+    );
+}
+
+#[test]
 fn inventory_notifications_carry_names_dates_and_codes_only() {
     use adf_secret_refresh::inventory::Severity;
     use adf_secret_refresh::notify;
     let inv = fixed_inventory();
     let messages: Vec<String> = inv.findings.iter().map(|f| f.message.clone()).collect();
-    let teams = notify::inventory_teams_payload(&inv, Severity::Critical);
+    let teams = notify::teams_message(&notify::Notice::of_inventory(&inv, Severity::Critical));
     assert_eq!(
         teams["attachments"][0]["contentType"],
         "application/vnd.microsoft.card.adaptive"
@@ -876,14 +935,14 @@ fn inventory_notifications_carry_names_dates_and_codes_only() {
     let card = teams["attachments"][0]["content"]["body"].to_string();
     assert!(card.contains("Critical: Key Vault audit"), "{card}");
     assert!(card.contains("contoso-kv/sql-password"), "{card}");
-    let slack = notify::inventory_slack_payload(&inv, Severity::Warning);
+    let slack = notify::slack_message(&notify::Notice::of_inventory(&inv, Severity::Warning));
     assert!(slack["blocks"].as_array().is_some_and(|b| b.len() <= 50));
     assert!(
         slack["text"]
             .as_str()
             .is_some_and(|t| t.starts_with("Warning"))
     );
-    let webhook = notify::inventory_webhook_payload(&inv, Severity::Critical);
+    let webhook = notify::webhook_body(&notify::Notice::of_inventory(&inv, Severity::Critical));
     for payload in [&teams, &slack, &webhook] {
         let text = payload.to_string();
         for message in &messages {

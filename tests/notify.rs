@@ -543,7 +543,11 @@ async fn the_teams_message_is_an_adaptive_card() {
     )
     .await;
     let body = receiver.on("teams")[0].json();
-    assert_eq!(body, notify::teams_payload(&report), "what was sent");
+    assert_eq!(
+        body,
+        notify::teams_message(&notify::Notice::of_report(&report)),
+        "what was sent"
+    );
 
     assert_eq!(body["type"], "message");
     let attachments = body["attachments"].as_array().expect("attachments");
@@ -605,7 +609,11 @@ async fn the_slack_message_is_block_kit() {
     )
     .await;
     let body = receiver.on("slack")[0].json();
-    assert_eq!(body, notify::slack_payload(&report), "what was sent");
+    assert_eq!(
+        body,
+        notify::slack_message(&notify::Notice::of_report(&report)),
+        "what was sent"
+    );
 
     assert!(
         body["text"].as_str().is_some_and(|t| !t.is_empty()),
@@ -642,4 +650,57 @@ async fn the_slack_message_is_block_kit() {
             assert!(text.chars().count() <= 3000);
         }
     }
+}
+
+#[test]
+fn every_channel_message_of_a_report_is_pinned() {
+    let report = fixture::realistic_report();
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("serialises");
+    insta::assert_snapshot!(
+        "report_webhook",
+        pretty(notify::webhook_body(&notify::Notice::of_report(&report)))
+    );
+    insta::assert_snapshot!(
+        "report_teams",
+        pretty(notify::teams_message(&notify::Notice::of_report(&report)))
+    );
+    insta::assert_snapshot!(
+        "report_slack",
+        pretty(notify::slack_message(&notify::Notice::of_report(&report)))
+    );
+}
+
+#[test]
+fn a_report_notice_lists_exactly_the_targets_that_need_attention_with_owner_and_fix() {
+    let report = fixture::realistic_report();
+    let notice = notify::Notice::of_report(&report);
+    let needing: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.needs_attention())
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(notice.items.len(), needing.len());
+    for name in &needing {
+        assert!(
+            notice
+                .items
+                .iter()
+                .any(|i| i.name.ends_with(&format!("/{name}"))),
+            "{name} is listed"
+        );
+    }
+    let partner = notice
+        .items
+        .iter()
+        .find(|i| i.name.ends_with("/ls_rest_partner_api"))
+        .expect("the failed target");
+    assert!(
+        partner
+            .lines
+            .iter()
+            .any(|l| l.contains("owner: entraAdmin"))
+    );
+    assert!(partner.fix.is_some());
+    assert_eq!(notice.incomplete.is_some(), !report.complete);
 }

@@ -233,3 +233,39 @@ fn the_example_in_the_docs_matches_the_schema() {
     let report: Report = serde_json::from_value(example).expect("the example is a Report");
     assert_eq!(report.exit_code(), 2);
 }
+
+#[test]
+fn a_saved_report_whose_findings_say_error_is_shown_with_critical_findings() {
+    // A report as written before one findings vocabulary: severity `error`, and no owner.
+    let mut old = as_json(&fixture::realistic_report());
+    old["findings"] = json!([{"code": "secretExpired", "severity": "error",
+        "message": "Secret kv-data-prod/sql-etl-password has expired.", "subject": "kv-data-prod/sql-etl-password"}]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, old.to_string()).expect("write");
+
+    let run = |output: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_adf-secret-refresh"))
+            .arg("show")
+            .arg(&path)
+            .args(["--output", output])
+            .output()
+            .expect("the binary runs")
+    };
+    let json_run = run("json");
+    assert_eq!(
+        json_run.status.code(),
+        Some(fixture::realistic_report().exit_code()),
+        "{}",
+        String::from_utf8_lossy(&json_run.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&json_run.stdout).expect("one JSON document");
+    assert_eq!(shown["findings"][0]["severity"], "critical");
+    assert_eq!(shown["findings"][0]["owner"], "secretOwner");
+    schema::assert_valid_report(&shown);
+    let text = String::from_utf8_lossy(&run("text").stdout).into_owned();
+    assert!(
+        text.contains("[critical] secretExpired (kv-data-prod/sql-etl-password)"),
+        "{text}"
+    );
+}

@@ -429,13 +429,15 @@ fn held_by_other_report(h: &Handler, job: &RefreshJob, trigger: Trigger) -> Repo
 /// What the report of a job says when its last delivery still failed transiently.
 fn retries_exhausted_finding(delivery: u64) -> crate::report::Finding {
     crate::report::Finding {
-        code: "retriesExhausted".into(),
-        severity: "error".into(),
+        code: crate::report::FindingCode::RetriesExhausted,
+        severity: crate::report::Severity::Critical,
         message: format!(
             "Delivery {delivery} of this job still met a transient failure (see errors), and the host delivers a \
              message at most {MAX_DEQUEUE_COUNT} times. The targets marked notReached were not refreshed."
         ),
         subject: None,
+        vault_url: None,
+        owner: crate::report::Owner::PlatformOwner,
         fix: vec![
             "Find the cause in errors[] (an ARM or token-endpoint outage, throttling, or a run budget too short for the estate).".into(),
             format!(
@@ -777,13 +779,15 @@ fn duplicate_report(
         ..Default::default()
     });
     report.findings.push(crate::report::Finding {
-        code: "duplicateDelivery".into(),
-        severity: "info".into(),
+        code: crate::report::FindingCode::DuplicateDelivery,
+        severity: crate::report::Severity::Info,
         message: format!(
             "This (vault, secret, version) was already refreshed by report {previous_id}; nothing was done again."
         ),
         subject: None,
+        vault_url: None,
         fix: Vec::new(),
+        owner: crate::report::Owner::PlatformOwner,
     });
     report.duplicate_of = Some(previous_id);
     report.finish();

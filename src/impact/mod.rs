@@ -14,7 +14,7 @@ pub mod windows_zones;
 use crate::azure::arm::ArmClient;
 use crate::azure::operations::FactoryCollection;
 use crate::report::{
-    Finding, Impact, Report, ResaveStatus, Target, TargetKind, TestStatus, TriggerImpact, Verdict,
+    Finding, FindingCode, Impact, Owner, Report, Severity, Target, TargetKind, TriggerImpact,
 };
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -31,27 +31,6 @@ pub struct Authoring {
     pub pipelines: Vec<Value>,
     pub data_flows: Vec<Value>,
     pub triggers: Vec<Value>,
-}
-
-/// Whether a person must look at this target: it was not re-saved (or would not be, in a plan), or its
-/// test failed, errored or could not run. A dry run's untested targets and a re-saved credential (tested
-/// through its linked services) do not count.
-pub fn needs_attention(target: &Target) -> bool {
-    let resaved = target.verdict == Verdict::Resave
-        && matches!(
-            target.resave.status,
-            ResaveStatus::Ok | ResaveStatus::DryRun
-        );
-    if !resaved {
-        return true;
-    }
-    match target.test.status {
-        TestStatus::Passed => false,
-        TestStatus::Failed | TestStatus::Error => true,
-        TestStatus::NotTested => {
-            target.resave.status != ResaveStatus::DryRun && target.kind != TargetKind::Credential
-        }
-    }
 }
 
 /// The linked services whose breakage a target stands for: itself, or for a credential the linked
@@ -169,27 +148,45 @@ fn next_run(
 /// targets' `impact`. A factory whose collections cannot be read gets a warning finding and its targets a
 /// note `impactNotRead`: the rotation itself is complete, so this is not a run error.
 pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
-    let mut factories: BTreeMap<String, String> = BTreeMap::new();
-    for target in report.targets.iter().filter(|t| needs_attention(t)) {
-        if is_data_factory(&target.factory) {
-            factories
-                .entry(target.factory.to_ascii_lowercase())
-                .or_insert_with(|| target.factory.clone());
-        }
-    }
+    let factories = factories_to_read(report);
     if factories.is_empty() {
         return;
     }
-    let read: Vec<(String, (String, AuthoringRead))> = futures::stream::iter(factories)
+    let read: BTreeMap<String, (String, AuthoringRead)> = futures::stream::iter(factories)
         .map(|(key, id)| async move {
             let result = read_authoring(arm, &id).await;
             (key, (id, result))
         })
         .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let read: BTreeMap<String, (String, AuthoringRead)> = read.into_iter().collect();
-    for target in report.targets.iter_mut().filter(|t| needs_attention(t)) {
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    set_impacts(report, read, now);
+}
+
+/// The factories (lower-cased id → id) whose authoring collections the blast radius needs: those holding
+/// a target that [`Target::needs_attention`], and no other.
+fn factories_to_read(report: &Report) -> BTreeMap<String, String> {
+    let mut factories = BTreeMap::new();
+    for target in report.targets.iter().filter(|t| t.needs_attention()) {
+        // Only a Data Factory has pipelines and triggers to read; the platform was set at discovery.
+        if target.platform == crate::model::Platform::DataFactory {
+            factories
+                .entry(target.factory.to_ascii_lowercase())
+                .or_insert_with(|| target.factory.clone());
+        }
+    }
+    factories
+}
+
+/// Sets the impact of exactly the targets that need attention, from what was read of their factories.
+fn set_impacts(
+    report: &mut Report,
+    read: BTreeMap<String, (String, AuthoringRead)>,
+    now: Timestamp,
+) {
+    for target in report.targets.iter_mut().filter(|t| t.needs_attention()) {
         match read.get(&target.factory.to_ascii_lowercase()) {
             Some((_, Ok(authoring))) => {
                 target.impact = Some(impact(authoring, &linked_services_of(target), now));
@@ -201,15 +198,17 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
     for (id, result) in read.into_values() {
         if let Err(message) = result {
             report.findings.push(Finding {
-                code: "impactNotRead".into(),
-                severity: "warning".into(),
+                code: FindingCode::ImpactNotRead,
+                severity: Severity::Warning,
                 message: format!(
                     "Could not read the factory's pipelines and triggers, so the report cannot say what the broken linked services stop: {message}"
                 ),
                 subject: Some(id),
+                vault_url: None,
                 fix: vec![
                     "Grant the product's identity read access to the factory's datasets, pipelines, data flows and triggers (the custom role in infra/).".into(),
                 ],
+                owner: Owner::PlatformOwner,
             });
         }
     }
@@ -217,11 +216,6 @@ pub async fn attach(arm: &ArmClient, report: &mut Report, now: Timestamp) {
 
 /// A factory's authoring collections, or why they could not be read.
 type AuthoringRead = Result<Authoring, String>;
-
-fn is_data_factory(id: &str) -> bool {
-    id.to_ascii_lowercase()
-        .contains("/providers/microsoft.datafactory/factories/")
-}
 
 async fn read_authoring(arm: &ArmClient, factory_id: &str) -> Result<Authoring, String> {
     let list = |collection| async move {

@@ -472,15 +472,22 @@ fn only_stopped_and_event_triggers_leave_no_next_run() {
     assert_eq!(impact.next_run, None);
 }
 
-fn target(kind: TargetKind, verdict: Verdict, resave: ResaveStatus, test: TestStatus) -> Target {
+const FACTORY: &str =
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f";
+
+fn target(
+    kind: TargetKind,
+    verdict: crate::report::Verdict,
+    resave: crate::report::ResaveStatus,
+    test: crate::report::TestStatus,
+) -> Target {
     Target {
         platform: crate::model::Platform::DataFactory,
         resource: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
             .into(),
         display_name: None,
         kind,
-        factory: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
-            .into(),
+        factory: FACTORY.into(),
         name: "ls_sql".into(),
         adf_type: "AzureSqlDatabase".into(),
         references: vec![],
@@ -488,7 +495,7 @@ fn target(kind: TargetKind, verdict: Verdict, resave: ResaveStatus, test: TestSt
         reason: String::new(),
         notes: vec![],
         via_credential: None,
-        used_by: vec![],
+        used_by: vec!["ls_sql".into()],
         integration_runtime: None,
         resave: crate::report::Resave::with_status(resave, None),
         test: crate::report::Test {
@@ -503,72 +510,148 @@ fn target(kind: TargetKind, verdict: Verdict, resave: ResaveStatus, test: TestSt
     }
 }
 
+/// Every combination of kind, verdict, re-save, test and diagnosis a report can hold.
+fn every_target() -> Vec<Target> {
+    use crate::report::{ResaveStatus as R, TestStatus as T, Verdict as V};
+    let mut targets = Vec::new();
+    for kind in [TargetKind::LinkedService, TargetKind::Credential] {
+        for verdict in [V::Resave, V::Pinned, V::InlineSecret, V::Ambiguous] {
+            for resave in [R::Ok, R::Failed, R::Skipped, R::DryRun, R::NotReached] {
+                for test in [T::Passed, T::Failed, T::NotTested, T::Error] {
+                    for diagnosed in [false, true] {
+                        let mut t = target(kind, verdict, resave, test);
+                        if diagnosed {
+                            t.notes = vec![crate::report::Note::GitMode];
+                            t.diagnosis = crate::diagnose::for_verdict(verdict, &t.notes);
+                        }
+                        targets.push(t);
+                    }
+                }
+            }
+        }
+    }
+    targets
+}
+
 #[test]
-fn attention_is_a_target_not_resaved_or_not_passing() {
-    use ResaveStatus as R;
-    use TargetKind::{Credential, LinkedService};
-    use TestStatus as T;
-    use Verdict::{Pinned, Resave};
-    assert!(!needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Ok,
-        T::Passed
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Ok,
-        T::Failed
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Ok,
-        T::Error
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Ok,
-        T::NotTested
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Failed,
-        T::NotTested
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::Skipped,
-        T::NotTested
-    )));
-    assert!(needs_attention(&target(
-        LinkedService,
-        Pinned,
-        R::Skipped,
-        T::Passed
-    )));
-    assert!(!needs_attention(&target(
-        LinkedService,
-        Resave,
-        R::DryRun,
-        T::NotTested
-    )));
-    assert!(!needs_attention(&target(
-        Credential,
-        Resave,
-        R::Ok,
-        T::NotTested
-    )));
-    assert!(needs_attention(&target(
-        Credential,
-        Resave,
-        R::Failed,
-        T::NotTested
-    )));
+fn the_blast_radius_is_attached_exactly_to_the_targets_that_need_attention() {
+    let mut report = crate::report::Report::start(
+        "r".into(),
+        crate::report::Command::Refresh,
+        false,
+        crate::report::Trigger::default(),
+        &[],
+    );
+    report.targets = every_target();
+    assert_eq!(
+        factories_to_read(&report).into_values().collect::<Vec<_>>(),
+        [FACTORY]
+    );
+    let read = BTreeMap::from([(
+        FACTORY.to_ascii_lowercase(),
+        (FACTORY.to_string(), Ok(factory())),
+    )]);
+    set_impacts(&mut report, read, at("2026-11-28T02:30:00Z"));
+    let (mut with, mut without) = (0, 0);
+    for t in &report.targets {
+        assert_eq!(
+            t.impact.is_some(),
+            t.needs_attention(),
+            "{:?} {:?} {:?} {:?} diagnosis {}",
+            t.kind,
+            t.verdict,
+            t.resave.status,
+            t.test.status,
+            t.diagnosis.is_some()
+        );
+        if t.impact.is_some() {
+            with += 1
+        } else {
+            without += 1
+        }
+    }
+    assert!(
+        with > 0 && without > 0,
+        "both kinds occur: {with} with, {without} without"
+    );
+}
+
+#[test]
+fn a_git_mode_resave_whose_test_passed_gets_a_blast_radius() {
+    use crate::report::{ResaveStatus, TestStatus, Verdict};
+    let mut git = target(
+        TargetKind::LinkedService,
+        Verdict::Resave,
+        ResaveStatus::Ok,
+        TestStatus::Passed,
+    );
+    git.notes = vec![crate::report::Note::GitMode];
+    git.diagnosis = crate::diagnose::for_verdict(Verdict::Resave, &git.notes);
+    let mut untested = target(
+        TargetKind::LinkedService,
+        Verdict::Resave,
+        ResaveStatus::Ok,
+        TestStatus::NotTested,
+    );
+    untested.notes = vec![crate::report::Note::Parameterised];
+    let fine = target(
+        TargetKind::LinkedService,
+        Verdict::Resave,
+        ResaveStatus::Ok,
+        TestStatus::Passed,
+    );
+    let mut report = crate::report::Report::start(
+        "r".into(),
+        crate::report::Command::Refresh,
+        false,
+        crate::report::Trigger::default(),
+        &[],
+    );
+    report.targets = vec![git, untested, fine];
+    let read = BTreeMap::from([(
+        FACTORY.to_ascii_lowercase(),
+        (FACTORY.to_string(), Ok(factory())),
+    )]);
+    set_impacts(&mut report, read, at("2026-11-28T02:30:00Z"));
+    let impacts: Vec<bool> = report.targets.iter().map(|t| t.impact.is_some()).collect();
+    assert_eq!(
+        impacts,
+        [true, true, false],
+        "Git mode, untested parameterised, fine"
+    );
+}
+
+#[test]
+fn a_run_where_all_is_well_reads_no_factory() {
+    use crate::report::{ResaveStatus, TestStatus, Verdict};
+    let mut report = crate::report::Report::start(
+        "r".into(),
+        crate::report::Command::Refresh,
+        false,
+        crate::report::Trigger::default(),
+        &[],
+    );
+    report.targets = vec![
+        target(
+            TargetKind::LinkedService,
+            Verdict::Resave,
+            ResaveStatus::Ok,
+            TestStatus::Passed,
+        ),
+        target(
+            TargetKind::Credential,
+            Verdict::Resave,
+            ResaveStatus::Ok,
+            TestStatus::NotTested,
+        ),
+        target(
+            TargetKind::LinkedService,
+            Verdict::Resave,
+            ResaveStatus::DryRun,
+            TestStatus::NotTested,
+        ),
+    ];
+    assert!(factories_to_read(&report).is_empty());
 }
 
 mod properties {

@@ -54,7 +54,7 @@ pub fn render(inventory: &Inventory) -> String {
                 "| {} | `{}` | {} | {} | {} | {} |",
                 f.severity.as_str(),
                 f.code.as_str(),
-                cell(&f.subject),
+                cell(f.subject.as_deref().unwrap_or("")),
                 cell(&f.message),
                 cell(&f.fix.join(" ")),
                 f.owner.as_str()
@@ -162,9 +162,9 @@ pub fn mermaid(inventory: &Inventory) -> String {
         let _ = writeln!(out, "  {vault_node} --> {secret_node}");
         if let Some(s) = inventory
             .findings_for(secret)
-            .filter(|f| f.subject != secret.vault_url)
+            .filter(|f| !f.is_about(&secret.vault_url))
             .map(|f| f.severity)
-            .min()
+            .max()
         {
             classes.push((secret_node.clone(), s));
         }
@@ -211,9 +211,12 @@ fn definition_subject(c: &super::Consumer) -> String {
 fn worst_by_subject(findings: &[Finding]) -> BTreeMap<&str, Severity> {
     let mut worst: BTreeMap<&str, Severity> = BTreeMap::new();
     for f in findings {
+        let Some(subject) = f.subject.as_deref() else {
+            continue;
+        };
         worst
-            .entry(f.subject.as_str())
-            .and_modify(|s| *s = (*s).min(f.severity))
+            .entry(subject)
+            .and_modify(|s| *s = (*s).max(f.severity))
             .or_insert(f.severity);
     }
     worst

@@ -18,6 +18,7 @@ pub mod text;
 use crate::azure::keyvault::VersionMetadata;
 use crate::config::ExpiryThresholds;
 use crate::plan::{self, FactorySnapshot, SecretRef};
+pub use crate::report::{Finding, FindingCode, Owner, Severity};
 use crate::report::{RunError, TargetKind, Trigger, Verdict, rfc3339};
 use crate::scan::{self, FactoryIndex, KEY_VAULT_SUFFIXES, Resolved};
 use serde::{Deserialize, Serialize};
@@ -160,108 +161,6 @@ pub struct Consumer {
     pub git_mode: bool,
 }
 
-/// Something wrong or about to go wrong, with the fix and who must take it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub code: FindingCode,
-    pub severity: Severity,
-    /// `<vault>/<secret>` for a secret, the vault URL for a vault, a definition's or factory's resource id.
-    pub subject: String,
-    /// The vault the finding is about, for a secret or a vault: a same-named vault in another cloud is
-    /// another vault, so the subject alone does not say which.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vault_url: Option<String>,
-    pub message: String,
-    pub fix: Vec<String>,
-    pub owner: Owner,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum FindingCode {
-    SecretExpired,
-    SecretExpiring,
-    SecretNotYetValid,
-    LatestVersionDisabled,
-    PinnedToOldVersion,
-    DanglingSecret,
-    DanglingVault,
-    DanglingStore,
-    VaultAccessDenied,
-    InlineSecret,
-    SelfHostedCredential,
-    UnresolvedReference,
-    GitMode,
-    VaultNotCovered,
-}
-
-impl FindingCode {
-    /// The code as it is written in documents.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingCode::SecretExpired => "secretExpired",
-            FindingCode::SecretExpiring => "secretExpiring",
-            FindingCode::SecretNotYetValid => "secretNotYetValid",
-            FindingCode::LatestVersionDisabled => "latestVersionDisabled",
-            FindingCode::PinnedToOldVersion => "pinnedToOldVersion",
-            FindingCode::DanglingSecret => "danglingSecret",
-            FindingCode::DanglingVault => "danglingVault",
-            FindingCode::DanglingStore => "danglingStore",
-            FindingCode::VaultAccessDenied => "vaultAccessDenied",
-            FindingCode::InlineSecret => "inlineSecret",
-            FindingCode::SelfHostedCredential => "selfHostedCredential",
-            FindingCode::UnresolvedReference => "unresolvedReference",
-            FindingCode::GitMode => "gitMode",
-            FindingCode::VaultNotCovered => "vaultNotCovered",
-        }
-    }
-}
-
-/// Ordered most severe first.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum Severity {
-    Critical,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
-
-/// Who must act on a finding.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub enum Owner {
-    /// Whoever manages the secret in Key Vault (and the credential behind it).
-    SecretOwner,
-    /// Whoever maintains the factory's definitions.
-    PipelineOwner,
-    /// Whoever runs this product's deployment and its role assignments.
-    PlatformOwner,
-    /// Whoever runs the self-hosted integration runtime.
-    RuntimeOwner,
-}
-
-impl Owner {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Owner::SecretOwner => "secretOwner",
-            Owner::PipelineOwner => "pipelineOwner",
-            Owner::PlatformOwner => "platformOwner",
-            Owner::RuntimeOwner => "runtimeOwner",
-        }
-    }
-}
-
 /// A secret, identified as Key Vault identifies it: vault name and cloud suffix, secret name, without case.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretKey {
@@ -330,7 +229,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
         scan.findings.push(Finding {
             code: FindingCode::GitMode,
             severity: Severity::Info,
-            subject: factory.id.clone(),
+            subject: Some(factory.id.clone()),
             vault_url: None,
             message: format!(
                 "Factory {} is Git-integrated: a re-save after a rotation changes the live factory only, and the next publish from Git puts back what the collaboration branch holds.",
@@ -378,7 +277,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                 scan.findings.push(Finding {
                     code: FindingCode::DanglingStore,
                     severity: Severity::Critical,
-                    subject: subject.clone(),
+                    subject: Some(subject.clone()),
                     vault_url: None,
                     message: format!(
                         "{label} at {} names the Key Vault linked service `{}`, which the factory does not have: the reference cannot resolve.",
@@ -405,7 +304,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                 scan.findings.push(Finding {
                     code: FindingCode::UnresolvedReference,
                     severity: Severity::Warning,
-                    subject: subject.clone(),
+                    subject: Some(subject.clone()),
                     vault_url: None,
                     message: format!(
                         "{label} at {}: the reference cannot be resolved ({why}), so no rotation can be matched to it.",
@@ -420,7 +319,7 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                 scan.findings.push(Finding {
                     code: FindingCode::UnresolvedReference,
                     severity: Severity::Info,
-                    subject: subject.clone(),
+                    subject: Some(subject.clone()),
                     vault_url: None,
                     message: format!(
                         "{label} at {} names {vault}/{secret} only through a parameter's default value; a caller may pass another at run time, so a rotation reports it and never re-saves it.",
@@ -531,7 +430,7 @@ fn inline_findings(findings: &mut Vec<Finding>, properties: &Value, subject: &st
         Some(runtime) => findings.push(Finding {
             code: FindingCode::SelfHostedCredential,
             severity: Severity::Warning,
-            subject: subject.to_string(),
+            subject: Some(subject.to_string()),
             vault_url: None,
             message: format!(
                 "{label} keeps its credential encrypted on the integration runtime `{runtime}`: a Key Vault rotation cannot reach it."
@@ -544,7 +443,7 @@ fn inline_findings(findings: &mut Vec<Finding>, properties: &Value, subject: &st
         None => findings.push(Finding {
             code: FindingCode::InlineSecret,
             severity: Severity::Warning,
-            subject: subject.to_string(),
+            subject: Some(subject.to_string()),
             vault_url: None,
             message: format!(
                 "{label} holds an inline secret at {}: a Key Vault rotation cannot reach it, and the product never re-saves a definition that holds one.",
@@ -682,8 +581,18 @@ pub fn assemble(
             })
     });
     findings.sort_by(|a, b| {
-        (a.severity, &a.subject, a.code, &a.message)
-            .cmp(&(b.severity, &b.subject, b.code, &b.message))
+        (
+            std::cmp::Reverse(a.severity),
+            &a.subject,
+            a.code,
+            &a.message,
+        )
+            .cmp(&(
+                std::cmp::Reverse(b.severity),
+                &b.subject,
+                b.code,
+                &b.message,
+            ))
     });
     findings.dedup();
     (entries.into_iter().map(|(_, e)| e).collect(), findings)
@@ -753,7 +662,7 @@ fn judge_secret(
         findings.push(Finding {
             code: FindingCode::DanglingSecret,
             severity: Severity::Critical,
-            subject: subject.clone(),
+            subject: Some(subject.clone()),
             vault_url: Some(key.vault_url()),
             message: format!(
                 "Secret {subject} does not exist in {}; {used_by} cannot resolve it.",
@@ -810,7 +719,7 @@ fn judge_version(
         findings.push(Finding {
             code: FindingCode::LatestVersionDisabled,
             severity: Severity::Critical,
-            subject: subject.clone(),
+            subject: Some(subject.clone()),
             vault_url: Some(key.vault_url()),
             message: format!(
                 "The newest version {} of {subject} is disabled: Key Vault refuses to return it, so {used_by} cannot resolve the secret.",
@@ -827,7 +736,7 @@ fn judge_version(
         findings.push(Finding {
             code: FindingCode::SecretNotYetValid,
             severity: Severity::Warning,
-            subject: subject.clone(),
+            subject: Some(subject.clone()),
             vault_url: Some(key.vault_url()),
             message: format!(
                 "The newest version {} of {subject} is not valid before {}, yet {used_by} already resolve to it.",
@@ -846,7 +755,7 @@ fn judge_version(
             findings.push(Finding {
                 code: FindingCode::SecretExpired,
                 severity: Severity::Critical,
-                subject: subject.clone(),
+                subject: Some(subject.clone()),
                 vault_url: Some(key.vault_url()),
                 message: format!(
                     "Secret {subject} expired at {when}; {used_by} rely on it."
@@ -873,7 +782,7 @@ fn judge_version(
                 findings.push(Finding {
                     code: FindingCode::SecretExpiring,
                     severity,
-                    subject: subject.clone(),
+                    subject: Some(subject.clone()),
                     vault_url: Some(key.vault_url()),
                     message: format!(
                         "Secret {subject} expires at {when} (in {}); {used_by} rely on it.",
@@ -926,7 +835,7 @@ fn judge_pins(
         findings.push(Finding {
             code: FindingCode::PinnedToOldVersion,
             severity,
-            subject: subject.clone(),
+            subject: Some(subject.clone()),
             vault_url: Some(key.vault_url()),
             message: format!(
                 "{}/{} at {} pins {subject} to version {pinned}, {state}; {newest}. A rotation never reaches a pinned reference.",
@@ -954,7 +863,7 @@ fn judge_vault(
         findings.push(Finding {
             code: FindingCode::DanglingVault,
             severity: Severity::Critical,
-            subject: url.clone(),
+            subject: Some(url.clone()),
             vault_url: Some(url.clone()),
             message: format!(
                 "Vault {url} does not exist (or its name does not resolve): every reference to it fails."
@@ -970,7 +879,7 @@ fn judge_vault(
         findings.push(Finding {
             code: FindingCode::VaultAccessDenied,
             severity: Severity::Warning,
-            subject: url.clone(),
+            subject: Some(url.clone()),
             vault_url: Some(url.clone()),
             message: format!(
                 "The product's identity may not list the secrets of {url}, so their expiry and versions are unknown ({}).",
@@ -986,7 +895,7 @@ fn judge_vault(
         findings.push(Finding {
             code: FindingCode::VaultNotCovered,
             severity: Severity::Warning,
-            subject: url.clone(),
+            subject: Some(url.clone()),
             vault_url: Some(url.clone()),
             message: format!(
                 "Vault {url} is in another cloud than this deployment ({}): its metadata was not read, and its rotations never reach this deployment.",
@@ -1001,7 +910,7 @@ fn judge_vault(
         findings.push(Finding {
             code: FindingCode::VaultNotCovered,
             severity: Severity::Warning,
-            subject: url.clone(),
+            subject: Some(url.clone()),
             vault_url: Some(url.clone()),
             message: format!(
                 "ADF references vault {url}, but this deployment does not hear its events (it is not in ADF_REFRESH_VAULTS): a rotation there would go unnoticed."
@@ -1083,7 +992,7 @@ impl Inventory {
         self.summary.warning = count(Severity::Warning);
         self.summary.info = count(Severity::Info);
         self.summary.attention =
-            !self.complete || self.summary.critical > 0 || self.summary.warning > 0;
+            !self.complete || self.findings.iter().any(Finding::needs_attention);
         self.finished_at = Some(crate::report::now_rfc3339());
     }
 
@@ -1106,13 +1015,13 @@ impl Inventory {
         let subject = secret.subject();
         self.findings.iter().filter(move |f| {
             f.vault_url.as_deref() == Some(secret.vault_url.as_str())
-                && (f.subject == subject || f.subject == secret.vault_url)
+                && (f.is_about(&subject) || f.is_about(&secret.vault_url))
         })
     }
 
     /// The most severe finding's severity, if any.
     pub fn worst(&self) -> Option<Severity> {
-        self.findings.iter().map(|f| f.severity).min()
+        self.findings.iter().map(|f| f.severity).max()
     }
 }
 

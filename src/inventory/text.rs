@@ -190,7 +190,7 @@ fn render_finding(out: &mut String, f: &Finding, paint: &impl Fn(&str, &str) -> 
         "  {} {} {}",
         paint(code, &f.severity.as_str().to_ascii_uppercase()),
         f.code.as_str(),
-        clean(&f.subject)
+        clean(f.subject.as_deref().unwrap_or(""))
     );
     let _ = writeln!(out, "      {}", clean(&f.message));
     for fix in &f.fix {

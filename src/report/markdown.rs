@@ -116,10 +116,11 @@ pub fn render(report: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "- **{}** `{}`{subject}: {}",
-                text(&f.severity),
-                code(&f.code),
-                text(&f.message)
+                "- **{}** `{}`{subject}: {} Who must act: {}.",
+                f.severity,
+                f.code,
+                text(&f.message),
+                owner_words(f.owner)
             );
             for (i, step) in f.fix.iter().enumerate() {
                 let _ = writeln!(out, "   {}. {}", i + 1, text(step));
@@ -287,6 +288,7 @@ fn details(out: &mut String, t: &Target, now: Option<jiff::Timestamp>) {
 pub(crate) fn owner_words(owner: crate::report::Owner) -> String {
     use crate::report::Owner;
     let words = match owner {
+        Owner::SecretOwner => "the secret's owner in Key Vault",
         Owner::PipelineOwner => "the pipeline owner",
         Owner::EntraAdmin => "an Entra ID administrator",
         Owner::PlatformOwner => "the platform owner",

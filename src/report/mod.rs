@@ -4,8 +4,11 @@
 //! refused and why, and what a person must do. It never holds a secret value, a token or a function key:
 //! it is built only from names, paths, etags, statuses and ADF's own error messages.
 
+pub mod finding;
 pub mod markdown;
 pub mod text;
+
+pub use finding::{Finding, FindingCode, Owner, Severity};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -249,15 +252,29 @@ impl Target {
     }
 
     /// The one definition of "a person must look at this", used by the summary, the exit code, the
-    /// notification policy and every rendering: it was not re-saved (a refusing verdict, a skipped, failed or
-    /// unreached re-save), its test failed or could not run, or a diagnosis names an owner who must act.
+    /// notification policy, every rendering and the blast radius ([`crate::impact`]). A target needs
+    /// attention when:
+    /// - it was not re-saved: a refusing verdict, or a skipped, failed or unreached re-save;
+    /// - its test failed or could not run: failed, errored, or not tested after a real re-save (a plan's
+    ///   targets are not tested by design, and a credential is tested through the linked services that
+    ///   use it);
+    /// - or a diagnosis names an owner who must act, e.g. a Git-mode re-save whose test passed: the next
+    ///   publish from Git overwrites the live factory.
     pub fn needs_attention(&self) -> bool {
-        self.verdict != Verdict::Resave
+        let not_resaved = self.verdict != Verdict::Resave
             || matches!(
                 self.resave.status,
                 ResaveStatus::Failed | ResaveStatus::Skipped | ResaveStatus::NotReached
-            )
-            || matches!(self.test.status, TestStatus::Failed | TestStatus::Error)
+            );
+        let test_did_not_pass = match self.test.status {
+            TestStatus::Passed => false,
+            TestStatus::Failed | TestStatus::Error => true,
+            TestStatus::NotTested => {
+                self.resave.status == ResaveStatus::Ok && self.kind != TargetKind::Credential
+            }
+        };
+        not_resaved
+            || test_did_not_pass
             || self.diagnosis.is_some()
             || self.test.diagnosis.is_some()
     }
@@ -365,36 +382,6 @@ pub struct Diagnosis {
     pub owner: Owner,
 }
 
-/// Who must act on a diagnosis.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum Owner {
-    PipelineOwner,
-    EntraAdmin,
-    PlatformOwner,
-    RuntimeOwner,
-    /// Whoever owns the web app, function app or API Management service: its settings and its identity.
-    AppOwner,
-}
-
-impl Owner {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Owner::PipelineOwner => "pipelineOwner",
-            Owner::EntraAdmin => "entraAdmin",
-            Owner::PlatformOwner => "platformOwner",
-            Owner::RuntimeOwner => "runtimeOwner",
-            Owner::AppOwner => "appOwner",
-        }
-    }
-}
-
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A fact about a target that a reader (and the product) acts on.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
@@ -461,19 +448,6 @@ impl PartialEq<str> for Note {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub code: String,
-    /// `error`, `warning` or `info`.
-    pub severity: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -552,7 +526,7 @@ impl Report {
         });
         s.attention = !self.complete
             || self.targets.iter().any(Target::needs_attention)
-            || self.findings.iter().any(|f| f.severity != "info");
+            || self.findings.iter().any(Finding::needs_attention);
     }
 
     /// The process exit code: 0 all fine, 2 something needs a person, 1 the run could not complete.
@@ -591,7 +565,7 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// `expired` → `Expired`, for finding codes.
+/// `expired` → `Expired`.
 pub fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     chars
@@ -787,5 +761,192 @@ mod impact_rendering_tests {
             impact_headline(&impact(0, vec![]), now),
             "breaks no pipeline"
         );
+    }
+}
+
+#[cfg(test)]
+mod attention_tests {
+    use super::*;
+    use ResaveStatus as R;
+    use TestStatus as T;
+
+    fn target(
+        kind: TargetKind,
+        verdict: Verdict,
+        resave: ResaveStatus,
+        test: TestStatus,
+    ) -> Target {
+        Target {
+            platform: Platform::DataFactory,
+            resource:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+                    .into(),
+            display_name: None,
+            kind,
+            factory:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DataFactory/factories/f"
+                    .into(),
+            name: "ls".into(),
+            adf_type: "AzureSqlDatabase".into(),
+            references: vec![],
+            verdict,
+            reason: String::new(),
+            notes: vec![],
+            via_credential: None,
+            used_by: vec![],
+            integration_runtime: None,
+            resave: Resave::with_status(resave, None),
+            test: Test {
+                status: test,
+                message: None,
+                raw: None,
+                diagnosis: None,
+            },
+            diagnosis: None,
+            request_ids: vec![],
+            impact: None,
+        }
+    }
+
+    fn linked(verdict: Verdict, resave: ResaveStatus, test: TestStatus) -> Target {
+        target(TargetKind::LinkedService, verdict, resave, test)
+    }
+
+    fn with_notes(mut t: Target, notes: &[Note]) -> Target {
+        t.notes = notes.to_vec();
+        t.diagnosis = crate::diagnose::for_verdict(t.verdict, &t.notes);
+        t
+    }
+
+    fn with_test_diagnosis(mut t: Target) -> Target {
+        t.test.diagnosis = Some(crate::diagnose::runtime_offline());
+        t
+    }
+
+    #[test]
+    fn attention_follows_the_one_rule() {
+        let credential =
+            |resave, test| target(TargetKind::Credential, Verdict::Resave, resave, test);
+        let rows: Vec<(&str, Target, bool)> = vec![
+            (
+                "a re-saved linked service whose test passed is fine",
+                linked(Verdict::Resave, R::Ok, T::Passed),
+                false,
+            ),
+            (
+                "a re-saved linked service whose test failed needs attention",
+                linked(Verdict::Resave, R::Ok, T::Failed),
+                true,
+            ),
+            (
+                "a re-saved linked service whose test errored needs attention",
+                linked(Verdict::Resave, R::Ok, T::Error),
+                true,
+            ),
+            (
+                "a re-saved linked service whose test could not run (a parameter without a default) needs attention",
+                with_notes(
+                    linked(Verdict::Resave, R::Ok, T::NotTested),
+                    &[Note::Parameterised],
+                ),
+                true,
+            ),
+            (
+                "a re-save that failed needs attention",
+                linked(Verdict::Resave, R::Failed, T::NotTested),
+                true,
+            ),
+            (
+                "a re-save that was skipped needs attention",
+                linked(Verdict::Resave, R::Skipped, T::NotTested),
+                true,
+            ),
+            (
+                "a target the run did not reach needs attention",
+                linked(Verdict::Resave, R::NotReached, T::NotTested),
+                true,
+            ),
+            (
+                "a pinned reference needs attention even when its test passed",
+                linked(Verdict::Pinned, R::Skipped, T::Passed),
+                true,
+            ),
+            (
+                "an inline secret needs attention",
+                linked(Verdict::InlineSecret, R::Skipped, T::NotTested),
+                true,
+            ),
+            (
+                "an ambiguous reference needs attention",
+                linked(Verdict::Ambiguous, R::Skipped, T::NotTested),
+                true,
+            ),
+            (
+                "a plan's re-save, not tested by design, is fine",
+                linked(Verdict::Resave, R::DryRun, T::NotTested),
+                false,
+            ),
+            (
+                "a plan's pinned reference needs attention",
+                linked(Verdict::Pinned, R::DryRun, T::NotTested),
+                true,
+            ),
+            (
+                "a re-saved credential, tested through its linked services, is fine",
+                credential(R::Ok, T::NotTested),
+                false,
+            ),
+            (
+                "a credential whose re-save failed needs attention",
+                credential(R::Failed, T::NotTested),
+                true,
+            ),
+            (
+                "a Git-mode re-save whose test passed needs attention: the next publish from Git overwrites it",
+                with_notes(linked(Verdict::Resave, R::Ok, T::Passed), &[Note::GitMode]),
+                true,
+            ),
+            (
+                "a Git-mode factory's planned re-save needs attention for the same reason",
+                with_notes(
+                    linked(Verdict::Resave, R::DryRun, T::NotTested),
+                    &[Note::GitMode],
+                ),
+                true,
+            ),
+            (
+                "a test diagnosis (an offline self-hosted runtime) names an owner, so it needs attention",
+                with_test_diagnosis(linked(Verdict::Resave, R::Ok, T::NotTested)),
+                true,
+            ),
+        ];
+        for (sentence, t, expected) in rows {
+            assert_eq!(t.needs_attention(), expected, "{sentence}");
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_a_finding_only_above_info() {
+        let mut report =
+            Report::start("r".into(), Command::Refresh, false, Trigger::default(), &[]);
+        let finding = |severity| Finding {
+            code: FindingCode::KeyVaultUnavailable,
+            severity,
+            subject: None,
+            vault_url: None,
+            message: String::new(),
+            fix: vec![],
+            owner: Owner::PlatformOwner,
+        };
+        for (severity, attention, exit) in [
+            (Severity::Info, false, 0),
+            (Severity::Warning, true, 2),
+            (Severity::Critical, true, 2),
+        ] {
+            report.findings = vec![finding(severity)];
+            report.summarise();
+            assert_eq!(report.summary.attention, attention, "{severity}");
+            assert_eq!(report.exit_code(), exit, "{severity}");
+        }
     }
 }

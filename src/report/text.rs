@@ -91,7 +91,11 @@ pub fn render(report: &Report, colour: bool) -> String {
                 .as_deref()
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  [{}] {}{subject}: {}", f.severity, f.code, f.message);
+            let _ = writeln!(
+                out,
+                "  [{}] {}{subject}: {} (owner: {})",
+                f.severity, f.code, f.message, f.owner
+            );
             for (i, step) in f.fix.iter().enumerate() {
                 let _ = writeln!(out, "      {}. {step}", i + 1);
             }

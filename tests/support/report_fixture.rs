@@ -8,9 +8,9 @@
 
 use adf_secret_refresh::diagnose;
 use adf_secret_refresh::report::{
-    Command, Finding, Impact, Note, Reference, Report, Resave, ResaveStatus, RunError,
-    RuntimeStatus, SCHEMA, SecretInfo, Summary, Target, TargetKind, Test, TestStatus, Trigger,
-    TriggerImpact, TriggerKind, Verdict,
+    Command, Finding, FindingCode, Impact, Note, Owner, Reference, Report, Resave, ResaveStatus,
+    RunError, RuntimeStatus, SCHEMA, SecretInfo, Severity, Summary, Target, TargetKind, Test,
+    TestStatus, Trigger, TriggerImpact, TriggerKind, Verdict,
 };
 use serde_json::json;
 
@@ -324,11 +324,13 @@ pub fn realistic_report() -> Report {
         synapse, warehouse, partner, landing, oracle, sftp, generic, credential,
     ];
     report.findings = vec![Finding {
-        code: "secretNearExpiry".into(),
-        severity: "warning".into(),
+        code: FindingCode::SecretNearExpiry,
+        severity: Severity::Warning,
         message: "The new version expires on 2024-06-01, in 17 days.".into(),
         subject: Some("kv-data-prod/sql-etl-password".into()),
+        vault_url: None,
         fix: vec!["Rotate the secret again before it expires, or extend its expiry date.".into()],
+        owner: Owner::SecretOwner,
     }];
     report.errors = vec![RunError {
         stage: "discovery".into(),
