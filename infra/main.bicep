@@ -68,6 +68,9 @@ param runBudgetSeconds int = 480
 @description('The audit\'s expiry thresholds in days, warning and critical, e.g. \'30,7\'.')
 param expiryWarningDays string = '30,7'
 
+@description('The platforms scanned, comma-separated: dataFactory, synapse, appService, apiManagement. Empty means all four.')
+param platforms string = ''
+
 @description('Create the Event Grid subscriptions to the KeyVaultSecretEvent function. Only after the code is deployed.')
 param deployEventSubscriptions bool = false
 
@@ -266,6 +269,10 @@ module functionApp 'modules/function-app.bicep' = {
       {
         name: 'ADF_REFRESH_EXPIRY_WARNING_DAYS'
         value: expiryWarningDays
+      }
+      {
+        name: 'ADF_REFRESH_PLATFORMS'
+        value: platforms
       }
     ]
   }
