@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::arm_common::{
     FactoryPath, authenticate, forbidden, is_write, not_found, page, subscription,
@@ -13,6 +13,7 @@ use crate::http::{Ctx, cloud_error, json_response, too_many_requests};
 use crate::state::Shared;
 use crate::store::{self, API_VERSION, ChildKind, Missing, Store};
 use crate::util::lock;
+use crate::write;
 use crate::{connectivity, pipelines};
 
 /// One ARM operation the emulator knows, with the path parameters it names.
@@ -308,40 +309,6 @@ fn apply_concurrent_edit(store: &mut Store, factory: usize, position: usize, des
     tracing::info!(linked_service = %child.name, "concurrent edit applied");
 }
 
-fn bad_request(message: &str) -> Response {
-    cloud_error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-/// Whether an `If-Match` header holds for a resource whose current etag is `current` (`None`: it does not
-/// exist).
-///
-/// - `*` holds when the resource exists (RFC 9110 §13.1.1).
-/// - A list of entity tags holds when one of them matches. Each may be quoted (`"<etag>"`, the RFC 9110
-///   form that azure-mgmt-datafactory 10.0 sends: `_utils/utils.py`, `quote_etag`) or bare (the value from
-///   the body as ARM returns it, which older SDKs and the product send). ARM accepts both.
-/// - A weak tag (`W/"…"`) never matches: If-Match uses the strong comparison (RFC 9110 §13.1.1, "An origin
-///   server MUST use the strong comparison function when comparing entity-tags for If-Match"), so a write
-///   conditioned on one fails with 412.
-fn if_match_holds(header: &str, current: Option<&str>) -> bool {
-    let header = header.trim();
-    let Some(current) = current else {
-        return false;
-    };
-    if header == "*" {
-        return true;
-    }
-    header.split(',').map(str::trim).any(|tag| {
-        if tag.starts_with("W/") {
-            return false;
-        }
-        let tag = tag
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(tag);
-        !tag.is_empty() && tag == current
-    })
-}
-
 fn put_child(
     shared: &Shared,
     ctx: &Ctx,
@@ -349,95 +316,52 @@ fn put_child(
     kind: ChildKind,
     name: &str,
 ) -> Response {
-    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
-        return bad_request(
-            "The request content was invalid and could not be deserialized: a JSON object is required.",
-        );
+    let properties = match write::properties_of(ctx) {
+        Ok(properties) => properties,
+        Err(refusal) => return refused(&refusal, kind, name, ctx),
     };
-    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
-        return bad_request(&format!(
-            "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
-        ));
-    }
-    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
-        return bad_request("The request body must contain a 'properties' object.");
-    };
-    if properties.get("type").and_then(Value::as_str).is_none() {
-        return bad_request("The 'properties.type' field is required.");
-    }
-    let if_match = ctx.header("if-match").map(str::trim);
-
     let mut store = lock(&shared.store);
     let index = match store.find_factory(f.sub, f.rg, f.name) {
         Ok(i) => i,
         Err(missing) => return not_found(missing, f, None),
     };
+    let current_etag = store.factories[index]
+        .child(kind, name)
+        .map(|c| c.etag.clone());
+    if let Err(refusal) = write::check_if_match(ctx, current_etag.as_deref()) {
+        return refused(&refusal, kind, name, ctx);
+    }
+    let store = &mut *store;
     let factory_name = store.factories[index].name.clone();
-    let existing = store.factories[index]
-        .children(kind)
-        .iter()
-        .position(|c| c.name.eq_ignore_ascii_case(name));
-    let current_etag = existing.map(|p| store.factories[index].children(kind)[p].etag.clone());
-    let precondition_holds =
-        if_match.is_none_or(|header| if_match_holds(header, current_etag.as_deref()));
-    if !precondition_holds {
-        return cloud_error(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            &format!(
-                "The specified precondition 'If-Match = {}' failed for {} '{name}'.",
-                if_match.unwrap_or(""),
-                kind.segment().trim_end_matches('s')
-            ),
-        );
-    }
-
-    let masked_write = existing.is_some_and(|p| {
-        store::overwrites_secret_with_mask(
-            &store.factories[index].children(kind)[p].properties,
-            properties,
-        )
-    });
-    if masked_write {
-        shared.count(|c| c.masked_writes += 1);
-        tracing::warn!(factory = %factory_name, %name, "PUT wrote the mask over an inline secret");
-    }
-    store::collect_secure_values(properties, &mut store.inline_secrets_seen);
-
-    let children = store.factories[index].children_mut(kind);
-    let position = match existing {
-        Some(p) => p,
-        None => {
-            children.push(store::Child {
-                name: name.to_owned(),
-                properties: Value::Null,
-                etag: String::new(),
-                test: store::TestScript::default(),
-                resaved: false,
-                puts: 0,
-                encrypted_credential: store::new_encrypted_credential(&factory_name),
-            });
-            children.len() - 1
-        }
-    };
-    let child = &mut children[position];
-    let carries_own_blob = properties
-        .pointer("/typeProperties/encryptedCredential")
-        .is_some();
-    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
-        // New inline secret values: ADF encrypts them again.
-        child.encrypted_credential = store::new_encrypted_credential(&factory_name);
-    }
-    child.properties = properties.clone();
-    child.etag = store::new_etag();
-    child.resaved = true;
-    child.puts += 1;
-    shared.count(|c| c.puts += 1);
+    let position = write::save(
+        shared,
+        store.factories[index].children_mut(kind),
+        &mut store.inline_secrets_seen,
+        &factory_name,
+        name,
+        properties,
+    );
     let factory = &store.factories[index];
     json_response(
         StatusCode::OK,
         factory.child_json(kind, &factory.children(kind)[position], true),
     )
+}
+
+/// ARM's answer to a refused PUT: 400 `BadRequest` or 412 `PreconditionFailed`.
+fn refused(refusal: &write::Refusal, kind: ChildKind, name: &str, ctx: &Ctx) -> Response {
+    match refusal.bad_request_message() {
+        Some(message) => cloud_error(StatusCode::BAD_REQUEST, "BadRequest", &message),
+        None => cloud_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match = {}' failed for {} '{name}'.",
+                ctx.header("if-match").map(str::trim).unwrap_or(""),
+                kind.segment().trim_end_matches('s')
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -473,22 +397,5 @@ mod tests {
             parse_route(&segs(&format!("{base}/IntegrationRuntimes"))),
             Some(Route::IntegrationRuntimes(_))
         ));
-    }
-
-    #[test]
-    fn if_match_takes_quoted_or_bare_tags_and_refuses_weak_ones() {
-        let etag = "0a00-0000";
-        assert!(if_match_holds(etag, Some(etag)));
-        assert!(if_match_holds("\"0a00-0000\"", Some(etag)));
-        assert!(if_match_holds(" \"0a00-0000\" ", Some(etag)));
-        assert!(if_match_holds("\"other\", \"0a00-0000\"", Some(etag)));
-        assert!(if_match_holds("*", Some(etag)));
-        assert!(!if_match_holds("*", None));
-        assert!(!if_match_holds(etag, None));
-        assert!(!if_match_holds("W/\"0a00-0000\"", Some(etag)));
-        assert!(!if_match_holds("\"stale\"", Some(etag)));
-        assert!(!if_match_holds("stale", Some(etag)));
-        assert!(!if_match_holds("\"\"", Some(etag)));
-        assert!(!if_match_holds("\"0a00-0000", Some(etag)));
     }
 }

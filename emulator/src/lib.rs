@@ -21,7 +21,8 @@
 
 // Layers, each using only those above it: util, http, error, trap, tls, faults (leaves); the models
 // (token_store, authoring, store, synapse_model, appservice_model, apim_model); state; the handlers
-// (arm_common, then arm, connectivity, pipelines, keyvault, synapse, appservice, apim, tokens, control);
+// (arm_common and write, then arm, connectivity, pipelines, keyvault, synapse, appservice, apim, tokens,
+// control);
 // server; this file.
 mod apim;
 mod apim_model;
@@ -49,6 +50,7 @@ mod token_store;
 mod tokens;
 mod trap;
 mod util;
+mod write;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

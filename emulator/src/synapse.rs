@@ -17,11 +17,12 @@ use crate::http::{Ctx, cloud_error, json_response, too_many_requests};
 use crate::state::Shared;
 use crate::store;
 use crate::synapse_model::{
-    ARM_API_VERSION, Artifact, DATA_API_VERSION, Estate, Kind, Operation, PATH_PREFIX, PutScript,
+    ARM_API_VERSION, DATA_API_VERSION, Estate, Kind, Operation, PATH_PREFIX, PutScript,
     SYNAPSE_AUDIENCE, Workspace,
 };
 use crate::token_store::{TokenCheck, normalize_audience};
 use crate::util::lock;
+use crate::write;
 
 // ---- ARM: Microsoft.Synapse/workspaces ----
 
@@ -467,53 +468,15 @@ fn put_artifact(
     kind: Kind,
     name: &str,
 ) -> Response {
-    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The request content was invalid and could not be deserialized: a JSON object is required.",
-        );
+    let properties = match write::properties_of(ctx) {
+        Ok(properties) => properties,
+        Err(refusal) => return refused(&refusal, kind, name),
     };
-    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!(
-                "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
-            ),
-        );
-    }
-    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The request body must contain a 'properties' object.",
-        );
-    };
-    if properties.get("type").and_then(Value::as_str).is_none() {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The 'properties.type' field is required.",
-        );
-    }
     let ws = &estate.workspaces[index];
     let existing = ws.position(kind, name);
-    // If-Match (linkedServices.json): the etag as returned, with or without quotes, or `*`.
-    let precondition_holds = match ctx.header("if-match").map(str::trim) {
-        None => true,
-        Some("*") => existing.is_some(),
-        Some(expected) => existing.is_some_and(|p| ws.artifacts(kind)[p].etag == unquote(expected)),
-    };
-    if !precondition_holds {
-        return dev_error(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            &format!(
-                "The specified precondition 'If-Match' failed for {} '{name}': it was changed since it was read.",
-                kind.segment().trim_end_matches('s')
-            ),
-        );
+    let current_etag = existing.map(|p| ws.artifacts(kind)[p].etag.as_str());
+    if let Err(refusal) = write::check_if_match(ctx, current_etag) {
+        return refused(&refusal, kind, name);
     }
     let script = existing
         .and_then(|p| ws.artifacts(kind)[p].put.clone())
@@ -571,8 +534,7 @@ fn accepted(https_url: &str, workspace: &str, id: &str, retry_after: u64, body: 
     response
 }
 
-/// Writes the artifact (ADF's rules: masked writes counted, secrets remembered, a new etag); returns its
-/// position.
+/// Writes the artifact through the one write path (write.rs); returns its position.
 fn apply_write(
     shared: &Shared,
     estate: &mut Estate,
@@ -581,48 +543,36 @@ fn apply_write(
     name: &str,
     properties: &Value,
 ) -> usize {
-    let existing = estate.workspaces[index].position(kind, name);
-    let masked_write = existing.is_some_and(|p| {
-        store::overwrites_secret_with_mask(
-            &estate.workspaces[index].artifacts(kind)[p].properties,
-            properties,
-        )
-    });
-    if masked_write {
-        shared.count(|c| c.masked_writes += 1);
-        tracing::warn!(workspace = %estate.workspaces[index].name, %name, "PUT wrote the mask over an inline secret");
+    let Estate {
+        workspaces,
+        inline_secrets_seen,
+        ..
+    } = estate;
+    let ws = &mut workspaces[index];
+    let ws_name = ws.name.clone();
+    write::save(
+        shared,
+        ws.artifacts_mut(kind),
+        inline_secrets_seen,
+        &ws_name,
+        name,
+        properties,
+    )
+}
+
+/// The development endpoint's answer to a refused PUT: 400 `BadRequest` or 412 `PreconditionFailed`.
+fn refused(refusal: &write::Refusal, kind: Kind, name: &str) -> Response {
+    match refusal.bad_request_message() {
+        Some(message) => dev_error(StatusCode::BAD_REQUEST, "BadRequest", &message),
+        None => dev_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match' failed for {} '{name}': it was changed since it was read.",
+                kind.segment().trim_end_matches('s')
+            ),
+        ),
     }
-    store::collect_secure_values(properties, &mut estate.inline_secrets_seen);
-    let ws_name = estate.workspaces[index].name.clone();
-    let artifacts = estate.workspaces[index].artifacts_mut(kind);
-    let position = match existing {
-        Some(p) => p,
-        None => {
-            artifacts.push(Artifact {
-                name: name.to_owned(),
-                properties: Value::Null,
-                etag: String::new(),
-                encrypted_credential: store::new_encrypted_credential(&ws_name),
-                put: None,
-                resaved: false,
-                puts: 0,
-            });
-            artifacts.len() - 1
-        }
-    };
-    let artifact = &mut artifacts[position];
-    let carries_own_blob = properties
-        .pointer("/typeProperties/encryptedCredential")
-        .is_some();
-    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
-        artifact.encrypted_credential = store::new_encrypted_credential(&ws_name);
-    }
-    artifact.properties = properties.clone();
-    artifact.etag = store::new_etag();
-    artifact.resaved = true;
-    artifact.puts += 1;
-    shared.count(|c| c.puts += 1);
-    position
 }
 
 /// `GET operationResults/{id}`: 202 while in progress; at the end, 200 with the saved resource
