@@ -6,10 +6,8 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::arm_common::{
-    FactoryPath, authenticate, forbidden, is_write, not_found, page, subscription,
-};
-use crate::http::{Ctx, cloud_error, json_response, too_many_requests};
+use crate::arm_common::{FactoryPath, forbidden, not_found, page, preamble};
+use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::store::{self, API_VERSION, ChildKind, Missing, Store};
 use crate::util::lock;
@@ -87,46 +85,10 @@ fn parse_route(segments: &[String]) -> Option<Route<'_>> {
 
 /// Handles one ARM request (after latency, drops and injected errors).
 pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
-    let client_id = match authenticate(shared, ctx) {
+    let client_id = match preamble(shared, ctx, &[API_VERSION]) {
         Ok(client_id) => client_id,
         Err(response) => return *response,
     };
-    match ctx.query_param("api-version") {
-        None => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            );
-        }
-        Some(API_VERSION) => {}
-        Some(other) => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{other}' is invalid. The supported versions are '{API_VERSION}'."
-                ),
-            );
-        }
-    }
-    let write = is_write(ctx);
-    let scope = subscription(ctx).unwrap_or("");
-    let throttled = shared
-        .faults
-        .burst()
-        .or_else(|| shared.faults.take_token(scope, write).err());
-    if let Some(retry_after) = throttled {
-        shared.count(|c| c.throttled += 1);
-        let kind = if write { "write" } else { "read" };
-        return too_many_requests(
-            retry_after,
-            json!({"error": {
-                "code": "SubscriptionRequestsThrottled",
-                "message": format!("Number of '{kind}' requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-            }}),
-        );
-    }
     // Datasets, pipelines, data flows and triggers live in their own module.
     if let Some(response) = pipelines::handle(shared, ctx) {
         return response;

@@ -25,7 +25,7 @@ pub(crate) struct FactoryPath<'a> {
 }
 
 /// The subscription a request is scoped to, if any.
-pub(crate) fn subscription(ctx: &Ctx) -> Option<&str> {
+fn subscription(ctx: &Ctx) -> Option<&str> {
     match ctx.segments.as_slice() {
         [first, sub, ..] if is(first, "subscriptions") => Some(sub),
         _ => None,
@@ -33,7 +33,7 @@ pub(crate) fn subscription(ctx: &Ctx) -> Option<&str> {
 }
 
 /// ARM counts GETs as reads and everything else as writes.
-pub(crate) fn is_write(ctx: &Ctx) -> bool {
+fn is_write(ctx: &Ctx) -> bool {
     ctx.method != Method::GET && ctx.method != Method::HEAD
 }
 

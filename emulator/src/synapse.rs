@@ -11,9 +11,10 @@
 use axum::http::header::{LOCATION, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::http::{Ctx, cloud_error, json_response, too_many_requests};
+use crate::arm_common;
+use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::store;
 use crate::synapse_model::{
@@ -83,45 +84,10 @@ pub(crate) fn is_arm_request(segments: &[String]) -> bool {
 /// Handles an ARM request for `Microsoft.Synapse/workspaces`: the same authentication and throttling as
 /// the rest of ARM, api-version 2021-06-01, paged lists with an absolute `nextLink`.
 pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
-    let client_id = match crate::arm_common::authenticate(shared, ctx) {
+    let client_id = match arm_common::preamble(shared, ctx, &[ARM_API_VERSION]) {
         Ok(client_id) => client_id,
         Err(response) => return *response,
     };
-    match ctx.query_param("api-version") {
-        Some(ARM_API_VERSION) => {}
-        None => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            );
-        }
-        Some(other) => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{other}' is invalid. The supported versions are '{ARM_API_VERSION}'."
-                ),
-            );
-        }
-    }
-    let write = ctx.method != Method::GET && ctx.method != Method::HEAD;
-    let scope = ctx.segments.get(1).map_or("", String::as_str);
-    let throttled = shared
-        .faults
-        .burst()
-        .or_else(|| shared.faults.take_token(scope, write).err());
-    if let Some(retry_after) = throttled {
-        shared.count(|c| c.throttled += 1);
-        return too_many_requests(
-            retry_after,
-            json!({"error": {
-                "code": "SubscriptionRequestsThrottled",
-                "message": format!("Number of requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-            }}),
-        );
-    }
     let Some(route) = parse_arm(&ctx.segments) else {
         return cloud_error(
             StatusCode::NOT_FOUND,
@@ -144,27 +110,8 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
         ArmRoute::List { sub, rg } => (sub, rg, None),
         ArmRoute::Workspace { sub, rg, name } => (sub, Some(rg), Some(name)),
     };
-    {
-        let store = lock(&shared.store);
-        let Some(subscription) = store.subscription(sub) else {
-            return cloud_error(
-                StatusCode::NOT_FOUND,
-                "SubscriptionNotFound",
-                &format!("The subscription '{sub}' could not be found."),
-            );
-        };
-        if let Some(rg) = rg
-            && !subscription
-                .resource_groups
-                .iter()
-                .any(|g| g.eq_ignore_ascii_case(rg))
-        {
-            return cloud_error(
-                StatusCode::NOT_FOUND,
-                "ResourceGroupNotFound",
-                &format!("Resource group '{rg}' could not be found."),
-            );
-        }
+    if let Err(response) = arm_common::check_scope(shared, sub, rg) {
+        return *response;
     }
     let https_url = &shared.config.https_url;
     let estate = lock(&shared.synapse);
@@ -203,34 +150,10 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
 /// One page of `items` with an absolute `nextLink` (absent on the last page). Both specs name the link
 /// `nextLink` (`x-ms-pageable`); its query is the emulator's own.
 fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, api_version: &str) -> Response {
-    let skip = match ctx.query_param("$skipToken") {
-        None => 0,
-        Some(token) => match token.parse::<usize>() {
-            Ok(skip) if skip <= items.len() => skip,
-            _ => {
-                return cloud_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidSkipToken",
-                    "The provided $skipToken is not valid.",
-                );
-            }
-        },
-    };
-    let end = skip
-        .saturating_add(shared.config.page_size)
-        .min(items.len());
-    let mut body = Map::new();
-    body.insert("value".into(), Value::Array(items[skip..end].to_vec()));
-    if end < items.len() {
-        body.insert(
-            "nextLink".into(),
-            json!(format!(
-                "{}{}?api-version={api_version}&$skipToken={end}",
-                shared.config.https_url, ctx.path
-            )),
-        );
+    match arm_common::page_body(shared, ctx, items, api_version) {
+        Ok(body) => json_response(StatusCode::OK, Value::Object(body)),
+        Err(response) => *response,
     }
-    json_response(StatusCode::OK, Value::Object(body))
 }
 
 // ---- the development endpoint (data plane) ----
