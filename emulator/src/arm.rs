@@ -2,14 +2,17 @@
 //! per-subscription token buckets), case-insensitive routing, and the factory, linked-service and
 //! credential resources with paging, masking, `If-Match` and the PUT body rules.
 
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header::WWW_AUTHENTICATE};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::server::{Ctx, cloud_error, json_response, too_many_requests};
+use crate::arm_common::{FactoryPath, forbidden, not_found, page, preamble};
+use crate::http::{Ctx, cloud_error, json_response};
+use crate::state::Shared;
 use crate::store::{self, API_VERSION, ChildKind, Missing, Store};
-use crate::tokens::{ARM_AUDIENCES, TokenCheck, normalize_audience};
-use crate::{Shared, connectivity, lock};
+use crate::util::lock;
+use crate::write;
+use crate::{connectivity, pipelines};
 
 /// One ARM operation the emulator knows, with the path parameters it names.
 enum Route<'a> {
@@ -22,14 +25,6 @@ enum Route<'a> {
     IntegrationRuntimes(FactoryPath<'a>),
     IntegrationRuntime(FactoryPath<'a>, &'a str),
     IntegrationRuntimeStatus(FactoryPath<'a>, &'a str),
-}
-
-/// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}`.
-#[derive(Clone, Copy)]
-pub(crate) struct FactoryPath<'a> {
-    pub sub: &'a str,
-    pub rg: &'a str,
-    pub name: &'a str,
 }
 
 fn is(segment: &str, name: &str) -> bool {
@@ -88,128 +83,14 @@ fn parse_route(segments: &[String]) -> Option<Route<'_>> {
     }
 }
 
-/// The subscription a request is scoped to, if any.
-fn subscription(ctx: &Ctx) -> Option<&str> {
-    match ctx.segments.as_slice() {
-        [first, sub, ..] if is(first, "subscriptions") => Some(sub),
-        _ => None,
-    }
-}
-
-/// ARM counts GETs as reads and everything else as writes.
-fn is_write(ctx: &Ctx) -> bool {
-    ctx.method != Method::GET && ctx.method != Method::HEAD
-}
-
-/// Adds `x-ms-ratelimit-remaining-{subscription|tenant}-{reads|writes}` from the bucket model.
-pub(crate) fn add_rate_limit_header(shared: &Shared, ctx: &Ctx, response: &mut Response) {
-    let write = is_write(ctx);
-    let (scope, level) = match subscription(ctx) {
-        Some(sub) => (sub, "subscription"),
-        None => ("", "tenant"),
-    };
-    let kind = if write { "writes" } else { "reads" };
-    let remaining = shared.faults.remaining(scope, write);
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::try_from(format!("x-ms-ratelimit-remaining-{level}-{kind}")),
-        HeaderValue::from_str(&remaining.to_string()),
-    ) {
-        response.headers_mut().insert(name, value);
-    }
-}
-
-fn unauthorized(code: &str, message: &str, description: &str) -> Response {
-    let mut response = cloud_error(StatusCode::UNAUTHORIZED, code, message);
-    let challenge = format!(
-        "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"{description}\""
-    );
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-/// Checks the bearer token; returns the caller's client id.
-pub(crate) fn authenticate(shared: &Shared, ctx: &Ctx) -> Result<String, Box<Response>> {
-    let Some(token) = ctx.bearer() else {
-        return Err(Box::new(unauthorized(
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is missing.",
-            "The authentication failed because of missing 'Authorization' header.",
-        )));
-    };
-    let failure = match shared.tokens.check(token) {
-        TokenCheck::Valid(issued)
-            if ARM_AUDIENCES.contains(&normalize_audience(&issued.audience).as_str()) =>
-        {
-            return Ok(issued.client_id);
-        }
-        TokenCheck::Valid(issued) => unauthorized(
-            "InvalidAuthenticationToken",
-            &format!(
-                "The access token is invalid: its audience '{}' is not https://management.azure.com/.",
-                issued.audience
-            ),
-            "The access token has an invalid audience.",
-        ),
-        TokenCheck::Expired => unauthorized(
-            "ExpiredAuthenticationToken",
-            "The access token expiry UTC time is earlier than current UTC time.",
-            "The access token has expired.",
-        ),
-        TokenCheck::Unknown => unauthorized(
-            "InvalidAuthenticationToken",
-            "The access token is invalid.",
-            "The access token could not be validated.",
-        ),
-    };
-    Err(Box::new(failure))
-}
-
 /// Handles one ARM request (after latency, drops and injected errors).
 pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
-    let client_id = match authenticate(shared, ctx) {
+    let client_id = match preamble(shared, ctx, &[API_VERSION]) {
         Ok(client_id) => client_id,
         Err(response) => return *response,
     };
-    match ctx.query_param("api-version") {
-        None => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            );
-        }
-        Some(API_VERSION) => {}
-        Some(other) => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{other}' is invalid. The supported versions are '{API_VERSION}'."
-                ),
-            );
-        }
-    }
-    let write = is_write(ctx);
-    let scope = subscription(ctx).unwrap_or("");
-    let throttled = shared
-        .faults
-        .burst()
-        .or_else(|| shared.faults.take_token(scope, write).err());
-    if let Some(retry_after) = throttled {
-        shared.count(|c| c.throttled += 1);
-        let kind = if write { "write" } else { "read" };
-        return too_many_requests(
-            retry_after,
-            json!({"error": {
-                "code": "SubscriptionRequestsThrottled",
-                "message": format!("Number of '{kind}' requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-            }}),
-        );
-    }
     // Datasets, pipelines, data flows and triggers live in their own module.
-    if let Some(response) = crate::pipelines::handle(shared, ctx) {
+    if let Some(response) = pipelines::handle(shared, ctx) {
         return response;
     }
     let Some(route) = parse_route(&ctx.segments) else {
@@ -282,186 +163,6 @@ fn factory_scope(f: FactoryPath<'_>) -> String {
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.DataFactory/factories/{}",
         f.sub, f.rg, f.name
     )
-}
-
-fn forbidden(client_id: &str, action: &str, scope: &str) -> Response {
-    cloud_error(
-        StatusCode::FORBIDDEN,
-        "AuthorizationFailed",
-        &format!(
-            "The client '{client_id}' with object id '{client_id}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
-        ),
-    )
-}
-
-/// The 404 for a missing subscription, resource group, factory or child.
-pub(crate) fn not_found(
-    missing: Missing,
-    f: FactoryPath<'_>,
-    child: Option<(ChildKind, &str)>,
-) -> Response {
-    let (code, message) = match missing {
-        Missing::Subscription => (
-            "SubscriptionNotFound",
-            format!("The subscription '{}' could not be found.", f.sub),
-        ),
-        Missing::ResourceGroup => (
-            "ResourceGroupNotFound",
-            format!("Resource group '{}' could not be found.", f.rg),
-        ),
-        Missing::Factory => {
-            let resource = match child {
-                Some((kind, name)) => {
-                    format!(
-                        "Microsoft.DataFactory/factories/{}/{}/{name}",
-                        f.name,
-                        kind.segment()
-                    )
-                }
-                None => format!("Microsoft.DataFactory/factories/{}", f.name),
-            };
-            (
-                "ResourceNotFound",
-                format!(
-                    "The Resource '{resource}' under resource group '{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-                    f.rg
-                ),
-            )
-        }
-    };
-    cloud_error(StatusCode::NOT_FOUND, code, &message)
-}
-
-/// One page of `items` with an absolute `nextLink` (absent on the last page).
-pub(crate) fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>) -> Response {
-    match page_body(shared, ctx, items, API_VERSION) {
-        Ok(body) => json_response(StatusCode::OK, Value::Object(body)),
-        Err(response) => *response,
-    }
-}
-
-/// The body of one page (`value`, and `nextLink` carrying `api_version` when there is more), or the 400 for
-/// a bad `$skipToken`.
-pub(crate) fn page_body(
-    shared: &Shared,
-    ctx: &Ctx,
-    items: Vec<Value>,
-    api_version: &str,
-) -> Result<serde_json::Map<String, Value>, Box<Response>> {
-    let skip = match ctx.query_param("$skipToken") {
-        None => 0,
-        Some(token) => match token.parse::<usize>() {
-            Ok(skip) if skip <= items.len() => skip,
-            _ => {
-                return Err(Box::new(cloud_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidSkipToken",
-                    "The provided $skipToken is not valid.",
-                )));
-            }
-        },
-    };
-    let size = shared.config.page_size;
-    let end = skip.saturating_add(size).min(items.len());
-    let mut body = serde_json::Map::new();
-    body.insert("value".into(), Value::Array(items[skip..end].to_vec()));
-    if end < items.len() {
-        body.insert(
-            "nextLink".into(),
-            json!(format!(
-                "{}{}?api-version={api_version}&$skipToken={end}",
-                shared.config.https_url, ctx.path
-            )),
-        );
-    }
-    Ok(body)
-}
-
-/// What every ARM provider checks first, in ARM's order: the bearer token, the `api-version` (one of
-/// `versions`), then throttling (429 bursts and the subscription's token buckets). Returns the caller's
-/// client id.
-pub(crate) fn preamble(
-    shared: &Shared,
-    ctx: &Ctx,
-    versions: &[&str],
-) -> Result<String, Box<Response>> {
-    let client_id = authenticate(shared, ctx)?;
-    match ctx.query_param("api-version") {
-        None => {
-            return Err(Box::new(cloud_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )));
-        }
-        Some(version) if versions.contains(&version) => {}
-        Some(other) => {
-            return Err(Box::new(cloud_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{other}' is invalid. The supported versions are '{}'.",
-                    versions.join(",")
-                ),
-            )));
-        }
-    }
-    let write = is_write(ctx);
-    let scope = subscription(ctx).unwrap_or("");
-    let throttled = shared
-        .faults
-        .burst()
-        .or_else(|| shared.faults.take_token(scope, write).err());
-    if let Some(retry_after) = throttled {
-        shared.count(|c| c.throttled += 1);
-        let kind = if write { "write" } else { "read" };
-        return Err(Box::new(too_many_requests(
-            retry_after,
-            json!({"error": {
-                "code": "SubscriptionRequestsThrottled",
-                "message": format!("Number of '{kind}' requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-            }}),
-        )));
-    }
-    Ok(client_id)
-}
-
-/// Checks that the subscription (and resource group, when given) exist: ARM's 404s otherwise.
-pub(crate) fn check_scope(
-    shared: &Shared,
-    sub: &str,
-    rg: Option<&str>,
-) -> Result<(), Box<Response>> {
-    let store = lock(&shared.store);
-    let Some(subscription) = store.subscription(sub) else {
-        return Err(Box::new(not_found(
-            Missing::Subscription,
-            FactoryPath {
-                sub,
-                rg: "",
-                name: "",
-            },
-            None,
-        )));
-    };
-    if let Some(rg) = rg
-        && !subscription
-            .resource_groups
-            .iter()
-            .any(|g| g.eq_ignore_ascii_case(rg))
-    {
-        return Err(Box::new(not_found(
-            Missing::ResourceGroup,
-            FactoryPath { sub, rg, name: "" },
-            None,
-        )));
-    }
-    Ok(())
-}
-
-/// ARM's 403 for an action the caller's role does not grant.
-pub(crate) fn authorization_failed(client_id: &str, action: &str, scope: &str) -> Response {
-    forbidden(client_id, action, scope)
 }
 
 fn list_factories(shared: &Shared, ctx: &Ctx, sub: &str, rg: Option<&str>) -> Response {
@@ -570,40 +271,6 @@ fn apply_concurrent_edit(store: &mut Store, factory: usize, position: usize, des
     tracing::info!(linked_service = %child.name, "concurrent edit applied");
 }
 
-fn bad_request(message: &str) -> Response {
-    cloud_error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-/// Whether an `If-Match` header holds for a resource whose current etag is `current` (`None`: it does not
-/// exist).
-///
-/// - `*` holds when the resource exists (RFC 9110 §13.1.1).
-/// - A list of entity tags holds when one of them matches. Each may be quoted (`"<etag>"`, the RFC 9110
-///   form that azure-mgmt-datafactory 10.0 sends: `_utils/utils.py`, `quote_etag`) or bare (the value from
-///   the body as ARM returns it, which older SDKs and the product send). ARM accepts both.
-/// - A weak tag (`W/"…"`) never matches: If-Match uses the strong comparison (RFC 9110 §13.1.1, "An origin
-///   server MUST use the strong comparison function when comparing entity-tags for If-Match"), so a write
-///   conditioned on one fails with 412.
-fn if_match_holds(header: &str, current: Option<&str>) -> bool {
-    let header = header.trim();
-    let Some(current) = current else {
-        return false;
-    };
-    if header == "*" {
-        return true;
-    }
-    header.split(',').map(str::trim).any(|tag| {
-        if tag.starts_with("W/") {
-            return false;
-        }
-        let tag = tag
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(tag);
-        !tag.is_empty() && tag == current
-    })
-}
-
 fn put_child(
     shared: &Shared,
     ctx: &Ctx,
@@ -611,95 +278,52 @@ fn put_child(
     kind: ChildKind,
     name: &str,
 ) -> Response {
-    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
-        return bad_request(
-            "The request content was invalid and could not be deserialized: a JSON object is required.",
-        );
+    let properties = match write::properties_of(ctx) {
+        Ok(properties) => properties,
+        Err(refusal) => return refused(&refusal, kind, name, ctx),
     };
-    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
-        return bad_request(&format!(
-            "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
-        ));
-    }
-    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
-        return bad_request("The request body must contain a 'properties' object.");
-    };
-    if properties.get("type").and_then(Value::as_str).is_none() {
-        return bad_request("The 'properties.type' field is required.");
-    }
-    let if_match = ctx.header("if-match").map(str::trim);
-
     let mut store = lock(&shared.store);
     let index = match store.find_factory(f.sub, f.rg, f.name) {
         Ok(i) => i,
         Err(missing) => return not_found(missing, f, None),
     };
+    let current_etag = store.factories[index]
+        .child(kind, name)
+        .map(|c| c.etag.clone());
+    if let Err(refusal) = write::check_if_match(ctx, current_etag.as_deref()) {
+        return refused(&refusal, kind, name, ctx);
+    }
+    let store = &mut *store;
     let factory_name = store.factories[index].name.clone();
-    let existing = store.factories[index]
-        .children(kind)
-        .iter()
-        .position(|c| c.name.eq_ignore_ascii_case(name));
-    let current_etag = existing.map(|p| store.factories[index].children(kind)[p].etag.clone());
-    let precondition_holds =
-        if_match.is_none_or(|header| if_match_holds(header, current_etag.as_deref()));
-    if !precondition_holds {
-        return cloud_error(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            &format!(
-                "The specified precondition 'If-Match = {}' failed for {} '{name}'.",
-                if_match.unwrap_or(""),
-                kind.segment().trim_end_matches('s')
-            ),
-        );
-    }
-
-    let masked_write = existing.is_some_and(|p| {
-        store::overwrites_secret_with_mask(
-            &store.factories[index].children(kind)[p].properties,
-            properties,
-        )
-    });
-    if masked_write {
-        shared.count(|c| c.masked_writes += 1);
-        tracing::warn!(factory = %factory_name, %name, "PUT wrote the mask over an inline secret");
-    }
-    store::collect_secure_values(properties, &mut store.inline_secrets_seen);
-
-    let children = store.factories[index].children_mut(kind);
-    let position = match existing {
-        Some(p) => p,
-        None => {
-            children.push(store::Child {
-                name: name.to_owned(),
-                properties: Value::Null,
-                etag: String::new(),
-                test: store::TestScript::default(),
-                resaved: false,
-                puts: 0,
-                encrypted_credential: store::new_encrypted_credential(&factory_name),
-            });
-            children.len() - 1
-        }
-    };
-    let child = &mut children[position];
-    let carries_own_blob = properties
-        .pointer("/typeProperties/encryptedCredential")
-        .is_some();
-    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
-        // New inline secret values: ADF encrypts them again.
-        child.encrypted_credential = store::new_encrypted_credential(&factory_name);
-    }
-    child.properties = properties.clone();
-    child.etag = store::new_etag();
-    child.resaved = true;
-    child.puts += 1;
-    shared.count(|c| c.puts += 1);
+    let position = write::save(
+        shared,
+        store.factories[index].children_mut(kind),
+        &mut store.inline_secrets_seen,
+        &factory_name,
+        name,
+        properties,
+    );
     let factory = &store.factories[index];
     json_response(
         StatusCode::OK,
         factory.child_json(kind, &factory.children(kind)[position], true),
     )
+}
+
+/// ARM's answer to a refused PUT: 400 `BadRequest` or 412 `PreconditionFailed`.
+fn refused(refusal: &write::Refusal, kind: ChildKind, name: &str, ctx: &Ctx) -> Response {
+    match refusal.bad_request_message() {
+        Some(message) => cloud_error(StatusCode::BAD_REQUEST, "BadRequest", &message),
+        None => cloud_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match = {}' failed for {} '{name}'.",
+                ctx.header("if-match").map(str::trim).unwrap_or(""),
+                kind.segment().trim_end_matches('s')
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -735,22 +359,5 @@ mod tests {
             parse_route(&segs(&format!("{base}/IntegrationRuntimes"))),
             Some(Route::IntegrationRuntimes(_))
         ));
-    }
-
-    #[test]
-    fn if_match_takes_quoted_or_bare_tags_and_refuses_weak_ones() {
-        let etag = "0a00-0000";
-        assert!(if_match_holds(etag, Some(etag)));
-        assert!(if_match_holds("\"0a00-0000\"", Some(etag)));
-        assert!(if_match_holds(" \"0a00-0000\" ", Some(etag)));
-        assert!(if_match_holds("\"other\", \"0a00-0000\"", Some(etag)));
-        assert!(if_match_holds("*", Some(etag)));
-        assert!(!if_match_holds("*", None));
-        assert!(!if_match_holds(etag, None));
-        assert!(!if_match_holds("W/\"0a00-0000\"", Some(etag)));
-        assert!(!if_match_holds("\"stale\"", Some(etag)));
-        assert!(!if_match_holds("stale", Some(etag)));
-        assert!(!if_match_holds("\"\"", Some(etag)));
-        assert!(!if_match_holds("\"0a00-0000", Some(etag)));
     }
 }

@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use crate::arm::{FactoryPath, not_found};
-use crate::server::{Ctx, cloud_error, json_response};
+use crate::arm_common::{FactoryPath, not_found};
+use crate::http::{Ctx, cloud_error, json_response};
+use crate::state::Shared;
 use crate::store::{self, ChildKind, Factory, IntegrationRuntime, Store, TestScript};
-use crate::{Shared, lock};
+use crate::util::lock;
 
 struct TestError {
     code: String,

@@ -16,8 +16,10 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, json_response};
-use crate::{Faults, Shared, lock};
+use crate::faults::Faults;
+use crate::http::{Ctx, json_response};
+use crate::state::Shared;
+use crate::util::lock;
 
 /// The full state document: the estate plus counters and active faults.
 pub(crate) fn state(shared: &Shared) -> Value {
@@ -28,7 +30,7 @@ pub(crate) fn state(shared: &Shared) -> Value {
         map.insert("workspaces".into(), lock(&shared.synapse).to_state_json());
         map.insert("sites".into(), lock(&shared.appservice).to_state_json());
         map.insert("apiManagement".into(), lock(&shared.apim).to_state_json());
-        map.insert("now".into(), json!(crate::rfc3339(shared.now_unix())));
+        map.insert("now".into(), json!(crate::util::rfc3339(shared.now_unix())));
     }
     state
 }
@@ -59,7 +61,7 @@ pub(crate) fn advance(shared: &Shared, hours: u64) {
 
 /// One App Service reference's cached resolution.
 pub(crate) fn site_reference(shared: &Shared, id: &str, kind: &str, name: &str) -> Option<Value> {
-    let kind = crate::appservice::RefKind::from_segment(kind)?;
+    let kind = crate::appservice_model::RefKind::from_segment(kind)?;
     let now = shared.now_unix();
     let mut estate = lock(&shared.appservice);
     let store = lock(&shared.store);
@@ -161,7 +163,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             advance(shared, hours);
             json_response(
                 StatusCode::OK,
-                json!({"now": crate::rfc3339(shared.now_unix())}),
+                json!({"now": crate::util::rfc3339(shared.now_unix())}),
             )
         }
         (&Method::GET, "site-reference") => {

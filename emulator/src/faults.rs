@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::lock;
+use crate::util::lock;
 
 /// The faults to inject. Deserialized from the control API (`PUT /_emulator/faults`) in camelCase.
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]

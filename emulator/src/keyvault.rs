@@ -7,10 +7,11 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::faults::{KvPageFaultKind, PageFaultKind};
-use crate::server::{Ctx, json_response};
+use crate::http::{Ctx, json_response};
+use crate::state::Shared;
 use crate::store::{Secret, SecretVersion, Vault};
-use crate::tokens::{KEYVAULT_AUDIENCE, TokenCheck, normalize_audience};
-use crate::{Shared, lock};
+use crate::token_store::{KEYVAULT_AUDIENCE, TokenCheck, normalize_audience};
+use crate::util::lock;
 
 fn kv_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, json!({"error": {"code": code, "message": message}}))

@@ -19,38 +19,59 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// Layers, each using only those above it: util, http, error, trap, tls, faults (leaves); the models
+// (token_store, authoring, store, synapse_model, appservice_model, apim_model); state; the handlers
+// (arm_common and write, then arm, connectivity, pipelines, keyvault, synapse, appservice, apim, tokens,
+// control);
+// server; this file.
 mod apim;
+mod apim_model;
 mod appservice;
+mod appservice_model;
 mod arm;
+mod arm_common;
+mod authoring;
 mod connectivity;
 mod control;
+mod error;
 mod faults;
 pub mod host;
+mod http;
 mod keyvault;
 mod pipelines;
 mod seeds;
 mod server;
+mod state;
 mod store;
 mod synapse;
+mod synapse_model;
 mod tls;
+mod token_store;
 mod tokens;
 mod trap;
+mod util;
+mod write;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use error::Error;
 pub use faults::{
     Burst429, ConcurrentEdit, Faults, KvPageFault, KvPageFaultKind, PageFault, PageFaultKind,
     Synapse429,
 };
 pub use seeds::{LargeEstate, demo_seed, large_estate, large_estate_with, subscription_scopes};
 pub use serde_json::Value;
+pub use state::{Counters, RecordedRequest};
 pub use trap::TrapStats;
+
+use state::{Config, Shared};
+use util::lock;
 
 /// How to start the emulator.
 #[derive(Clone, Debug)]
@@ -74,157 +95,6 @@ impl Default for Options {
             ca_out: None,
         }
     }
-}
-
-/// Why the emulator could not start.
-#[derive(Debug)]
-pub enum Error {
-    /// The seed document is not valid.
-    Seed(String),
-    /// Binding a listener or writing the CA file failed.
-    Io(std::io::Error),
-    /// Generating the certificate or the TLS configuration failed.
-    Tls(String),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Seed(msg) => write!(f, "invalid seed: {msg}"),
-            Error::Io(err) => write!(f, "I/O error: {err}"),
-            Error::Tls(msg) => write!(f, "TLS setup failed: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(err: std::io::Error) -> Self {
-        Error::Io(err)
-    }
-}
-
-/// One request the emulator received (control API excluded). Never holds an `Authorization` value or a
-/// form body.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct RecordedRequest {
-    pub method: String,
-    /// The path, without the query.
-    pub path: String,
-    /// The raw query string (may be empty).
-    pub query: String,
-    /// `"arm"`, `"keyvault"`, `"synapse"` (a workspace's development endpoint), `"entra"` or `"msi"`.
-    pub host_kind: String,
-    pub if_match: Option<String>,
-    pub had_bearer: bool,
-    /// The parsed JSON body, if the request had one (form bodies are never kept).
-    pub body: Option<Value>,
-    /// The status answered; `0` when the connection was dropped without a response.
-    pub status: u16,
-    /// Milliseconds since the emulator started.
-    pub at_ms: u64,
-}
-
-/// What happened so far. Tests assert on these.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Counters {
-    /// PUTs that wrote `"**********"` over a stored `SecureString` value (data loss).
-    pub masked_writes: u64,
-    /// Requests that read a Key Vault secret value (`GET /secrets/{name}[/{version}]`).
-    pub secret_value_reads: u64,
-    /// 429 answers sent (bursts and token buckets).
-    pub throttled: u64,
-    /// Injected 500/503 answers.
-    pub injected_errors: u64,
-    /// Connections closed without a response.
-    pub dropped: u64,
-    /// Access tokens issued by the token endpoints.
-    pub tokens_issued: u64,
-    /// Accepted PUTs of linked services and credentials.
-    pub puts: u64,
-    /// Attempts to write the factory resource itself (PUT/PATCH/DELETE), all refused.
-    pub factory_writes: u64,
-    /// Calls that would read secret values and are always refused (403): App Service
-    /// `config/appsettings/list` and `config/connectionstrings/list`, API Management `listValue`.
-    pub secret_read_attempts: u64,
-    /// App Service refresh POSTs (`…/config/configreferences/appsettings/refresh`), sites and slots.
-    pub app_service_refreshes: u64,
-    /// API Management `refreshSecret` POSTs accepted.
-    pub named_value_refreshes: u64,
-}
-
-/// Settings fixed at start.
-pub(crate) struct Config {
-    pub https_url: String,
-    pub page_size: usize,
-    pub kv_page_size: usize,
-    pub tenant_id: String,
-    pub client_id: String,
-    pub client_secret: String,
-    pub identity_header: String,
-    pub managed_identity_client_id: String,
-}
-
-/// Everything the request handlers share.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub store: Mutex<store::Store>,
-    /// Synapse workspaces and their long-running operations.
-    pub synapse: Mutex<synapse::Estate>,
-    /// App Service sites and slots with their Key Vault references. Lock before `store` when both are needed.
-    pub appservice: Mutex<appservice::Estate>,
-    /// API Management services and their named values. Lock before `store` when both are needed.
-    pub apim: Mutex<apim::Estate>,
-    pub tokens: tokens::Registry,
-    pub faults: faults::FaultState,
-    pub log: Mutex<server::RequestLog>,
-    pub counters: Mutex<Counters>,
-    pub started: Instant,
-    /// The listener a broken Key Vault `nextLink` points at.
-    pub trap: Arc<trap::Trap>,
-    /// How far the emulator's clock runs ahead of the real one (`POST /_emulator/advance`), in seconds.
-    pub clock_offset_secs: Mutex<i64>,
-}
-
-/// Locks a mutex, ignoring poisoning: a panicking handler must not take the emulator down with it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    pub(crate) fn count(&self, update: impl FnOnce(&mut Counters)) {
-        update(&mut lock(&self.counters));
-    }
-
-    /// The emulator's time in unix seconds: the real clock plus what `advance` added. Caches (App Service
-    /// references, API Management named values) expire by this clock.
-    pub(crate) fn now_unix(&self) -> i64 {
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        real.saturating_add(*lock(&self.clock_offset_secs))
-    }
-}
-
-/// Unix seconds as RFC 3339 UTC (`2024-06-01T00:00:00Z`).
-pub(crate) fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// A running emulator. Cheap to clone; it shuts down when the last clone is dropped or on
@@ -263,12 +133,14 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
     let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
 
     let parsed = store::Store::from_seed(&seed).map_err(Error::Seed)?;
-    let workspaces = synapse::Estate::from_seed(&seed).map_err(Error::Seed)?;
+    let workspaces = synapse_model::Estate::from_seed(&seed).map_err(Error::Seed)?;
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let sites = appservice::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
-    let services = apim::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
+    let sites =
+        appservice_model::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
+    let services =
+        apim_model::Estate::from_seed(&seed, &parsed, started_unix).map_err(Error::Seed)?;
     let (ca_file, remove_ca_file) = match &options.ca_out {
         Some(path) => (path.clone(), false),
         None => (
@@ -285,7 +157,7 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         tenant_id: parsed.tenant_id.clone(),
         client_id: parsed.client_id.clone(),
         client_secret: parsed.client_secret.clone(),
-        identity_header: tokens::random_secret("idh-"),
+        identity_header: util::random_secret("idh-"),
         managed_identity_client_id: parsed.managed_identity_client_id.clone(),
     };
     let shared = Arc::new(Shared {
@@ -294,9 +166,9 @@ pub async fn start(seed: Value, options: Options) -> Result<Emulator, Error> {
         synapse: Mutex::new(workspaces),
         appservice: Mutex::new(sites),
         apim: Mutex::new(services),
-        tokens: tokens::Registry::default(),
+        tokens: token_store::Registry::default(),
         faults: faults::FaultState::new(options.faults),
-        log: Mutex::new(server::RequestLog::default()),
+        log: Mutex::new(state::RequestLog::default()),
         counters: Mutex::new(Counters::default()),
         started: Instant::now(),
         trap: Arc::clone(&trap),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::version_id;
+use crate::util::version_id;
 
 /// The demo estate shipped in `emulator/seeds/demo.json`.
 pub fn demo_seed() -> Value {
@@ -331,11 +331,11 @@ mod tests {
         let seed = large_estate_with(&shape);
         assert_eq!(seed, large_estate_with(&shape));
         let store = Store::from_seed(&seed).expect("generated seed is valid");
-        let sites = crate::appservice::Estate::from_seed(&seed, &store, 0).expect("sites");
+        let sites = crate::appservice_model::Estate::from_seed(&seed, &store, 0).expect("sites");
         assert_eq!(sites.sites.len(), 120);
         let slots: usize = sites.sites.iter().map(|s| s.targets.len() - 1).sum();
         assert_eq!(slots, 30);
-        let apim = crate::apim::Estate::from_seed(&seed, &store, 0).expect("services");
+        let apim = crate::apim_model::Estate::from_seed(&seed, &store, 0).expect("services");
         assert_eq!(apim.services.len(), 30);
         assert_eq!(store.factories.len(), 23);
         let only_apps = large_estate_with(&LargeEstate {

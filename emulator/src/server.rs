@@ -1,13 +1,12 @@
 //! The HTTP plumbing shared by both listeners: the accept loop (TLS or plain), classifying each request
-//! by surface, applying faults, recording it, stamping the Azure request-id headers, and small response
-//! helpers (ARM `CloudError`s and JSON bodies).
+//! by surface, applying faults, recording it, and stamping the Azure request-id headers.
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::http::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, RETRY_AFTER};
+use axum::body::Body;
+use axum::http::header::{HeaderName, HeaderValue, IF_MATCH, RETRY_AFTER};
 use axum::http::{Method, Request, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,9 +18,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{
-    RecordedRequest, Shared, apim, appservice, arm, control, keyvault, lock, synapse, tokens,
-};
+use crate::http::{Ctx, Dropped, cloud_error, json_response, too_many_requests};
+use crate::state::{RecordedRequest, Shared};
+use crate::synapse_model::PATH_PREFIX;
+use crate::util::lock;
+use crate::{apim, appservice, arm, arm_common, control, keyvault, synapse, tokens};
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
@@ -48,60 +49,6 @@ impl HostKind {
             HostKind::Msi => "msi",
         }
     }
-}
-
-/// A request, fully read.
-pub(crate) struct Ctx {
-    pub method: Method,
-    /// The path as received (still percent-encoded).
-    pub path: String,
-    /// The path segments, percent-decoded.
-    pub segments: Vec<String>,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// The body parsed as JSON, when it is JSON.
-    pub json: Option<Value>,
-}
-
-impl Ctx {
-    /// A query parameter by name (case-insensitive, as ARM and Key Vault treat them).
-    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The bearer token, if the request carries one.
-    pub(crate) fn bearer(&self) -> Option<&str> {
-        let value = self.header("authorization")?.trim();
-        let (scheme, token) = value.split_once(' ')?;
-        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
-    }
-}
-
-/// The error a handler returns to close the connection without answering.
-#[derive(Debug)]
-pub(crate) struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by fault injection")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
-/// The request log, with ids so a response can find its entry after `clear_requests`.
-#[derive(Default)]
-pub(crate) struct RequestLog {
-    next_id: u64,
-    pub entries: Vec<(u64, RecordedRequest)>,
 }
 
 /// Accepts connections until shutdown; dropping the `JoinSet` at the end closes every open connection.
@@ -160,7 +107,7 @@ fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
         && segments[3].eq_ignore_ascii_case("token");
     Some(if first == "kv" {
         HostKind::KeyVault
-    } else if first == synapse::PATH_PREFIX {
+    } else if first == PATH_PREFIX {
         HostKind::Synapse
     } else if is_token_path || tokens::is_discovery_path(segments) {
         HostKind::Entra
@@ -332,7 +279,7 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         let first_page = first_page_url(shared, ctx);
         response = crate::faults::break_page(kind, response, &first_page).await;
     }
-    arm::add_rate_limit_header(shared, ctx, &mut response);
+    arm_common::add_rate_limit_header(shared, ctx, &mut response);
     Ok(response)
 }
 
@@ -415,23 +362,4 @@ fn token_pipeline(shared: &Shared, ctx: &Ctx, kind: HostKind) -> Response {
     } else {
         tokens::entra(shared, ctx)
     }
-}
-
-/// A JSON response.
-pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-/// An ARM `CloudError`: `{"error":{"code":…,"message":…}}`.
-pub(crate) fn cloud_error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(status, json!({"error": {"code": code, "message": message}}))
-}
-
-/// A 429 with `Retry-After`.
-pub(crate) fn too_many_requests(retry_after_secs: u64, body: Value) -> Response {
-    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body);
-    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-        response.headers_mut().insert(RETRY_AFTER, value);
-    }
-    response
 }

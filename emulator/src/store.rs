@@ -8,6 +8,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub(crate) use crate::util::{new_etag, version_id};
+
 /// What ADF returns in place of an inline secret.
 pub(crate) const MASK: &str = "**********";
 /// The only ADF management API version.
@@ -106,7 +108,7 @@ pub(crate) struct Factory {
     pub credentials: Vec<Child>,
     pub integration_runtimes: Vec<IntegrationRuntime>,
     /// Datasets, pipelines, data flows and triggers.
-    pub authoring: crate::pipelines::Authoring,
+    pub authoring: crate::authoring::Authoring,
 }
 
 impl Factory {
@@ -321,7 +323,7 @@ impl Store {
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             client_secret: doc
                 .client_secret
-                .unwrap_or_else(|| crate::tokens::random_secret("emu~")),
+                .unwrap_or_else(|| crate::util::random_secret("emu~")),
             managed_identity_client_id: doc
                 .managed_identity_client_id
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -407,7 +409,7 @@ impl Store {
         let created = now.max(latest + 1);
         secret.versions.push(SecretVersion {
             version: version.clone(),
-            value: crate::tokens::random_secret("rotated-"),
+            value: crate::util::random_secret("rotated-"),
             enabled: true,
             created,
             updated: created,
@@ -595,15 +597,6 @@ pub(crate) fn overwrites_secret_with_mask(stored: &Value, new: &Value) -> bool {
     })
 }
 
-/// A new linked-service style etag, e.g. `1500474f-0000-0200-0000-5cbe090d0000`.
-pub(crate) fn new_etag() -> String {
-    format!(
-        "{:08x}-0000-0200-0000-{:012x}",
-        fastrand::u32(..),
-        fastrand::u64(..(1 << 48))
-    )
-}
-
 /// A blob shaped like ADF's `encryptedCredential` (base64 of a small JSON document).
 pub(crate) fn new_encrypted_credential(factory: &str) -> String {
     let doc = format!(
@@ -612,25 +605,6 @@ pub(crate) fn new_encrypted_credential(factory: &str) -> String {
         uuid::Uuid::new_v4()
     );
     base64::engine::general_purpose::STANDARD.encode(doc)
-}
-
-/// A deterministic 32-hex-digit version id.
-pub(crate) fn version_id(parts: &[&str]) -> String {
-    fn fnv(seed: u64, parts: &[&str]) -> u64 {
-        let mut hash = seed;
-        for part in parts {
-            for byte in part.bytes().chain([0xff]) {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        hash
-    }
-    format!(
-        "{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325, parts),
-        fnv(0x6c62_272e_07bb_0142, parts)
-    )
 }
 
 // ---- seed document ----
@@ -684,7 +658,7 @@ struct SeedFactory {
     #[serde(default)]
     integration_runtimes: Vec<SeedIntegrationRuntime>,
     #[serde(flatten)]
-    authoring: crate::pipelines::SeedAuthoring,
+    authoring: crate::authoring::SeedAuthoring,
 }
 
 #[derive(Deserialize)]
@@ -763,7 +737,7 @@ fn build_factory(sub: &str, rg: &str, seed: SeedFactory) -> Result<Factory, Stri
         linked_services: Vec::new(),
         credentials: Vec::new(),
         integration_runtimes: Vec::new(),
-        authoring: crate::pipelines::Authoring::from_seed(seed.authoring)?,
+        authoring: crate::authoring::Authoring::from_seed(seed.authoring)?,
         name: seed.name,
     };
     for (kind, children) in [

@@ -8,330 +8,22 @@
 //! `reference/synapse-spec/` (linkedServices.json, credential.json, workspace.json and their examples) and
 //! the public observations cited next to each behaviour below.
 
-use std::collections::{BTreeSet, HashMap};
-
 use axum::http::header::{LOCATION, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::server::{Ctx, cloud_error, json_response, too_many_requests};
-use crate::store::{self, MASK};
-use crate::tokens::{TokenCheck, normalize_audience};
-use crate::{Shared, lock};
-
-/// The ARM api-version of `Microsoft.Synapse/workspaces` (workspace.json).
-pub(crate) const ARM_API_VERSION: &str = "2021-06-01";
-/// The data-plane api-version of linked services and credentials (linkedServices.json, credential.json).
-pub(crate) const DATA_API_VERSION: &str = "2020-12-01";
-/// The only audience the development endpoint accepts (token scope `https://dev.azuresynapse.net/.default`).
-pub(crate) const SYNAPSE_AUDIENCE: &str = "https://dev.azuresynapse.net";
-/// The path prefix of the data plane on the TLS listener.
-pub(crate) const PATH_PREFIX: &str = "synapse";
-
-/// The two workspace artifacts that follow the same GET/LIST/PUT rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    LinkedService,
-    Credential,
-}
-
-impl Kind {
-    fn segment(self) -> &'static str {
-        match self {
-            Kind::LinkedService => "linkedservices",
-            Kind::Credential => "credentials",
-        }
-    }
-
-    fn resource_type(self) -> &'static str {
-        match self {
-            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedservices",
-            Kind::Credential => "Microsoft.Synapse/workspaces/credentials",
-        }
-    }
-
-    /// The Synapse RBAC action a write needs (the 403 message names it).
-    fn write_action(self) -> &'static str {
-        match self {
-            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedServices/write",
-            Kind::Credential => "Microsoft.Synapse/workspaces/credentials/write",
-        }
-    }
-
-    fn read_action(self) -> &'static str {
-        match self {
-            Kind::LinkedService => "Microsoft.Synapse/workspaces/linkedServices/read",
-            Kind::Credential => "Microsoft.Synapse/workspaces/credentials/read",
-        }
-    }
-}
-
-/// The Synapse RBAC role the caller holds on a workspace. Reading artifacts needs Synapse User; writing
-/// linked services and credentials needs Synapse Linked Data Manager (or Artifact Publisher, or
-/// Administrator). Source: Microsoft Learn, "Synapse RBAC roles".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) enum CallerRole {
-    None,
-    SynapseUser,
-    #[default]
-    SynapseLinkedDataManager,
-}
-
-impl CallerRole {
-    fn can_read(self) -> bool {
-        self != CallerRole::None
-    }
-
-    fn can_write(self) -> bool {
-        self == CallerRole::SynapseLinkedDataManager
-    }
-}
-
-/// How a PUT of one artifact is answered. The spec marks the PUT `x-ms-long-running-operation` with the
-/// responses 200 and 202.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "response", rename_all = "camelCase")]
-pub(crate) enum PutScript {
-    /// `200` with the saved resource: the write is done.
-    Ok,
-    /// `202` with `Location` and `Retry-After`. The operation answers "in progress" `polls` times, then
-    /// ends: `Succeeded` (the write is applied then), or `Failed` with `failWith` as its message (nothing is
-    /// written).
-    #[serde(rename_all = "camelCase")]
-    Accepted {
-        #[serde(default = "one")]
-        polls: u32,
-        #[serde(default)]
-        fail_with: Option<String>,
-    },
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl Default for PutScript {
-    fn default() -> Self {
-        PutScript::Accepted {
-            polls: 1,
-            fail_with: None,
-        }
-    }
-}
-
-/// A linked service or credential of a workspace.
-#[derive(Clone, Debug)]
-pub(crate) struct Artifact {
-    pub name: String,
-    /// The true properties, inline secret values included.
-    pub properties: Value,
-    pub etag: String,
-    pub encrypted_credential: String,
-    pub put: Option<PutScript>,
-    pub resaved: bool,
-    pub puts: u64,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Workspace {
-    pub subscription_id: String,
-    pub resource_group: String,
-    pub name: String,
-    pub location: String,
-    pub repo: Option<Value>,
-    pub caller_role: CallerRole,
-    pub retry_after_secs: u64,
-    pub put: PutScript,
-    pub linked_services: Vec<Artifact>,
-    pub credentials: Vec<Artifact>,
-}
-
-impl Workspace {
-    pub(crate) fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Synapse/workspaces/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
-    }
-
-    fn artifacts(&self, kind: Kind) -> &Vec<Artifact> {
-        match kind {
-            Kind::LinkedService => &self.linked_services,
-            Kind::Credential => &self.credentials,
-        }
-    }
-
-    fn artifacts_mut(&mut self, kind: Kind) -> &mut Vec<Artifact> {
-        match kind {
-            Kind::LinkedService => &mut self.linked_services,
-            Kind::Credential => &mut self.credentials,
-        }
-    }
-
-    fn position(&self, kind: Kind, name: &str) -> Option<usize> {
-        self.artifacts(kind)
-            .iter()
-            .position(|a| a.name.eq_ignore_ascii_case(name))
-    }
-
-    /// The data-plane base of this workspace on the emulator (its `connectivityEndpoints.dev`).
-    fn dev_endpoint(&self, https_url: &str) -> String {
-        format!("{https_url}/{PATH_PREFIX}/{}", self.name)
-    }
-
-    /// The workspace resource, shaped like `ListWorkspacesInResourceGroup.json` (the SQL admin password is
-    /// left out: it is a write-only property).
-    fn to_json(&self, https_url: &str) -> Value {
-        let mut properties = Map::new();
-        properties.insert(
-            "defaultDataLakeStorage".into(),
-            json!({"accountUrl": format!("https://{}dl.dfs.core.windows.net", self.name.replace('-', "")), "filesystem": "default"}),
-        );
-        properties.insert(
-            "connectivityEndpoints".into(),
-            json!({
-                "dev": self.dev_endpoint(https_url),
-                "sql": format!("{}.sql.azuresynapse.net", self.name),
-            }),
-        );
-        properties.insert("sqlAdministratorLogin".into(), json!("sqladminuser"));
-        properties.insert(
-            "managedResourceGroupName".into(),
-            json!(format!("synapseworkspace-managedrg-{}", self.name)),
-        );
-        properties.insert("provisioningState".into(), json!("Succeeded"));
-        if let Some(repo) = &self.repo {
-            properties.insert("workspaceRepositoryConfiguration".into(), repo.clone());
-        }
-        json!({
-            "id": self.id(),
-            "name": self.name,
-            "type": "Microsoft.Synapse/workspaces",
-            "location": self.location,
-            "properties": properties,
-            "tags": {},
-        })
-    }
-
-    fn artifact_json(&self, kind: Kind, artifact: &Artifact, masked: bool) -> Value {
-        let properties = if masked {
-            store::mask(&artifact.properties, &artifact.encrypted_credential)
-        } else {
-            artifact.properties.clone()
-        };
-        json!({
-            "id": format!("{}/{}/{}", self.id(), kind.segment(), artifact.name),
-            "name": artifact.name,
-            "type": kind.resource_type(),
-            "properties": properties,
-            "etag": artifact.etag,
-        })
-    }
-}
-
-/// A long-running PUT in flight.
-#[derive(Clone, Debug)]
-struct Operation {
-    workspace: String,
-    kind: Kind,
-    name: String,
-    properties: Value,
-    polls_left: u32,
-    fail_with: Option<String>,
-    /// The final answer, once the operation has ended (later polls repeat it).
-    outcome: Option<(StatusCode, Value)>,
-}
-
-/// Every workspace and the operations in flight.
-#[derive(Debug, Default)]
-pub(crate) struct Estate {
-    pub workspaces: Vec<Workspace>,
-    operations: HashMap<String, Operation>,
-    /// Every inline secret value ever stored in a workspace.
-    inline_secrets_seen: BTreeSet<String>,
-}
-
-impl Estate {
-    /// Reads `workspaces` under `subscriptions[].resourceGroups[]` of a seed (other keys are the store's).
-    pub(crate) fn from_seed(seed: &Value) -> Result<Self, String> {
-        let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
-        let mut estate = Estate::default();
-        for sub in doc.subscriptions {
-            for rg in sub.resource_groups {
-                for ws in rg.workspaces {
-                    if estate.workspace(&ws.name).is_some() {
-                        return Err(format!("duplicate Synapse workspace {}", ws.name));
-                    }
-                    let workspace = build_workspace(&sub.subscription_id, &rg.name, ws)?;
-                    estate.workspaces.push(workspace);
-                }
-            }
-        }
-        for ws in &estate.workspaces {
-            for artifact in ws.linked_services.iter().chain(&ws.credentials) {
-                store::collect_secure_values(&artifact.properties, &mut estate.inline_secrets_seen);
-            }
-        }
-        Ok(estate)
-    }
-
-    /// Workspace names are global (they are DNS names), so the name alone finds one.
-    fn workspace(&self, name: &str) -> Option<usize> {
-        self.workspaces
-            .iter()
-            .position(|w| w.name.eq_ignore_ascii_case(name))
-    }
-
-    /// The stored (unmasked) linked service, by workspace name and linked-service name.
-    pub(crate) fn linked_service_resource(&self, workspace: &str, name: &str) -> Option<Value> {
-        let ws = &self.workspaces[self.workspace(workspace)?];
-        let artifact = &ws.linked_services[ws.position(Kind::LinkedService, name)?];
-        Some(ws.artifact_json(Kind::LinkedService, artifact, false))
-    }
-
-    /// Every inline secret value, past and present.
-    pub(crate) fn secret_values(&self) -> BTreeSet<String> {
-        let mut out = self.inline_secrets_seen.clone();
-        for ws in &self.workspaces {
-            for artifact in ws.linked_services.iter().chain(&ws.credentials) {
-                store::collect_secure_values(&artifact.properties, &mut out);
-            }
-        }
-        out.retain(|v| !v.is_empty() && v != MASK);
-        out
-    }
-
-    /// The workspaces for `GET /_emulator/state`, true values included.
-    pub(crate) fn to_state_json(&self) -> Value {
-        let artifact = |a: &Artifact| {
-            json!({
-                "name": a.name,
-                "properties": a.properties,
-                "etag": a.etag,
-                "resaved": a.resaved,
-                "puts": a.puts,
-            })
-        };
-        Value::Array(
-            self.workspaces
-                .iter()
-                .map(|w| {
-                    json!({
-                        "id": w.id(),
-                        "name": w.name,
-                        "workspaceRepositoryConfiguration": w.repo,
-                        "callerRole": w.caller_role,
-                        "linkedServices": w.linked_services.iter().map(artifact).collect::<Vec<_>>(),
-                        "credentials": w.credentials.iter().map(artifact).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
-        )
-    }
-}
+use crate::arm_common;
+use crate::http::{Ctx, cloud_error, json_response};
+use crate::state::Shared;
+use crate::store;
+use crate::synapse_model::{
+    ARM_API_VERSION, DATA_API_VERSION, Estate, Kind, Operation, PATH_PREFIX, PutScript,
+    SYNAPSE_AUDIENCE, Workspace,
+};
+use crate::token_store::{TokenCheck, normalize_audience};
+use crate::util::lock;
+use crate::write;
 
 // ---- ARM: Microsoft.Synapse/workspaces ----
 
@@ -392,45 +84,10 @@ pub(crate) fn is_arm_request(segments: &[String]) -> bool {
 /// Handles an ARM request for `Microsoft.Synapse/workspaces`: the same authentication and throttling as
 /// the rest of ARM, api-version 2021-06-01, paged lists with an absolute `nextLink`.
 pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
-    let client_id = match crate::arm::authenticate(shared, ctx) {
+    let client_id = match arm_common::preamble(shared, ctx, &[ARM_API_VERSION]) {
         Ok(client_id) => client_id,
         Err(response) => return *response,
     };
-    match ctx.query_param("api-version") {
-        Some(ARM_API_VERSION) => {}
-        None => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            );
-        }
-        Some(other) => {
-            return cloud_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                &format!(
-                    "The api-version '{other}' is invalid. The supported versions are '{ARM_API_VERSION}'."
-                ),
-            );
-        }
-    }
-    let write = ctx.method != Method::GET && ctx.method != Method::HEAD;
-    let scope = ctx.segments.get(1).map_or("", String::as_str);
-    let throttled = shared
-        .faults
-        .burst()
-        .or_else(|| shared.faults.take_token(scope, write).err());
-    if let Some(retry_after) = throttled {
-        shared.count(|c| c.throttled += 1);
-        return too_many_requests(
-            retry_after,
-            json!({"error": {
-                "code": "SubscriptionRequestsThrottled",
-                "message": format!("Number of requests for subscription '{scope}' actor '{client_id}' exceeded. Please try again after '{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"),
-            }}),
-        );
-    }
     let Some(route) = parse_arm(&ctx.segments) else {
         return cloud_error(
             StatusCode::NOT_FOUND,
@@ -453,27 +110,8 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
         ArmRoute::List { sub, rg } => (sub, rg, None),
         ArmRoute::Workspace { sub, rg, name } => (sub, Some(rg), Some(name)),
     };
-    {
-        let store = lock(&shared.store);
-        let Some(subscription) = store.subscription(sub) else {
-            return cloud_error(
-                StatusCode::NOT_FOUND,
-                "SubscriptionNotFound",
-                &format!("The subscription '{sub}' could not be found."),
-            );
-        };
-        if let Some(rg) = rg
-            && !subscription
-                .resource_groups
-                .iter()
-                .any(|g| g.eq_ignore_ascii_case(rg))
-        {
-            return cloud_error(
-                StatusCode::NOT_FOUND,
-                "ResourceGroupNotFound",
-                &format!("Resource group '{rg}' could not be found."),
-            );
-        }
+    if let Err(response) = arm_common::check_scope(shared, sub, rg) {
+        return *response;
     }
     let https_url = &shared.config.https_url;
     let estate = lock(&shared.synapse);
@@ -512,34 +150,10 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
 /// One page of `items` with an absolute `nextLink` (absent on the last page). Both specs name the link
 /// `nextLink` (`x-ms-pageable`); its query is the emulator's own.
 fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, api_version: &str) -> Response {
-    let skip = match ctx.query_param("$skipToken") {
-        None => 0,
-        Some(token) => match token.parse::<usize>() {
-            Ok(skip) if skip <= items.len() => skip,
-            _ => {
-                return cloud_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidSkipToken",
-                    "The provided $skipToken is not valid.",
-                );
-            }
-        },
-    };
-    let end = skip
-        .saturating_add(shared.config.page_size)
-        .min(items.len());
-    let mut body = Map::new();
-    body.insert("value".into(), Value::Array(items[skip..end].to_vec()));
-    if end < items.len() {
-        body.insert(
-            "nextLink".into(),
-            json!(format!(
-                "{}{}?api-version={api_version}&$skipToken={end}",
-                shared.config.https_url, ctx.path
-            )),
-        );
+    match arm_common::page_body(shared, ctx, items, api_version) {
+        Ok(body) => json_response(StatusCode::OK, Value::Object(body)),
+        Err(response) => *response,
     }
-    json_response(StatusCode::OK, Value::Object(body))
 }
 
 // ---- the development endpoint (data plane) ----
@@ -777,53 +391,15 @@ fn put_artifact(
     kind: Kind,
     name: &str,
 ) -> Response {
-    let Some(body) = ctx.json.as_ref().and_then(Value::as_object) else {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The request content was invalid and could not be deserialized: a JSON object is required.",
-        );
+    let properties = match write::properties_of(ctx) {
+        Ok(properties) => properties,
+        Err(refusal) => return refused(&refusal, kind, name),
     };
-    if let Some(extra) = body.keys().find(|k| k.as_str() != "properties") {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!(
-                "The request body has an unsupported top-level property '{extra}'. Only 'properties' may be sent."
-            ),
-        );
-    }
-    let Some(properties) = body.get("properties").filter(|p| p.is_object()) else {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The request body must contain a 'properties' object.",
-        );
-    };
-    if properties.get("type").and_then(Value::as_str).is_none() {
-        return dev_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The 'properties.type' field is required.",
-        );
-    }
     let ws = &estate.workspaces[index];
     let existing = ws.position(kind, name);
-    // If-Match (linkedServices.json): the etag as returned, with or without quotes, or `*`.
-    let precondition_holds = match ctx.header("if-match").map(str::trim) {
-        None => true,
-        Some("*") => existing.is_some(),
-        Some(expected) => existing.is_some_and(|p| ws.artifacts(kind)[p].etag == unquote(expected)),
-    };
-    if !precondition_holds {
-        return dev_error(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            &format!(
-                "The specified precondition 'If-Match' failed for {} '{name}': it was changed since it was read.",
-                kind.segment().trim_end_matches('s')
-            ),
-        );
+    let current_etag = existing.map(|p| ws.artifacts(kind)[p].etag.as_str());
+    if let Err(refusal) = write::check_if_match(ctx, current_etag) {
+        return refused(&refusal, kind, name);
     }
     let script = existing
         .and_then(|p| ws.artifacts(kind)[p].put.clone())
@@ -881,8 +457,7 @@ fn accepted(https_url: &str, workspace: &str, id: &str, retry_after: u64, body: 
     response
 }
 
-/// Writes the artifact (ADF's rules: masked writes counted, secrets remembered, a new etag); returns its
-/// position.
+/// Writes the artifact through the one write path (write.rs); returns its position.
 fn apply_write(
     shared: &Shared,
     estate: &mut Estate,
@@ -891,48 +466,36 @@ fn apply_write(
     name: &str,
     properties: &Value,
 ) -> usize {
-    let existing = estate.workspaces[index].position(kind, name);
-    let masked_write = existing.is_some_and(|p| {
-        store::overwrites_secret_with_mask(
-            &estate.workspaces[index].artifacts(kind)[p].properties,
-            properties,
-        )
-    });
-    if masked_write {
-        shared.count(|c| c.masked_writes += 1);
-        tracing::warn!(workspace = %estate.workspaces[index].name, %name, "PUT wrote the mask over an inline secret");
+    let Estate {
+        workspaces,
+        inline_secrets_seen,
+        ..
+    } = estate;
+    let ws = &mut workspaces[index];
+    let ws_name = ws.name.clone();
+    write::save(
+        shared,
+        ws.artifacts_mut(kind),
+        inline_secrets_seen,
+        &ws_name,
+        name,
+        properties,
+    )
+}
+
+/// The development endpoint's answer to a refused PUT: 400 `BadRequest` or 412 `PreconditionFailed`.
+fn refused(refusal: &write::Refusal, kind: Kind, name: &str) -> Response {
+    match refusal.bad_request_message() {
+        Some(message) => dev_error(StatusCode::BAD_REQUEST, "BadRequest", &message),
+        None => dev_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            &format!(
+                "The specified precondition 'If-Match' failed for {} '{name}': it was changed since it was read.",
+                kind.segment().trim_end_matches('s')
+            ),
+        ),
     }
-    store::collect_secure_values(properties, &mut estate.inline_secrets_seen);
-    let ws_name = estate.workspaces[index].name.clone();
-    let artifacts = estate.workspaces[index].artifacts_mut(kind);
-    let position = match existing {
-        Some(p) => p,
-        None => {
-            artifacts.push(Artifact {
-                name: name.to_owned(),
-                properties: Value::Null,
-                etag: String::new(),
-                encrypted_credential: store::new_encrypted_credential(&ws_name),
-                put: None,
-                resaved: false,
-                puts: 0,
-            });
-            artifacts.len() - 1
-        }
-    };
-    let artifact = &mut artifacts[position];
-    let carries_own_blob = properties
-        .pointer("/typeProperties/encryptedCredential")
-        .is_some();
-    if store::has_secure_string(properties) && !carries_own_blob && !masked_write {
-        artifact.encrypted_credential = store::new_encrypted_credential(&ws_name);
-    }
-    artifact.properties = properties.clone();
-    artifact.etag = store::new_etag();
-    artifact.resaved = true;
-    artifact.puts += 1;
-    shared.count(|c| c.puts += 1);
-    position
 }
 
 /// `GET operationResults/{id}`: 202 while in progress; at the end, 200 with the saved resource
@@ -1009,113 +572,6 @@ fn operation_not_found(id: &str) -> Response {
     )
 }
 
-// ---- seed ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedDoc {
-    #[serde(default)]
-    subscriptions: Vec<SeedSubscription>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedSubscription {
-    subscription_id: String,
-    #[serde(default)]
-    resource_groups: Vec<SeedResourceGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedResourceGroup {
-    name: String,
-    #[serde(default)]
-    workspaces: Vec<SeedWorkspace>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedWorkspace {
-    name: String,
-    location: Option<String>,
-    /// `workspaceRepositoryConfiguration` (Git mode).
-    workspace_repository_configuration: Option<Value>,
-    #[serde(default)]
-    caller_role: CallerRole,
-    retry_after_secs: Option<u64>,
-    /// The default answer to a PUT in this workspace.
-    #[serde(default)]
-    put: PutScript,
-    #[serde(default)]
-    linked_services: Vec<SeedArtifact>,
-    #[serde(default)]
-    credentials: Vec<SeedArtifact>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedArtifact {
-    name: String,
-    properties: Value,
-    etag: Option<String>,
-    put: Option<PutScript>,
-}
-
-fn build_workspace(sub: &str, rg: &str, seed: SeedWorkspace) -> Result<Workspace, String> {
-    let mut workspace = Workspace {
-        subscription_id: sub.to_owned(),
-        resource_group: rg.to_owned(),
-        location: seed.location.unwrap_or_else(|| "westeurope".into()),
-        repo: seed.workspace_repository_configuration,
-        caller_role: seed.caller_role,
-        retry_after_secs: seed.retry_after_secs.unwrap_or(1),
-        put: seed.put,
-        linked_services: Vec::new(),
-        credentials: Vec::new(),
-        name: seed.name,
-    };
-    for (kind, artifacts) in [
-        (Kind::LinkedService, seed.linked_services),
-        (Kind::Credential, seed.credentials),
-    ] {
-        for artifact in artifacts {
-            if artifact
-                .properties
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none()
-            {
-                return Err(format!(
-                    "{} {}/{} has no properties.type",
-                    kind.segment(),
-                    workspace.name,
-                    artifact.name
-                ));
-            }
-            if workspace.position(kind, &artifact.name).is_some() {
-                return Err(format!(
-                    "duplicate {} {}/{}",
-                    kind.segment(),
-                    workspace.name,
-                    artifact.name
-                ));
-            }
-            let encrypted_credential = store::new_encrypted_credential(&workspace.name);
-            workspace.artifacts_mut(kind).push(Artifact {
-                name: artifact.name,
-                properties: artifact.properties,
-                etag: artifact.etag.unwrap_or_else(store::new_etag),
-                encrypted_credential,
-                put: artifact.put,
-                resaved: false,
-                puts: 0,
-            });
-        }
-    }
-    Ok(workspace)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1144,34 +600,5 @@ mod tests {
             )),
             Some(ArmRoute::Workspace { name: "w", .. })
         ));
-    }
-
-    #[test]
-    fn put_script_defaults_to_one_poll_then_success() {
-        let parsed: PutScript = serde_json::from_value(json!({"response": "accepted"})).unwrap();
-        assert_eq!(parsed, PutScript::default());
-        let failing: PutScript =
-            serde_json::from_value(json!({"response": "accepted", "polls": 3, "failWith": "boom"}))
-                .unwrap();
-        assert_eq!(
-            failing,
-            PutScript::Accepted {
-                polls: 3,
-                fail_with: Some("boom".into())
-            }
-        );
-    }
-
-    #[test]
-    fn seeds_reject_duplicates_and_untyped_artifacts() {
-        let ws = |name: &str, ls: Value| json!({"name": name, "linkedServices": [ls]});
-        let seed = |workspaces: Vec<Value>| json!({"subscriptions": [{"subscriptionId": "s", "resourceGroups": [{"name": "rg", "workspaces": workspaces}]}]});
-        let typed = json!({"name": "a", "properties": {"type": "AzureKeyVault"}});
-        assert!(Estate::from_seed(&seed(vec![ws("w", typed.clone())])).is_ok());
-        assert!(Estate::from_seed(&seed(vec![ws("w", typed.clone()), ws("W", typed)])).is_err());
-        assert!(
-            Estate::from_seed(&seed(vec![ws("w", json!({"name": "a", "properties": {}}))]))
-                .is_err()
-        );
     }
 }

@@ -3,99 +3,17 @@
 //! remembered with their audience and expiry so ARM and Key Vault can check them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::server::{Ctx, json_response};
-use crate::{Shared, lock};
-
-/// The audiences ARM accepts (after [`normalize_audience`]).
-pub(crate) const ARM_AUDIENCES: &[&str] = &[
-    "https://management.azure.com",
-    "https://management.core.windows.net",
-];
-/// The audience Key Vault accepts.
-pub(crate) const KEYVAULT_AUDIENCE: &str = "https://vault.azure.net";
+use crate::http::{Ctx, json_response};
+use crate::state::Shared;
 
 const MSI_API_VERSION: &str = "2019-08-01";
 const MSI_LIFETIME_SECS: u64 = 86_399;
 const ENTRA_LIFETIME_SECS: u64 = 3_599;
-
-/// A random secret-looking string: `prefix` + 40 hex digits.
-pub(crate) fn random_secret(prefix: &str) -> String {
-    let hex = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    format!("{prefix}{}", &hex[..40])
-}
-
-/// `https://management.azure.com/.default` and `https://management.azure.com/` both become
-/// `https://management.azure.com`.
-pub(crate) fn normalize_audience(resource: &str) -> String {
-    let trimmed = resource.trim();
-    let trimmed = trimmed.strip_suffix("/.default").unwrap_or(trimmed);
-    trimmed.trim_end_matches('/').to_ascii_lowercase()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Issued {
-    pub audience: String,
-    pub client_id: String,
-    pub expires_on: u64,
-}
-
-/// What a presented token turned out to be.
-pub(crate) enum TokenCheck {
-    Unknown,
-    Expired,
-    Valid(Issued),
-}
-
-/// Every token issued so far.
-#[derive(Default)]
-pub(crate) struct Registry {
-    issued: Mutex<HashMap<String, Issued>>,
-}
-
-impl Registry {
-    fn issue(&self, audience: &str, client_id: &str, lifetime_secs: u64) -> (String, u64) {
-        let token = random_secret("emu-");
-        let expires_on = now_secs() + lifetime_secs;
-        lock(&self.issued).insert(
-            token.clone(),
-            Issued {
-                audience: normalize_audience(audience),
-                client_id: client_id.to_owned(),
-                expires_on,
-            },
-        );
-        (token, expires_on)
-    }
-
-    pub(crate) fn check(&self, token: &str) -> TokenCheck {
-        match lock(&self.issued).get(token) {
-            None => TokenCheck::Unknown,
-            Some(issued) if issued.expires_on <= now_secs() => TokenCheck::Expired,
-            Some(issued) => TokenCheck::Valid(issued.clone()),
-        }
-    }
-
-    pub(crate) fn all(&self) -> Vec<String> {
-        lock(&self.issued).keys().cloned().collect()
-    }
-}
 
 fn msi_error(status: StatusCode, message: &str) -> Response {
     json_response(
@@ -351,35 +269,4 @@ pub(crate) fn entra(shared: &Shared, ctx: &Ctx) -> Response {
             "access_token": token,
         }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audiences_normalize() {
-        for input in [
-            "https://management.azure.com",
-            "https://management.azure.com/",
-            "https://management.azure.com/.default",
-            "HTTPS://Management.Azure.com//",
-        ] {
-            assert_eq!(normalize_audience(input), "https://management.azure.com");
-        }
-    }
-
-    #[test]
-    fn registry_remembers_audience() {
-        let registry = Registry::default();
-        let (token, _) = registry.issue("https://vault.azure.net/.default", "c", 60);
-        assert!(token.starts_with("emu-") && token.len() == 44);
-        match registry.check(&token) {
-            TokenCheck::Valid(issued) => assert_eq!(issued.audience, KEYVAULT_AUDIENCE),
-            _ => panic!("token should be valid"),
-        }
-        assert!(matches!(registry.check("nope"), TokenCheck::Unknown));
-        let (old, _) = registry.issue("https://vault.azure.net", "c", 0);
-        assert!(matches!(registry.check(&old), TokenCheck::Expired));
-    }
 }

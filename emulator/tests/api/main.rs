@@ -6,6 +6,7 @@ mod appservice;
 mod arm;
 mod binary;
 mod conformance;
+mod consumer_conformance;
 mod demo;
 mod faults;
 mod keyvault;
