@@ -134,7 +134,7 @@ pub async fn serve(mut app: App, port: u16) -> std::io::Result<()> {
         app.azure.discovery = Some(std::sync::Arc::new(
             crate::observe::cache::DiscoveryCache::with_backend(
                 cache.window(),
-                std::sync::Arc::new(crate::coordination::SharedInventories::new(
+                std::sync::Arc::new(crate::coordination::SharedDiscoveries::new(
                     coordinator.clone(),
                     SHARED_DISCOVERY_PATIENCE,
                 )),
