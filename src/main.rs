@@ -7,9 +7,7 @@ use adf_secret_refresh::azure::auth::CredentialKind;
 use adf_secret_refresh::config::{
     ExpiryThresholds, NotifyPolicy, Scope, SecretString, Settings, split_list,
 };
-use adf_secret_refresh::event::EventKind;
 use adf_secret_refresh::inventory::{self, Inventory};
-use adf_secret_refresh::plan::SecretRef;
 use adf_secret_refresh::report::{self, Report, Trigger, TriggerKind};
 use adf_secret_refresh::{audit, functions, notify, telemetry};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -350,26 +348,13 @@ fn read_report(path: &std::path::Path, text: &str) -> Result<Report, String> {
 }
 
 async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
-    app.run(RunRequest {
-        secret: SecretRef {
-            vault_suffix: app.settings.vault_suffix_of(&args.vault, None),
-            vault: args.vault,
-            name: args.secret,
-            version: args.version,
-        },
-        secret_url: None,
-        event_kind: EventKind::NewVersion,
-        dry_run,
-        scopes: Vec::new(),
-        trigger: Trigger {
-            kind: TriggerKind::Cli,
-            ..Trigger::default()
-        },
-        deadline: None,
-        report_id: None,
-        progress: None,
-    })
-    .await
+    let secret = app.secret(&args.vault, &args.secret, args.version, None);
+    let trigger = Trigger {
+        kind: TriggerKind::Cli,
+        ..Trigger::default()
+    };
+    app.run(RunRequest::new(secret, trigger).with_dry_run(dry_run))
+        .await
 }
 
 fn print(report: &Report, output: Option<Output>) {

@@ -8,6 +8,7 @@
 mod dedupe;
 mod envelope;
 mod handlers;
+pub mod outcome;
 
 pub use dedupe::Dedupe;
 pub use envelope::{Invocation, InvocationResponse};
