@@ -269,26 +269,22 @@ fn lint(args: &LintArgs, global: &Global) -> u8 {
             .flat_map(|v| split_list(v))
             .collect(),
     };
-    let (factories, findings) = match lint::check(&args.paths, &options) {
-        Ok(result) => result,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {e}");
-            }
-            return 1;
-        }
-    };
+    let checked = lint::check(&args.paths, &options);
+    // Every other file is still linted and printed; the exit code says the result is incomplete.
+    for e in &checked.errors {
+        eprintln!("error: {e}");
+    }
     let format = args.format.unwrap_or(match global.output {
         Some(Output::Json) => LintFormat::Json,
         _ => LintFormat::Text,
     });
     let document = match format {
         LintFormat::Text => {
-            print!("{}", lint::output::text(&factories, &findings));
+            print!("{}", lint::output::text(&checked));
             None
         }
-        LintFormat::Json => Some(lint::output::json(&factories, &findings)),
-        LintFormat::Sarif => Some(lint::output::sarif(&factories, &findings)),
+        LintFormat::Json => Some(lint::output::json(&checked)),
+        LintFormat::Sarif => Some(lint::output::sarif(&checked)),
     };
     if let Some(document) = document {
         match serde_json::to_string_pretty(&document) {
@@ -299,7 +295,7 @@ fn lint(args: &LintArgs, global: &Global) -> u8 {
             }
         }
     }
-    lint::output::exit_code(&findings)
+    lint::output::exit_code(&checked)
 }
 
 /// A saved document: a run's report, or an audit's inventory.
