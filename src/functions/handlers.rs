@@ -213,26 +213,17 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
     // The run budget counts from here, so that waiting for another instance's claim (up to `CLAIM_PATIENCE`)
     // cannot push the run past `functionTimeout`.
     let deadline = tokio::time::Instant::now() + h.app.settings.run_budget;
-    // Across instances: one claim per (vault, secret, version) in the app's storage account. A manual run and
-    // a dry run are explicit requests and are never coordinated away.
-    let coordinated = match &h.coordinator {
-        Some(coordinator) if !job.manual && !job.dry_run && previous.is_none() => {
-            // A short run budget (tests, small estates) leaves at least half of it for the run.
-            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
-            claim(coordinator, &job, patience).await
-        }
-        _ => Coordinated::Uncoordinated,
-    };
+    let coordinated = coordinate(&h, &job, previous).await;
     let held_elsewhere = matches!(coordinated, Coordinated::HeldByOther);
-    let report = match (previous, coordinated) {
-        (Some(previous_id), _) | (None, Coordinated::AlreadyDone(previous_id)) => {
+    let report = match coordinated {
+        Coordinated::AlreadyDone(previous_id) => {
             if !job.manual {
                 h.dedupe.complete(&key, &previous_id);
             }
             duplicate_report(&h, &job, trigger, previous_id)
         }
-        (None, Coordinated::HeldByOther) => held_by_other_report(&h, &job, trigger),
-        (None, coordinated) => {
+        Coordinated::HeldByOther => held_by_other_report(&h, &job, trigger),
+        coordinated => {
             let report = rotate(&h, &job, scopes, trigger, deadline, coordinated).await;
             if report.complete && !job.manual {
                 h.dedupe.complete(&key, &report.id);
@@ -387,7 +378,7 @@ fn park(
 /// (at most half the run budget).
 pub const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What the app's other instances say about a rotation.
+/// What this instance and the app's other instances say about a rotation.
 enum Coordinated {
     /// No coordinator, or the storage account failed: run (re-saves are idempotent).
     Uncoordinated,
@@ -396,10 +387,27 @@ enum Coordinated {
         crate::coordination::RotationGuard,
         Option<std::sync::Arc<crate::coordination::RunProgress>>,
     ),
-    /// Another delivery completed it: its report id.
+    /// Another delivery, on this instance or another, completed it: its report id.
     AlreadyDone(String),
     /// Another instance is still on it after `CLAIM_PATIENCE`.
     HeldByOther,
+}
+
+/// Duplicates are recognised at two levels: within this instance (`previous`, from [`super::Dedupe`]), then
+/// across instances, by one claim per (vault, secret, version) in the app's storage account. A manual run and a
+/// dry run are explicit requests and are never coordinated away.
+async fn coordinate(h: &Handler, job: &RefreshJob, previous: Option<String>) -> Coordinated {
+    if let Some(previous_id) = previous {
+        return Coordinated::AlreadyDone(previous_id);
+    }
+    match &h.coordinator {
+        Some(coordinator) if !job.manual && !job.dry_run => {
+            // A short run budget (tests, small estates) leaves at least half of it for the run.
+            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
+            claim(coordinator, job, patience).await
+        }
+        _ => Coordinated::Uncoordinated,
+    }
 }
 
 async fn claim(
