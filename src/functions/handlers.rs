@@ -252,9 +252,9 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
             tracing::error!(job_id = %job.id, dequeue_count = count, poison_queue = POISON_QUEUE, "the last delivery still met a transient failure: the incomplete report is written, and the job goes to the poison queue");
             let mut report = report;
             report.findings.push(retries_exhausted_finding(count));
-            let default_attention = report_attention(&report);
+            report.summarise();
             let response = report_answer(&h, &job, report).await;
-            park(response, default_attention, &job, count)
+            park(response, &job, count)
         }
     }
 }
@@ -348,17 +348,13 @@ fn redeliver(job_id: &str, count: u64, why: &str) -> InvocationResponse {
 /// Parks a job whose last delivery still failed transiently: its answer (the incomplete document) is kept, a
 /// message with `"reason": "retriesExhausted"` goes to `refresh-attention`, and the job, unchanged, to
 /// `refresh-jobs-poison`, from where an operator re-queues it.
-fn park(
-    response: InvocationResponse,
-    default_attention: Value,
-    job: &RefreshJob,
-    count: u64,
-) -> InvocationResponse {
+fn park(response: InvocationResponse, job: &RefreshJob, count: u64) -> InvocationResponse {
+    // An incomplete document needs attention by the one rule (`summary.attention`), so its message is there.
     let mut attention = response
         .outputs
         .get("attention")
         .cloned()
-        .unwrap_or(default_attention);
+        .unwrap_or_else(|| json!({}));
     attention["reason"] = json!("retriesExhausted");
     attention["jobId"] = json!(job.id);
     attention["poisonQueue"] = json!(POISON_QUEUE);
@@ -754,10 +750,9 @@ async fn expiry_job(
         h.dedupe.complete(key, &inventory.id);
     }
     crate::notify::send_inventory(&h.app.settings, &h.app.http, &mut inventory, severity).await;
-    let default_attention = inventory_attention(&inventory);
     let response = inventory_outputs(inventory);
     match outcome {
-        Outcome::Park => park(response, default_attention, job, count),
+        Outcome::Park => park(response, job, count),
         _ => response,
     }
 }
