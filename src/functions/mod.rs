@@ -3,7 +3,8 @@
 //! The host starts `adf-secret-refresh serve` with `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /` until it
 //! answers, and then posts each invocation to `POST /{FunctionName}` as `{"Data":…,"Metadata":…}`. We answer
 //! `{"Outputs":…,"Logs":…,"ReturnValue":…}`. A non-2xx answer makes the host drop the outputs and retry, so it
-//! is used only when a retry is wanted: a transient failure such as an ARM or token-endpoint outage.
+//! is used only when a retry is wanted: a transient failure such as an ARM or token-endpoint outage. Whether
+//! it is wanted is decided in one place, [`outcome::next`]; the handlers perform what it decides.
 
 mod dedupe;
 mod envelope;
