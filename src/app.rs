@@ -9,6 +9,7 @@ use crate::azure::retry::RetryPolicy;
 use crate::azure::synapse::SynapseClient;
 use crate::config::{Scope, Settings};
 use crate::observe::SynapseAccess;
+use crate::plan::SecretRef;
 use crate::report::Report;
 use std::sync::Arc;
 
@@ -101,6 +102,23 @@ impl App {
             request.deadline = Some(tokio::time::Instant::now() + self.settings.run_budget);
         }
         apply::run(&self.azure, request).await
+    }
+
+    /// The secret a run is about, with its vault's DNS suffix: from the secret's URL when the event gave one,
+    /// else the configured cloud's.
+    pub fn secret(
+        &self,
+        vault: &str,
+        name: &str,
+        version: Option<String>,
+        secret_url: Option<&str>,
+    ) -> SecretRef {
+        SecretRef {
+            vault_suffix: self.settings.vault_suffix_of(vault, secret_url),
+            vault: vault.to_string(),
+            name: name.to_string(),
+            version,
+        }
     }
 
     /// Whether every scope in `requested` lies inside the configured scopes.

@@ -59,6 +59,65 @@ pub struct RunRequest {
     pub progress: Option<Arc<dyn crate::coordination::Progress>>,
 }
 
+impl RunRequest {
+    /// A refresh of a new version of `secret` for `trigger`: not a dry run, over the app's configured scopes and
+    /// run budget, every target (no progress from earlier deliveries), under a fresh report id. The `with_*`
+    /// methods set what differs.
+    pub fn new(secret: SecretRef, trigger: Trigger) -> Self {
+        RunRequest {
+            secret,
+            secret_url: None,
+            event_kind: EventKind::NewVersion,
+            dry_run: false,
+            scopes: Vec::new(),
+            trigger,
+            deadline: None,
+            report_id: None,
+            progress: None,
+        }
+    }
+
+    /// What the Key Vault event said: its kind, and the secret's URL where it gave one.
+    pub fn with_event(mut self, kind: EventKind, secret_url: Option<String>) -> Self {
+        self.event_kind = kind;
+        self.secret_url = secret_url;
+        self
+    }
+
+    /// A plan (nothing written) rather than a refresh.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Scopes inside the configured ones; none means all of them.
+    pub fn with_scopes(mut self, scopes: Vec<Scope>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// When the run must stop; `None` gives it the configured run budget from its start.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The report's id; `None` makes a fresh one.
+    pub fn with_report_id(mut self, report_id: Option<String>) -> Self {
+        self.report_id = report_id;
+        self
+    }
+
+    /// The rotation's progress across deliveries, to resume from.
+    pub fn with_progress(
+        mut self,
+        progress: Option<Arc<dyn crate::coordination::Progress>>,
+    ) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
 /// The longest the product waits for Key Vault metadata, which only informs the report.
 const KEY_VAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 

@@ -7,9 +7,7 @@ use adf_secret_refresh::azure::auth::CredentialKind;
 use adf_secret_refresh::config::{
     ExpiryThresholds, NotifyPolicy, Scope, SecretString, Settings, split_list,
 };
-use adf_secret_refresh::event::EventKind;
 use adf_secret_refresh::inventory::{self, Inventory};
-use adf_secret_refresh::plan::SecretRef;
 use adf_secret_refresh::report::{self, Report, Trigger, TriggerKind};
 use adf_secret_refresh::{audit, functions, notify, telemetry};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -274,26 +272,22 @@ fn lint(args: &LintArgs, global: &Global) -> u8 {
             .flat_map(|v| split_list(v))
             .collect(),
     };
-    let (factories, findings) = match lint::check(&args.paths, &options) {
-        Ok(result) => result,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {e}");
-            }
-            return 1;
-        }
-    };
+    let checked = lint::check(&args.paths, &options);
+    // Every other file is still linted and printed; the exit code says the result is incomplete.
+    for e in &checked.errors {
+        eprintln!("error: {e}");
+    }
     let format = args.format.unwrap_or(match global.output {
         Some(Output::Json) => LintFormat::Json,
         _ => LintFormat::Text,
     });
     let document = match format {
         LintFormat::Text => {
-            print!("{}", lint::output::text(&factories, &findings));
+            print!("{}", lint::output::text(&checked));
             None
         }
-        LintFormat::Json => Some(lint::output::json(&factories, &findings)),
-        LintFormat::Sarif => Some(lint::output::sarif(&factories, &findings)),
+        LintFormat::Json => Some(lint::output::json(&checked)),
+        LintFormat::Sarif => Some(lint::output::sarif(&checked)),
     };
     if let Some(document) = document {
         match serde_json::to_string_pretty(&document) {
@@ -304,7 +298,7 @@ fn lint(args: &LintArgs, global: &Global) -> u8 {
             }
         }
     }
-    lint::output::exit_code(&findings)
+    lint::output::exit_code(&checked)
 }
 
 /// A saved document: a run's report, or an audit's inventory.
@@ -353,26 +347,13 @@ fn read_report(path: &std::path::Path, text: &str) -> Result<Report, String> {
 }
 
 async fn secret_run(app: &App, args: SecretArgs, dry_run: bool) -> Report {
-    app.run(RunRequest {
-        secret: SecretRef {
-            vault_suffix: app.settings.vault_suffix_of(&args.vault, None),
-            vault: args.vault,
-            name: args.secret,
-            version: args.version,
-        },
-        secret_url: None,
-        event_kind: EventKind::NewVersion,
-        dry_run,
-        scopes: Vec::new(),
-        trigger: Trigger {
-            kind: TriggerKind::Cli,
-            ..Trigger::default()
-        },
-        deadline: None,
-        report_id: None,
-        progress: None,
-    })
-    .await
+    let secret = app.secret(&args.vault, &args.secret, args.version, None);
+    let trigger = Trigger {
+        kind: TriggerKind::Cli,
+        ..Trigger::default()
+    };
+    app.run(RunRequest::new(secret, trigger).with_dry_run(dry_run))
+        .await
 }
 
 fn print(report: &Report, output: Option<Output>) {

@@ -207,7 +207,7 @@ async fn fifty_rotations_in_a_burst_do_one_discovery_and_read_afresh_before_ever
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovery_is_shared_across_instances_through_the_storage_account() {
     use adf_secret_refresh::azure::storage::BlobClient;
-    use adf_secret_refresh::coordination::{Coordinator, SharedInventories};
+    use adf_secret_refresh::coordination::{Coordinator, SharedDiscoveries};
     let Some(url) = common::azurite() else { return };
     let seed = adf_emulator::large_estate(6, 4);
     let scopes: Vec<Scope> = adf_emulator::subscription_scopes(&seed)
@@ -230,7 +230,7 @@ async fn a_discovery_is_shared_across_instances_through_the_storage_account() {
         coordinator.prepare().await.expect("container");
         Arc::new(DiscoveryCache::with_backend(
             Duration::from_secs(60),
-            Arc::new(SharedInventories::new(coordinator, Duration::from_secs(30))),
+            Arc::new(SharedDiscoveries::new(coordinator, Duration::from_secs(30))),
         ))
     };
     let (first, second) = (instance().await, instance().await);

@@ -7,7 +7,7 @@
 use adf_secret_refresh::azure::storage::{
     BlobClient, Condition, DEV_ACCOUNT, StorageAuth, StorageError,
 };
-use adf_secret_refresh::coordination::{Claim, Coordinator, Inventory};
+use adf_secret_refresh::coordination::{Claim, Coordinator, SharedDiscovery};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -332,8 +332,8 @@ async fn one_instance_discovers_a_subscription_and_the_other_reuses_it() {
     let (a, b) = (instance(&url, &c).await, instance(&url, &c).await);
     let sub = "00000000-0000-0000-0000-000000000001";
     let fresh = Duration::from_secs(60);
-    let Inventory::Discover(guard) = a
-        .shared_inventory(sub, fresh, Duration::from_secs(10))
+    let SharedDiscovery::Discover(guard) = a
+        .shared_discovery(sub, fresh, Duration::from_secs(10))
         .await
         .expect("inventory")
     else {
@@ -341,7 +341,7 @@ async fn one_instance_discovers_a_subscription_and_the_other_reuses_it() {
     };
     assert!(guard.leased());
     let waiting = tokio::spawn(async move {
-        b.shared_inventory(&sub.to_uppercase(), fresh, Duration::from_secs(10))
+        b.shared_discovery(&sub.to_uppercase(), fresh, Duration::from_secs(10))
             .await
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -350,13 +350,13 @@ async fn one_instance_discovers_a_subscription_and_the_other_reuses_it() {
         .await
         .expect("publish");
     match waiting.await.expect("task").expect("inventory") {
-        Inventory::Reuse(bytes) => assert_eq!(bytes, br#"["factory-a","factory-b"]"#),
-        Inventory::Discover(_) => panic!("listed again instead of reusing"),
+        SharedDiscovery::Reuse(bytes) => assert_eq!(bytes, br#"["factory-a","factory-b"]"#),
+        SharedDiscovery::Discover(_) => panic!("listed again instead of reusing"),
     }
     // Past its freshness the inventory is listed again, under the lease, and replaced.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let Inventory::Discover(guard) = a
-        .shared_inventory(sub, Duration::from_secs(1), Duration::from_secs(1))
+    let SharedDiscovery::Discover(guard) = a
+        .shared_discovery(sub, Duration::from_secs(1), Duration::from_secs(1))
         .await
         .expect("inventory")
     else {
@@ -364,8 +364,8 @@ async fn one_instance_discovers_a_subscription_and_the_other_reuses_it() {
     };
     guard.publish(b"[]".to_vec()).await.expect("publish");
     assert!(matches!(
-        a.shared_inventory(sub, fresh, Duration::ZERO).await.expect("inventory"),
-        Inventory::Reuse(bytes) if bytes == b"[]"
+        a.shared_discovery(sub, fresh, Duration::ZERO).await.expect("inventory"),
+        SharedDiscovery::Reuse(bytes) if bytes == b"[]"
     ));
 }
 
@@ -374,16 +374,16 @@ async fn a_discoverer_that_never_publishes_does_not_block_the_others() {
     let Some(url) = azurite() else { return };
     let c = container("patience");
     let (a, b) = (instance(&url, &c).await, instance(&url, &c).await);
-    let Inventory::Discover(_holding) = a
-        .shared_inventory("sub", Duration::from_secs(60), Duration::ZERO)
+    let SharedDiscovery::Discover(_holding) = a
+        .shared_discovery("sub", Duration::from_secs(60), Duration::ZERO)
         .await
         .expect("inventory")
     else {
         panic!("first discovers");
     };
     let started = std::time::Instant::now();
-    let Inventory::Discover(guard) = b
-        .shared_inventory("sub", Duration::from_secs(60), Duration::from_secs(2))
+    let SharedDiscovery::Discover(guard) = b
+        .shared_discovery("sub", Duration::from_secs(60), Duration::from_secs(2))
         .await
         .expect("inventory")
     else {

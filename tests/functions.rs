@@ -670,3 +670,46 @@ async fn the_last_delivery_writes_the_incomplete_report_and_puts_the_job_on_the_
     assert_eq!(report["summary"]["resaved"], 7);
     host.stop().await;
 }
+
+/// A real near-expiry sample, retargeted at the estate's vault and secret.
+fn near_expiry_event() -> Value {
+    let mut event = sample("kv-secret-near-expiry.eventgrid.DERIVED.json");
+    let event = &mut event[0];
+    event["topic"] = json!(format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-kv/providers/Microsoft.KeyVault/vaults/contoso-kv"
+    ));
+    event["subject"] = json!("sql-password");
+    event["data"]["VaultName"] = json!("contoso-kv");
+    event["data"]["ObjectName"] = json!("sql-password");
+    event["data"]["Id"] = json!(
+        "https://contoso-kv.vault.azure.net/secrets/sql-password/ee059b2bb5bc48398a53b168c6cdcb10"
+    );
+    event.clone()
+}
+
+#[tokio::test]
+async fn the_last_delivery_of_an_expiry_job_parks_it_like_a_rotation() {
+    let emu = emulator(estate(), 50).await;
+    let host = host_with(&emu, &[("ADF_REFRESH_RUN_BUDGET_SECONDS", "2")]).await;
+    let job = jobs(&host.event_grid(near_expiry_event()).await).remove(0);
+    emu.set_faults(adf_emulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let delivered = host.deliver("RefreshJob", &job, 5).await;
+    let statuses: Vec<u16> = delivered.answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [503, 503, 503, 503, 200]);
+    let last = &delivered.answers[4];
+    assert_outputs_declared("RefreshJob", last);
+    let inventory = last.output("report").expect("the inventory is written");
+    assert_eq!(inventory["complete"], false);
+    let attention = last.output("attention").expect("a person is told");
+    assert_eq!(attention["reason"], "retriesExhausted");
+    assert_eq!(attention["inventoryId"], inventory["id"]);
+    let original: Value = match &job {
+        Value::String(s) => serde_json::from_str(s).expect("job JSON"),
+        other => other.clone(),
+    };
+    assert_eq!(last.output("poison"), Some(&original), "parked unchanged");
+    host.stop().await;
+}

@@ -404,16 +404,143 @@ fn malformed_json_exits_1_naming_the_file_and_line() {
         "sarif",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).is_empty(),
-        "no partial document: {}",
-        stdout(&out)
-    );
     let err = stderr(&out);
     let file = folder.join("Broken.json").display().to_string();
     assert!(err.contains(&format!("{file}:5:")), "{err}");
     assert!(err.contains("not valid JSON"), "{err}");
-    assert!(!err.contains("FAKE-TEST-ONLY-broken-password"), "{err}");
+    let log = document(&out);
+    assert_valid_sarif(&log);
+    let all = format!("{}{err}", stdout(&out));
+    assert!(!all.contains("FAKE-TEST-ONLY-broken-password"), "{all}");
+}
+
+/// A Git folder with one file that is not valid JSON and one linked service that pins its secret version.
+fn folder_with_a_broken_file_and_a_pinned_version() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("linkedService");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(
+        folder.join("ContosoKv.json"),
+        r#"{"name": "ContosoKv", "properties": {"type": "AzureKeyVault", "typeProperties": {"baseUrl": "https://contoso-kv.vault.azure.net/"}}}"#,
+    )
+    .expect("write");
+    std::fs::write(
+        folder.join("Broken.json"),
+        "{\n    \"name\": \"Broken\",\n    \"properties\": {\n        \"type\": \"AzureSqlDatabase\"\n        \"typeProperties\": {}\n    }\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        folder.join("Pinned.json"),
+        concat!(
+            "{\n",
+            "    \"name\": \"Pinned\",\n",
+            "    \"properties\": {\n",
+            "        \"type\": \"AzureSqlDatabase\",\n",
+            "        \"typeProperties\": {\n",
+            "            \"connectionString\": \"Server=sales\",\n",
+            "            \"password\": {\n",
+            "                \"type\": \"AzureKeyVaultSecret\",\n",
+            "                \"store\": {\"referenceName\": \"ContosoKv\", \"type\": \"LinkedServiceReference\"},\n",
+            "                \"secretName\": \"sql-password\",\n",
+            "                \"secretVersion\": \"0a1b2c3d4e5f60718293a4b5c6d7e8f9\"\n",
+            "            }\n",
+            "        }\n",
+            "    }\n",
+            "}\n"
+        ),
+    )
+    .expect("write");
+    let root = dir.path().to_str().expect("utf-8 path").to_string();
+    let broken = folder.join("Broken.json").display().to_string();
+    (dir, root, broken)
+}
+
+#[test]
+fn a_broken_file_exits_1_and_every_other_file_is_still_linted_in_every_format() {
+    let (_dir, root, broken) = folder_with_a_broken_file_and_a_pinned_version();
+
+    let out = lint(&[&root]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unreadable input wins over findings"
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(err.contains(&format!("error: {broken}:5:")), "{err}");
+    assert!(
+        text.contains("linkedService/Pinned.json:11: error[pinned-secret-version]"),
+        "{text}"
+    );
+    assert!(text.contains("1 input(s) could not be read"), "{text}");
+    assert!(text.contains(&format!("{broken}:5:")), "{text}");
+
+    let out = lint(&[&root, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = document(&out);
+    assert_valid_lint(&doc);
+    assert_eq!(
+        fired(&doc),
+        set(&[("pinned-secret-version", "linkedService/Pinned.json", 11)])
+    );
+    assert_eq!(doc["summary"]["unreadable"], 1);
+    assert_eq!(doc["errors"][0]["file"], broken.as_str());
+    assert_eq!(doc["errors"][0]["line"], 5);
+    assert!(
+        doc["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid JSON"))
+    );
+
+    let out = lint(&[&root, "--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = document(&out);
+    assert_valid_sarif(&log);
+    let run = &log["runs"][0];
+    assert_eq!(run["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(run["results"][0]["ruleId"], "pinned-secret-version");
+    let invocation = &run["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], true);
+    let notification = &invocation["toolExecutionNotifications"][0];
+    assert_eq!(notification["level"], "error");
+    assert_eq!(notification["descriptor"]["id"], "unreadable-input");
+    let location = &notification["locations"][0]["physicalLocation"];
+    assert!(
+        location["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("linkedService/Broken.json")),
+        "{location}"
+    );
+    assert_eq!(location["region"]["startLine"], 5);
+}
+
+#[test]
+fn a_reference_to_a_key_vault_whose_file_is_broken_is_not_called_dangling() {
+    let (dir, root, _) = folder_with_a_broken_file_and_a_pinned_version();
+    let folder = dir.path().join("linkedService");
+    std::fs::write(folder.join("ContosoKv.json"), "{\"name\": \"ContosoKv\",").expect("write");
+    let out = lint(&[&root, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = document(&out);
+    assert_eq!(
+        fired(&doc),
+        set(&[("pinned-secret-version", "linkedService/Pinned.json", 11)]),
+        "the store may well exist: its file is reported as unreadable instead"
+    );
+    assert_eq!(doc["summary"]["unreadable"], 2);
+}
+
+#[test]
+fn a_clean_run_says_its_execution_succeeded_with_no_notification() {
+    let out = lint(&[CLEAN, "--format", "sarif"]);
+    let log = document(&out);
+    assert_eq!(
+        log["runs"][0]["invocations"],
+        serde_json::json!([{"executionSuccessful": true, "toolExecutionNotifications": []}])
+    );
+    let out = lint(&[CLEAN, "--format", "json"]);
+    let doc = document(&out);
+    assert_eq!(doc["errors"], serde_json::json!([]));
+    assert_eq!(doc["summary"]["unreadable"], 0);
 }
 
 #[test]

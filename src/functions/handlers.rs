@@ -1,11 +1,11 @@
 //! One handler per function. Each parses its envelope, does its work through the shared core, and answers.
 
 use super::envelope::{Invocation, InvocationResponse, decode_string};
+use super::outcome::{self, Delivery, Outcome, RunEnd};
 use super::{ATTENTION_QUEUE, Handler, MAX_DEQUEUE_COUNT, POISON_QUEUE, REFRESH_JOB_QUEUE};
 use crate::apply::RunRequest;
 use crate::config::Scope;
 use crate::event::{self, EventKind, Parsed, SecretEvent};
-use crate::plan::SecretRef;
 use crate::report::{Report, Trigger, TriggerKind};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -155,10 +155,11 @@ pub async fn key_vault_secret_event(State(h): State<Handler>, body: Bytes) -> In
 
 /// `RefreshJob`: run the refresh; write the report to the blob output, and to the attention queue if needed.
 ///
-/// A transient failure asks the host to deliver the job again (non-2xx), up to `MAX_DEQUEUE_COUNT`
-/// deliveries. The last delivery answers 2xx so that what it did is kept: the incomplete report with a
-/// `retriesExhausted` finding, a message on `refresh-attention`, and the job itself on `refresh-jobs-poison`,
-/// from where an operator re-queues it once the cause is gone.
+/// How the delivery is answered is [`outcome::next`]'s decision: a transient failure asks the host to deliver
+/// the job again (non-2xx), up to `MAX_DEQUEUE_COUNT` deliveries; the last delivery parks it, answering 2xx so
+/// that what it did is kept: the incomplete report with a `retriesExhausted` finding, a message on
+/// `refresh-attention`, and the job itself on `refresh-jobs-poison`, from where an operator re-queues it once
+/// the cause is gone.
 ///
 /// With the app's storage account, a new-version job first claims its (vault, secret, version) there: a
 /// duplicate of a completed run answers a `duplicateDelivery` report, one still held by another instance after
@@ -205,78 +206,25 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
         event_type: job.event_type.clone(),
         invocation_id: invocation.invocation_id(),
     };
+    let count = invocation.dequeue_count();
     if previous.is_none() && job.event_kind != EventKind::NewVersion {
-        return expiry_job(&h, &job, trigger, &key, &invocation).await;
+        return expiry_job(&h, &job, trigger, &key, count).await;
     }
     // The run budget counts from here, so that waiting for another instance's claim (up to `CLAIM_PATIENCE`)
     // cannot push the run past `functionTimeout`.
     let deadline = tokio::time::Instant::now() + h.app.settings.run_budget;
-    // Across instances: one claim per (vault, secret, version) in the app's storage account. A manual run and
-    // a dry run are explicit requests and are never coordinated away.
-    let coordinated = match &h.coordinator {
-        Some(coordinator) if !job.manual && !job.dry_run && previous.is_none() => {
-            // A short run budget (tests, small estates) leaves at least half of it for the run.
-            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
-            claim(coordinator, &job, patience).await
-        }
-        _ => Coordinated::Uncoordinated,
-    };
-    let mut report = match (previous, coordinated) {
-        (Some(previous_id), _) | (None, Coordinated::AlreadyDone(previous_id)) => {
+    let coordinated = coordinate(&h, &job, previous).await;
+    let held_elsewhere = matches!(coordinated, Coordinated::HeldByOther);
+    let report = match coordinated {
+        Coordinated::AlreadyDone(previous_id) => {
             if !job.manual {
                 h.dedupe.complete(&key, &previous_id);
             }
             duplicate_report(&h, &job, trigger, previous_id)
         }
-        (None, Coordinated::HeldByOther) => held_by_other_report(&h, &job, trigger),
-        (None, coordinated) => {
-            let (guard, progress) = match coordinated {
-                Coordinated::Mine(guard, progress) => (Some(guard), progress),
-                _ => (None, None),
-            };
-            if let Some(p) = &progress
-                && p.earlier_count() > 0
-            {
-                tracing::info!(job_id = %job.id, carried_over = p.earlier_count(), "an earlier delivery of this rotation finished some targets: they are carried over");
-            }
-            let report = h
-                .app
-                .run(RunRequest {
-                    secret: SecretRef {
-                        vault: job.vault.clone(),
-                        name: job.secret.clone(),
-                        version: job.version.clone(),
-                        vault_suffix: h
-                            .app
-                            .settings
-                            .vault_suffix_of(&job.vault, job.secret_url.as_deref()),
-                    },
-                    secret_url: job.secret_url.clone(),
-                    event_kind: job.event_kind,
-                    dry_run: job.dry_run,
-                    scopes,
-                    trigger,
-                    deadline: Some(deadline),
-                    report_id: Some(job.id.clone()),
-                    progress: progress
-                        .clone()
-                        .map(|p| p as std::sync::Arc<dyn crate::coordination::Progress>),
-                })
-                .await;
-            if let Some(progress) = &progress
-                && let Err(e) = progress.finish(report.complete).await
-            {
-                tracing::warn!(job_id = %job.id, error = %e, "could not record the run's progress; a redelivery re-saves those targets again, which is harmless");
-            }
-            if let Some(guard) = guard {
-                if report.complete {
-                    if let Err(e) = guard.complete(report.id.as_bytes()).await {
-                        tracing::warn!(job_id = %job.id, error = %e, "could not mark the rotation done in the app's storage account; a duplicate delivery on another instance may re-save again, which is harmless");
-                    }
-                } else {
-                    guard.abandon().await;
-                }
-            }
+        Coordinated::HeldByOther => held_by_other_report(&h, &job, trigger),
+        coordinated => {
+            let report = rotate(&h, &job, scopes, trigger, deadline, coordinated).await;
             if report.complete && !job.manual {
                 h.dedupe.complete(&key, &report.id);
             }
@@ -292,63 +240,141 @@ pub async fn refresh_job(State(h): State<Handler>, body: Bytes) -> InvocationRes
             job.id, report.id
         ));
     }
-    let delivery = invocation.dequeue_count();
-    let retries_exhausted = report.retry_may_help() && delivery >= MAX_DEQUEUE_COUNT;
-    if report.retry_may_help() && !retries_exhausted {
-        tracing::warn!(job_id = %job.id, dequeue_count = delivery, max_dequeue_count = MAX_DEQUEUE_COUNT, "the run hit a transient failure; asking the host to retry");
-        // The host drops the logs of a non-2xx answer; the line above reaches Application Insights through
-        // the handler's stderr (category Host.Function.Console), this one only the local host's console.
-        let mut response = InvocationResponse {
-            status: 503,
-            ..InvocationResponse::ok()
-        };
-        response.logs.push(format!(
-            "transient failure, retry wanted: {}",
-            first_error(&report)
-        ));
-        return response;
+    let delivery = Delivery::Queued {
+        count,
+        max: MAX_DEQUEUE_COUNT,
+        held_elsewhere,
+    };
+    match outcome::next(RunEnd::of_report(&report), delivery) {
+        Outcome::Redeliver => redeliver(&job.id, count, &first_error(&report)),
+        Outcome::Done => report_answer(&h, &job, report).await,
+        Outcome::Park => {
+            tracing::error!(job_id = %job.id, dequeue_count = count, poison_queue = POISON_QUEUE, "the last delivery still met a transient failure: the incomplete report is written, and the job goes to the poison queue");
+            let mut report = report;
+            report.findings.push(retries_exhausted_finding(count));
+            report.summarise();
+            let response = report_answer(&h, &job, report).await;
+            park(response, &job, count)
+        }
     }
-    if retries_exhausted {
-        tracing::error!(job_id = %job.id, dequeue_count = delivery, poison_queue = POISON_QUEUE, "the last delivery still met a transient failure: the incomplete report is written, and the job goes to the poison queue");
-        report.findings.push(retries_exhausted_finding(delivery));
+}
+
+/// Runs a rotation this delivery may act on (it holds the claim, or runs uncoordinated), resuming from the
+/// progress an earlier delivery recorded, and settles the claim by the outcome: done when complete, else freed.
+async fn rotate(
+    h: &Handler,
+    job: &RefreshJob,
+    scopes: Vec<Scope>,
+    trigger: Trigger,
+    deadline: tokio::time::Instant,
+    coordinated: Coordinated,
+) -> Report {
+    let (guard, progress) = match coordinated {
+        Coordinated::Mine(guard, progress) => (Some(guard), progress),
+        _ => (None, None),
+    };
+    if let Some(p) = &progress
+        && p.earlier_count() > 0
+    {
+        tracing::info!(job_id = %job.id, carried_over = p.earlier_count(), "an earlier delivery of this rotation finished some targets: they are carried over");
     }
+    let secret = h.app.secret(
+        &job.vault,
+        &job.secret,
+        job.version.clone(),
+        job.secret_url.as_deref(),
+    );
+    let request = RunRequest::new(secret, trigger)
+        .with_event(job.event_kind, job.secret_url.clone())
+        .with_dry_run(job.dry_run)
+        .with_scopes(scopes)
+        .with_deadline(Some(deadline))
+        .with_report_id(Some(job.id.clone()))
+        .with_progress(
+            progress
+                .clone()
+                .map(|p| p as std::sync::Arc<dyn crate::coordination::Progress>),
+        );
+    let report = h.app.run(request).await;
+    if let Some(progress) = &progress
+        && let Err(e) = progress.finish(report.complete).await
+    {
+        tracing::warn!(job_id = %job.id, error = %e, "could not record the run's progress; a redelivery re-saves those targets again, which is harmless");
+    }
+    if let Some(guard) = guard {
+        if report.complete {
+            if let Err(e) = guard.complete(report.id.as_bytes()).await {
+                tracing::warn!(job_id = %job.id, error = %e, "could not mark the rotation done in the app's storage account; a duplicate delivery on another instance may re-save again, which is harmless");
+            }
+        } else {
+            guard.abandon().await;
+        }
+    }
+    report
+}
+
+/// The final answer of a job's run: notifications sent, the report to its blob (and, for a manual run, to the
+/// status blob), and to the attention queue when it needs a person.
+async fn report_answer(h: &Handler, job: &RefreshJob, mut report: Report) -> InvocationResponse {
     // Only the final answer notifies: a delivery that asks for a retry is not the end of the story.
     crate::notify::send_all(&h.app, &mut report).await;
-    let report_value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let run = job
+        .manual
+        .then(|| serde_json::to_value(&report).unwrap_or(Value::Null));
     let mut response = report_outputs(report);
-    if job.manual {
-        response = response.output("run", report_value.clone());
-    }
-    if retries_exhausted {
-        let mut attention = response
-            .outputs
-            .get("attention")
-            .cloned()
-            .unwrap_or_else(|| {
-                json!({"reportId": report_value["id"], "secret": report_value["secret"], "summary": report_value["summary"]})
-            });
-        attention["reason"] = json!("retriesExhausted");
-        attention["jobId"] = json!(job.id);
-        attention["poisonQueue"] = json!(POISON_QUEUE);
-        response = response
-            .output("attention", attention)
-            .output(
-                "poison",
-                serde_json::to_value(&job).unwrap_or(Value::Null),
-            )
-            .log(format!(
-                "delivery {delivery} of {MAX_DEQUEUE_COUNT} still failed transiently: report written, job {} put on {POISON_QUEUE}, message on {ATTENTION_QUEUE}",
-                job.id
-            ));
+    if let Some(run) = run {
+        response = response.output("run", run);
     }
     response
+}
+
+/// Asks the host to deliver the queue message again: a non-2xx answer. The host drops its outputs and logs.
+fn redeliver(job_id: &str, count: u64, why: &str) -> InvocationResponse {
+    // This line reaches Application Insights through the handler's stderr (category Host.Function.Console);
+    // the invocation log below only the local host's console.
+    tracing::warn!(
+        job_id,
+        dequeue_count = count,
+        max_dequeue_count = MAX_DEQUEUE_COUNT,
+        "the run hit a transient failure; asking the host to retry"
+    );
+    InvocationResponse {
+        status: 503,
+        ..InvocationResponse::ok()
+    }
+    .log(format!("transient failure, retry wanted: {why}"))
+}
+
+/// Parks a job whose last delivery still failed transiently: its answer (the incomplete document) is kept, a
+/// message with `"reason": "retriesExhausted"` goes to `refresh-attention`, and the job, unchanged, to
+/// `refresh-jobs-poison`, from where an operator re-queues it.
+fn park(response: InvocationResponse, job: &RefreshJob, count: u64) -> InvocationResponse {
+    // An incomplete document needs attention by the one rule (`summary.attention`), so its message is there.
+    let mut attention = response
+        .outputs
+        .get("attention")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    attention["reason"] = json!("retriesExhausted");
+    attention["jobId"] = json!(job.id);
+    attention["poisonQueue"] = json!(POISON_QUEUE);
+    response
+        .output("attention", attention)
+        .output(
+            "poison",
+            serde_json::to_value(job).unwrap_or(Value::Null),
+        )
+        .log(format!(
+            "delivery {count} of {MAX_DEQUEUE_COUNT} still failed transiently: report written, job {} put on {POISON_QUEUE}, message on {ATTENTION_QUEUE}",
+            job.id
+        ))
 }
 
 /// How long a delivery waits for another instance that holds the same rotation before it asks for a retry
 /// (at most half the run budget).
 pub const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What the app's other instances say about a rotation.
+/// What this instance and the app's other instances say about a rotation.
 enum Coordinated {
     /// No coordinator, or the storage account failed: run (re-saves are idempotent).
     Uncoordinated,
@@ -357,10 +383,27 @@ enum Coordinated {
         crate::coordination::RotationGuard,
         Option<std::sync::Arc<crate::coordination::RunProgress>>,
     ),
-    /// Another delivery completed it: its report id.
+    /// Another delivery, on this instance or another, completed it: its report id.
     AlreadyDone(String),
     /// Another instance is still on it after `CLAIM_PATIENCE`.
     HeldByOther,
+}
+
+/// Duplicates are recognised at two levels: within this instance (`previous`, from [`super::Dedupe`]), then
+/// across instances, by one claim per (vault, secret, version) in the app's storage account. A manual run and a
+/// dry run are explicit requests and are never coordinated away.
+async fn coordinate(h: &Handler, job: &RefreshJob, previous: Option<String>) -> Coordinated {
+    if let Some(previous_id) = previous {
+        return Coordinated::AlreadyDone(previous_id);
+    }
+    match &h.coordinator {
+        Some(coordinator) if !job.manual && !job.dry_run => {
+            // A short run budget (tests, small estates) leaves at least half of it for the run.
+            let patience = CLAIM_PATIENCE.min(h.app.settings.run_budget / 2);
+            claim(coordinator, job, patience).await
+        }
+        _ => Coordinated::Uncoordinated,
+    }
 }
 
 async fn claim(
@@ -498,38 +541,30 @@ pub async fn refresh(State(h): State<Handler>, body: Bytes) -> InvocationRespons
     // The front end cuts the HTTP response at 230 s: work at most `http_sync`, then hand over to the queue.
     let can_hand_over = run_id.is_some() && h.http_sync < h.app.settings.run_budget;
     let deadline = can_hand_over.then(|| tokio::time::Instant::now() + h.http_sync);
-    let mut report = h
+    let secret = h
         .app
-        .run(RunRequest {
-            secret: SecretRef {
-                vault_suffix: h.app.settings.vault_suffix_of(&manual.vault, None),
-                vault: manual.vault.clone(),
-                name: manual.secret.clone(),
-                version: manual.version.clone(),
-            },
-            secret_url: None,
-            event_kind: EventKind::NewVersion,
-            dry_run: manual.dry_run,
-            scopes: manual.scopes.clone(),
-            trigger: Trigger {
-                kind: TriggerKind::Http,
-                invocation_id: run_id.clone(),
-                ..Trigger::default()
-            },
-            deadline,
-            report_id: run_id.clone(),
-            progress: None,
-        })
-        .await;
-    if let (true, Some(id)) = (can_hand_over && report.retry_may_help(), run_id.as_deref()) {
+        .secret(&manual.vault, &manual.secret, manual.version.clone(), None);
+    let trigger = Trigger {
+        kind: TriggerKind::Http,
+        invocation_id: run_id.clone(),
+        ..Trigger::default()
+    };
+    let request = RunRequest::new(secret, trigger)
+        .with_dry_run(manual.dry_run)
+        .with_scopes(manual.scopes.clone())
+        .with_deadline(deadline)
+        .with_report_id(run_id.clone());
+    let mut report = h.app.run(request).await;
+    let outcome = outcome::next(RunEnd::of_report(&report), Delivery::Http);
+    if let (Outcome::Redeliver, true, Some(id)) = (outcome, can_hand_over, run_id.as_deref()) {
         return accepted(h.http_sync.as_secs(), id, &manual, &report);
     }
     crate::notify::send_all(&h.app, &mut report).await;
     // 503 when trying again later may help (an outage, throttling, the time budget); 502 when Azure refused.
-    let status = match (report.complete, report.retry_may_help()) {
-        (true, _) => 200,
-        (false, true) => 503,
-        (false, false) => 502,
+    let status = match outcome {
+        Outcome::Done if report.complete => 200,
+        Outcome::Done => 502,
+        Outcome::Redeliver | Outcome::Park => 503,
     };
     let body = serde_json::to_value(&report).unwrap_or(Value::Null);
     let mut response = InvocationResponse::ok()
@@ -683,12 +718,13 @@ pub async fn audit(State(h): State<Handler>, body: Bytes) -> InvocationResponse 
 }
 
 /// A near-expiry or expired event: the inventory of that one secret, its consumers at risk and the deadline.
+/// Answered as [`outcome::next`] decides, like a rotation's job.
 async fn expiry_job(
     h: &Handler,
     job: &RefreshJob,
     trigger: Trigger,
     key: &str,
-    invocation: &Invocation,
+    count: u64,
 ) -> InvocationResponse {
     let event = SecretEvent {
         kind: job.event_kind,
@@ -703,23 +739,24 @@ async fn expiry_job(
     };
     let (mut inventory, severity) =
         crate::audit::for_expiry_event(&h.app, &event, trigger, Some(job.id.clone())).await;
-    let transient = inventory.errors.iter().any(|e| e.transient);
-    if !inventory.complete && transient && invocation.dequeue_count() < MAX_DEQUEUE_COUNT {
-        let mut response = InvocationResponse {
-            status: 503,
-            ..InvocationResponse::ok()
-        };
-        response.logs.push(format!(
-            "transient failure, retry wanted: inventory {}",
-            inventory.id
-        ));
-        return response;
+    let delivery = Delivery::Queued {
+        count,
+        max: MAX_DEQUEUE_COUNT,
+        held_elsewhere: false,
+    };
+    let outcome = outcome::next(RunEnd::of_inventory(&inventory), delivery);
+    if outcome == Outcome::Redeliver {
+        return redeliver(&job.id, count, &format!("inventory {}", inventory.id));
     }
     if inventory.complete {
         h.dedupe.complete(key, &inventory.id);
     }
     crate::notify::send_inventory(&h.app.settings, &h.app.http, &mut inventory, severity).await;
-    inventory_outputs(inventory)
+    let response = inventory_outputs(inventory);
+    match outcome {
+        Outcome::Park => park(response, job, count),
+        _ => response,
+    }
 }
 
 /// The inventory to the blob output, and a line to the attention queue when it needs a person.
@@ -730,17 +767,19 @@ fn inventory_outputs(inventory: crate::inventory::Inventory) -> InvocationRespon
         inventory.id, s.secrets, s.references, s.critical, s.warning
     ));
     if s.attention {
-        response = response.output(
-            "attention",
-            json!({"inventoryId": inventory.id, "summary": inventory.summary}),
-        );
+        response = response.output("attention", inventory_attention(&inventory));
     }
     let value = serde_json::to_value(&inventory).unwrap_or(Value::Null);
     response.output("report", value)
 }
 
+/// The message on `refresh-attention` for an inventory that needs a person.
+fn inventory_attention(inventory: &crate::inventory::Inventory) -> Value {
+    json!({"inventoryId": inventory.id, "summary": inventory.summary})
+}
+
 fn report_outputs(report: Report) -> InvocationResponse {
-    let attention = report.summary.attention;
+    let attention = report.summary.attention.then(|| report_attention(&report));
     let value = serde_json::to_value(&report).unwrap_or(Value::Null);
     let mut response = InvocationResponse::ok()
         .log(format!(
@@ -748,13 +787,15 @@ fn report_outputs(report: Report) -> InvocationResponse {
             report.id, report.summary.affected, report.summary.resaved, report.summary.tests_failed
         ))
         .output("report", value);
-    if attention {
-        response = response.output(
-            "attention",
-            json!({"reason": "attention", "reportId": report.id, "secret": report.secret.as_ref().map(|s| format!("{}/{}", s.vault, s.name)), "summary": report.summary}),
-        );
+    if let Some(attention) = attention {
+        response = response.output("attention", attention);
     }
     response
+}
+
+/// The message on `refresh-attention` for a report that needs a person.
+fn report_attention(report: &Report) -> Value {
+    json!({"reason": "attention", "reportId": report.id, "secret": report.secret.as_ref().map(|s| format!("{}/{}", s.vault, s.name)), "summary": report.summary})
 }
 
 fn duplicate_report(

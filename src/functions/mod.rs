@@ -3,11 +3,13 @@
 //! The host starts `adf-secret-refresh serve` with `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /` until it
 //! answers, and then posts each invocation to `POST /{FunctionName}` as `{"Data":…,"Metadata":…}`. We answer
 //! `{"Outputs":…,"Logs":…,"ReturnValue":…}`. A non-2xx answer makes the host drop the outputs and retry, so it
-//! is used only when a retry is wanted: a transient failure such as an ARM or token-endpoint outage.
+//! is used only when a retry is wanted: a transient failure such as an ARM or token-endpoint outage. Whether
+//! it is wanted is decided in one place, [`outcome::next`]; the handlers perform what it decides.
 
 mod dedupe;
 mod envelope;
 mod handlers;
+pub mod outcome;
 
 pub use dedupe::Dedupe;
 pub use envelope::{Invocation, InvocationResponse};
@@ -134,7 +136,7 @@ pub async fn serve(mut app: App, port: u16) -> std::io::Result<()> {
         app.azure.discovery = Some(std::sync::Arc::new(
             crate::observe::cache::DiscoveryCache::with_backend(
                 cache.window(),
-                std::sync::Arc::new(crate::coordination::SharedInventories::new(
+                std::sync::Arc::new(crate::coordination::SharedDiscoveries::new(
                     coordinator.clone(),
                     SHARED_DISCOVERY_PATIENCE,
                 )),

@@ -43,17 +43,22 @@ pub struct InputError {
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (Some(line), Some(column)) => {
-                write!(f, "{}:{line}:{column}: {}", self.file, self.message)
-            }
-            (Some(line), None) => write!(f, "{}:{line}: {}", self.file, self.message),
-            _ => write!(f, "{}: {}", self.file, self.message),
-        }
+        write!(f, "{}: {}", self.location(), self.message)
     }
 }
 
 impl std::error::Error for InputError {}
+
+impl InputError {
+    /// Where it is, `file:line:column`, as far as known.
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
+            (Some(line), None) => format!("{}:{line}", self.file),
+            _ => self.file.clone(),
+        }
+    }
+}
 
 impl InputError {
     fn new(file: &str, message: impl Into<String>) -> Self {
@@ -173,16 +178,33 @@ pub fn arm_definitions(
         .collect())
 }
 
-/// Reads one PATH. Every unreadable file is reported, not only the first.
-pub fn load(root: &Path) -> Result<Factory, Vec<InputError>> {
+/// What one PATH gave.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// What could be read, when the PATH holds a layout.
+    pub factory: Option<Factory>,
+    /// Every file (or the PATH itself) that could not be read, not only the first.
+    pub errors: Vec<InputError>,
+}
+
+/// Reads one PATH, going on past files that cannot be read.
+pub fn load(root: &Path) -> Loaded {
     let root_display = root.display().to_string();
-    let metadata = std::fs::metadata(root)
-        .map_err(|e| vec![InputError::new(&root_display, format!("cannot read: {e}"))])?;
+    let metadata = match std::fs::metadata(root) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            return Loaded {
+                factory: None,
+                errors: vec![InputError::new(&root_display, format!("cannot read: {e}"))],
+            };
+        }
+    };
     let mut factory = Factory {
         root: root_display.clone(),
         root_is_file: metadata.is_file(),
         layouts: Vec::new(),
         definitions: Vec::new(),
+        unreadable: Vec::new(),
     };
     let mut errors = Vec::new();
 
@@ -255,7 +277,13 @@ pub fn load(root: &Path) -> Result<Factory, Vec<InputError>> {
                     .and_then(|text| git_definition(kind, &uri, &display, &text))
                 {
                     Ok(definition) => factory.definitions.push(definition),
-                    Err(e) => errors.push(e),
+                    Err(e) => {
+                        let stem = file_name
+                            .rsplit_once('.')
+                            .map_or(file_name.as_str(), |(s, _)| s);
+                        factory.unreadable.push((kind, stem.to_string()));
+                        errors.push(e);
+                    }
                 }
             }
         }
@@ -269,10 +297,9 @@ pub fn load(root: &Path) -> Result<Factory, Vec<InputError>> {
             ));
         }
     }
-    if errors.is_empty() {
-        Ok(factory)
-    } else {
-        Err(errors)
+    Loaded {
+        factory: (!factory.layouts.is_empty()).then_some(factory),
+        errors,
     }
 }
 

@@ -297,6 +297,17 @@ pub struct Factory {
     pub root_is_file: bool,
     pub layouts: Vec<Layout>,
     pub definitions: Vec<Definition>,
+    /// Definitions whose file could not be read, by kind and the name the file gives them (ADF names a Git
+    /// file after its resource): nothing about them can be said, not even that they are missing.
+    pub unreadable: Vec<(Kind, String)>,
+}
+
+impl Factory {
+    fn is_unreadable(&self, kind: Kind, name: &str) -> bool {
+        self.unreadable
+            .iter()
+            .any(|(k, n)| *k == kind && n.eq_ignore_ascii_case(name))
+    }
 }
 
 /// What the caller chose.
@@ -421,6 +432,10 @@ pub fn lint(factory: &Factory, options: &Options) -> Vec<Finding> {
                 continue;
             }
             let Some(store) = key_vaults.get(&reference.store.to_ascii_lowercase()) else {
+                // A store whose file could not be read may well exist: that file is reported as unreadable.
+                if factory.is_unreadable(Kind::LinkedService, &reference.store) {
+                    continue;
+                }
                 found(
                     Rule::DanglingStore,
                     at("store.referenceName"),
@@ -516,25 +531,29 @@ pub fn lint(factory: &Factory, options: &Options) -> Vec<Finding> {
     findings
 }
 
-/// Reads and lints every PATH. Unreadable input fails the whole run: a partial lint could pass a pull request
-/// that it never read.
-pub fn check(
-    paths: &[std::path::PathBuf],
-    options: &Options,
-) -> Result<(Vec<Factory>, Vec<Finding>), Vec<load::InputError>> {
-    let mut factories = Vec::new();
-    let mut errors = Vec::new();
+/// What `lint` found over every PATH.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// The factories read, in the order of their PATHs (a PATH that holds neither layout gives none).
+    pub factories: Vec<Factory>,
+    pub findings: Vec<Finding>,
+    /// Every PATH or file that could not be read. The rest is linted all the same, but the run fails (exit 1):
+    /// a pull request must not pass on a file that was never read.
+    pub errors: Vec<load::InputError>,
+}
+
+/// Reads and lints every PATH, going on past files that cannot be read.
+pub fn check(paths: &[std::path::PathBuf], options: &Options) -> Checked {
+    let mut checked = Checked::default();
     for path in paths {
-        match load::load(path) {
-            Ok(factory) => factories.push(factory),
-            Err(e) => errors.extend(e),
+        let loaded = load::load(path);
+        checked.errors.extend(loaded.errors);
+        if let Some(factory) = loaded.factory {
+            checked.findings.extend(lint(&factory, options));
+            checked.factories.push(factory);
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let findings = factories.iter().flat_map(|f| lint(f, options)).collect();
-    Ok((factories, findings))
+    checked
 }
 
 fn is_type(properties: &Value, type_name: &str) -> bool {

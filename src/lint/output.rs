@@ -1,16 +1,26 @@
 //! Pure: the findings as text for people, as the `adf-secret-refresh/lint/v1` JSON document
 //! (`docs/lint.schema.json`), or as SARIF 2.1.0 for GitHub code scanning and Azure DevOps.
 
-use super::{Factory, Finding, Level, Rule, SCHEMA};
+use super::load::InputError;
+use super::{Checked, Finding, Level, Rule, SCHEMA};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
 /// The SARIF schema the log names (the OASIS 2.1.0 schema as SchemaStore publishes it).
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
-/// 0 when nothing fired, 2 when any rule fired (1, unreadable input, is decided before linting).
-pub fn exit_code(findings: &[Finding]) -> u8 {
-    if findings.is_empty() { 0 } else { 2 }
+/// The id of the notification that says a file could not be read (SARIF `toolExecutionNotifications`).
+pub const UNREADABLE_INPUT: &str = "unreadable-input";
+
+/// 1 when any input could not be read (whatever fired elsewhere), else 2 when any rule fired, else 0.
+pub fn exit_code(checked: &Checked) -> u8 {
+    if !checked.errors.is_empty() {
+        1
+    } else if !checked.findings.is_empty() {
+        2
+    } else {
+        0
+    }
 }
 
 /// Where a person finds the file: the PATH and the file within it.
@@ -25,8 +35,9 @@ pub fn display_file(root: &str, file: &str) -> String {
     format!("{root}/{file}")
 }
 
-/// The findings for people, one block each, then a count.
-pub fn text(factories: &[Factory], findings: &[Finding]) -> String {
+/// The findings for people, one block each, then a count, and the files that could not be read.
+pub fn text(checked: &Checked) -> String {
+    let (factories, findings) = (&checked.factories, &checked.findings);
     let mut out = String::new();
     for f in findings {
         let d = f.rule.diagnosis();
@@ -62,6 +73,16 @@ pub fn text(factories: &[Factory], findings: &[Finding]) -> String {
             factories.len()
         );
     }
+    if !checked.errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} input(s) could not be read, so they were not linted and the result is incomplete:",
+            checked.errors.len()
+        );
+        for e in &checked.errors {
+            let _ = writeln!(out, "    {}", e.location());
+        }
+    }
     out
 }
 
@@ -74,7 +95,8 @@ fn counts(findings: &[Finding]) -> (usize, usize) {
 }
 
 /// The `adf-secret-refresh/lint/v1` document.
-pub fn json(factories: &[Factory], findings: &[Finding]) -> Value {
+pub fn json(checked: &Checked) -> Value {
+    let (factories, findings) = (&checked.factories, &checked.findings);
     let (errors, warnings) = counts(findings);
     json!({
         "schema": SCHEMA,
@@ -89,6 +111,7 @@ pub fn json(factories: &[Factory], findings: &[Finding]) -> Value {
             "findings": findings.len(),
             "errors": errors,
             "warnings": warnings,
+            "unreadable": checked.errors.len(),
         },
         "findings": findings.iter().map(|f| json!({
             "ruleId": f.rule.id(),
@@ -102,12 +125,25 @@ pub fn json(factories: &[Factory], findings: &[Finding]) -> Value {
             "message": f.message,
             "diagnosis": f.rule.diagnosis(),
         })).collect::<Vec<_>>(),
+        "errors": checked.errors.iter().map(|e| json!({
+            "file": e.file,
+            "line": e.line,
+            "column": e.column,
+            "message": e.message,
+        })).collect::<Vec<_>>(),
     })
 }
 
 /// A SARIF 2.1.0 log with one run. Each result's `artifactLocation.uri` is relative to its PATH, whose
 /// location `run.originalUriBaseIds` gives (relative to the working directory, `%SRCROOT%`).
-pub fn sarif(factories: &[Factory], findings: &[Finding]) -> Value {
+///
+/// A file that could not be read is a `toolExecutionNotifications` entry of level `error` in the run's one
+/// invocation (SARIF 2.1.0 §3.20.21, and Appendix I: such a notification says the tool could not analyse every
+/// target, so the results are incomplete). `executionSuccessful` stays true: the tool ran to the end over
+/// everything it could read, and a consumer such as GitHub code scanning may treat an unsuccessful execution as
+/// a failed analysis and set its results aside.
+pub fn sarif(checked: &Checked) -> Value {
+    let (factories, findings) = (&checked.factories, &checked.findings);
     let rules: Vec<Value> = Rule::ALL
         .iter()
         .map(|rule| {
@@ -168,6 +204,7 @@ pub fn sarif(factories: &[Factory], findings: &[Finding]) -> Value {
             })
         })
         .collect();
+    let notifications: Vec<Value> = checked.errors.iter().map(notification).collect();
     json!({
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -176,11 +213,42 @@ pub fn sarif(factories: &[Factory], findings: &[Finding]) -> Value {
                 "name": env!("CARGO_PKG_NAME"),
                 "version": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
+                "notifications": [{
+                    "id": UNREADABLE_INPUT,
+                    "name": "UnreadableInput",
+                    "shortDescription": {"text": "A file could not be read or is not valid JSON, so it was not linted"},
+                    "defaultConfiguration": {"level": "error"},
+                }],
             }},
+            "invocations": [{
+                "executionSuccessful": true,
+                "toolExecutionNotifications": notifications,
+            }],
             "originalUriBaseIds": bases,
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
+    })
+}
+
+/// A file that could not be read, as a SARIF notification: where (relative to the working directory, as given),
+/// at which line when there is one, and why.
+fn notification(error: &InputError) -> Value {
+    let path = error.file.replace('\\', "/");
+    let mut physical = if path.starts_with('/') {
+        json!({"artifactLocation": {"uri": format!("file://{}", encode_uri(&path))}})
+    } else {
+        let relative = path.trim_start_matches("./");
+        json!({"artifactLocation": {"uri": encode_uri(relative), "uriBaseId": "%SRCROOT%"}})
+    };
+    if let Some(line) = error.line {
+        physical["region"] = json!({"startLine": line});
+    }
+    json!({
+        "level": "error",
+        "message": {"text": error.message},
+        "descriptor": {"id": UNREADABLE_INPUT, "index": 0},
+        "locations": [{"physicalLocation": physical}],
     })
 }
 

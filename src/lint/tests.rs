@@ -44,6 +44,7 @@ fn factory(definitions: Vec<Definition>) -> Factory {
         root_is_file: false,
         layouts: vec![Layout::GitFolder],
         definitions,
+        unreadable: Vec::new(),
     }
 }
 

@@ -1,62 +1,21 @@
-//! Cooperation between instances of the function app through its storage account.
-//!
-//! On Flex Consumption the app runs on several instances, and a queue or Event Grid may deliver the same
-//! rotation to two of them. Two things are coordinated through blobs in one container of the app's storage
-//! account (the CLI does not use this: it runs alone and has no storage account):
-//!
-//! - **One round of PUTs per rotation.** [`Coordinator::claim_rotation`] takes a blob lease named after the
-//!   (vault, secret, version). The holder runs the refresh and, when it completes, writes a done marker with a
-//!   conditional write ([`RotationGuard::complete`]). A duplicate delivery on another instance sees the lease
-//!   ([`Claim::HeldByOther`]) or the marker ([`Claim::AlreadyDone`]) and does not re-save anything.
-//! - **One discovery per subscription.** [`Coordinator::shared_inventory`] lets one instance list a
-//!   subscription's factories under a lease and publish what it found in a blob; the others wait briefly and
-//!   reuse that inventory while it is fresh instead of listing ARM again. The inventory only says *where to
-//!   look*: every PUT is still preceded by a fresh GET of the resource, by the caller.
-//!
-//! - **Resumable runs.** The instance that holds a rotation records, in `rotations/{key}.progress`, every target
-//!   it re-saved and tested ([`Coordinator::progress`], [`RunProgress`]). A redelivery of the same rotation after
-//!   an outage or a spent run budget skips those targets and carries their recorded outcome into its report
-//!   (note `carriedOver`), so a long run converges over deliveries instead of starting again each time.
-//!
-//! Leases have a fixed duration (see [`DEFAULT_LEASE`]) and are renewed while their guard lives, so an instance
-//! that dies frees its claims within that duration; nobody ever breaks another holder's lease. Blob names are
-//! SHA-256 hashes of the normalised data, so no vault, secret or subscription name reaches a URL.
-//!
-//! Freshness is judged by the storage service's own clock (`Date` − `Last-Modified` of one response), so clock
-//! skew between instances does not matter.
+//! Rotation claims with their progress: one round of PUTs per (vault, secret, version) across the app's
+//! instances, and the targets an earlier delivery finished, so that a redelivery resumes instead of starting again.
 
+use super::lease::LeaseGuard;
+use super::{Coordinator, POLL, hash};
 use crate::azure::storage::{BlobClient, Condition, StorageError};
 use crate::report::{Note, Resave, ResaveStatus, Target, Test};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The container the product keeps its coordination blobs in.
-pub const CONTAINER: &str = "adf-refresh-coordination";
-/// How long a lease lasts without renewal: an instance that dies frees its claims within this time.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
-/// How long a completed rotation counts as done: a redelivery within it does nothing (as within one instance).
-pub const DEFAULT_DONE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// How often a waiting instance looks again.
-const POLL: Duration = Duration::from_millis(500);
 /// A run's progress is written after this many newly finished targets…
 const PROGRESS_BATCH: usize = 10;
 /// …or this long after the first unwritten one, whichever comes first, and once more at the end.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// The schema of a progress blob.
 pub const PROGRESS_SCHEMA: &str = "adf-secret-refresh/progress/v1";
-
-/// Coordinates this instance with the others through one storage account.
-#[derive(Clone, Debug)]
-pub struct Coordinator {
-    blobs: BlobClient,
-    container: String,
-    lease: Duration,
-    done_window: Duration,
-}
 
 /// The answer to "may this instance refresh this rotation?".
 #[derive(Debug)]
@@ -76,63 +35,7 @@ pub struct Done {
     pub age: Option<Duration>,
 }
 
-/// The answer to "must this instance list this subscription?".
-#[derive(Debug)]
-// Made once per subscription and consumed at once: boxing the guard would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Inventory {
-    /// A fresh inventory published by an instance that listed it.
-    Reuse(Vec<u8>),
-    /// List it, then [`InventoryGuard::publish`] the result for the others.
-    Discover(InventoryGuard),
-}
-
 impl Coordinator {
-    pub fn new(blobs: BlobClient) -> Self {
-        Coordinator {
-            blobs,
-            container: CONTAINER.to_string(),
-            lease: DEFAULT_LEASE,
-            done_window: DEFAULT_DONE_WINDOW,
-        }
-    }
-
-    /// The coordinator of a function app, from the host's storage settings (`AzureWebJobsStorage`, or its
-    /// identity-based `__blobServiceUri` / `__accountName` with the app's credential); `None` where there are
-    /// none (the CLI), which then runs uncoordinated, as it does alone.
-    pub fn from_functions_environment(
-        http: reqwest::Client,
-        credential: Arc<dyn azure_core::credentials::TokenCredential>,
-    ) -> Option<Result<Coordinator, StorageError>> {
-        BlobClient::from_functions_settings(http, |k| std::env::var(k).ok(), credential)
-            .map(|blobs| blobs.map(Coordinator::new))
-    }
-
-    /// Another container (tests use one each).
-    pub fn in_container(mut self, container: &str) -> Self {
-        self.container = container.to_string();
-        self
-    }
-
-    /// The lease duration, clamped by the service to 15–60 s.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.clamp(
-            crate::azure::storage::MIN_LEASE,
-            crate::azure::storage::MAX_LEASE,
-        );
-        self
-    }
-
-    pub fn with_done_window(mut self, window: Duration) -> Self {
-        self.done_window = window;
-        self
-    }
-
-    /// Creates the container if missing. Call once at start-up.
-    pub async fn prepare(&self) -> Result<(), StorageError> {
-        self.blobs.create_container(&self.container).await
-    }
-
     /// Claims a rotation for this instance: a lease on `rotations/{key}.lock`, unless a done marker
     /// `rotations/{key}.done` younger than the done window exists. `vault` is the vault's name or URL and
     /// `version` the secret version (`None` for "latest"); all three compare case-insensitively.
@@ -182,56 +85,6 @@ impl Coordinator {
                 }
                 claim => return Ok(claim),
             }
-        }
-    }
-
-    /// One discovery per subscription: reuse an inventory younger than `freshness`, else list it under a lease;
-    /// while another instance holds that lease, wait up to `patience` for its inventory, then list anyway
-    /// (without publishing over a newer one).
-    pub async fn shared_inventory(
-        &self,
-        subscription: &str,
-        freshness: Duration,
-        patience: Duration,
-    ) -> Result<Inventory, StorageError> {
-        let key = hash(&["inventory", &subscription.trim().to_ascii_lowercase()]);
-        let blob = format!("inventories/{key}.json");
-        let lock_blob = format!("inventories/{key}.lock");
-        let until = tokio::time::Instant::now() + patience;
-        loop {
-            let current = self.blobs.get_blob(&self.container, &blob).await?;
-            if let Some(current) = &current
-                && current.age.is_some_and(|age| age <= freshness)
-            {
-                return Ok(Inventory::Reuse(current.bytes.clone()));
-            }
-            if let Some(lease) = self.try_lease(&lock_blob).await? {
-                // Someone may have published between our read and our lease.
-                let current = self.blobs.get_blob(&self.container, &blob).await?;
-                if let Some(current) = &current
-                    && current.age.is_some_and(|age| age <= freshness)
-                {
-                    lease.release().await;
-                    return Ok(Inventory::Reuse(current.bytes.clone()));
-                }
-                return Ok(Inventory::Discover(InventoryGuard {
-                    blobs: self.blobs.clone(),
-                    container: self.container.clone(),
-                    blob,
-                    etag: current.map(|c| c.etag),
-                    lease: Some(lease),
-                }));
-            }
-            if tokio::time::Instant::now() + POLL >= until {
-                return Ok(Inventory::Discover(InventoryGuard {
-                    blobs: self.blobs.clone(),
-                    container: self.container.clone(),
-                    blob,
-                    etag: current.map(|c| c.etag),
-                    lease: None,
-                }));
-            }
-            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -298,34 +151,6 @@ impl Coordinator {
             record: done.bytes.clone(),
             age: done.age,
         })
-    }
-
-    /// Leases `blob` (creating it empty first if needed); `None` when another holder has it.
-    async fn try_lease(&self, blob: &str) -> Result<Option<LeaseGuard>, StorageError> {
-        match self
-            .blobs
-            .put_blob(&self.container, blob, Vec::new(), &Condition::Absent, None)
-            .await
-        {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. } | StorageError::Leased { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        let proposed = uuid::Uuid::new_v4().to_string();
-        match self
-            .blobs
-            .acquire_lease(&self.container, blob, self.lease, &proposed)
-            .await
-        {
-            Ok(id) => Ok(Some(LeaseGuard::start(
-                self.blobs.clone(),
-                self.container.clone(),
-                blob.to_string(),
-                id,
-                self.lease,
-            ))),
-            Err(StorageError::Leased { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -625,255 +450,6 @@ impl RotationGuard {
     }
 }
 
-/// The discoveries of a burst shared by every instance of the app: the instance that discovers a set of scopes
-/// holds a lease on it and publishes what it found; the others wait briefly and reuse it while it is fresh,
-/// instead of listing ARM again. What is shared only says where to look: every re-save still reads its
-/// definition afresh and writes it with `If-Match`.
-pub struct SharedInventories {
-    coordinator: Coordinator,
-    /// How long an instance waits for another's discovery before it discovers on its own.
-    patience: Duration,
-    /// The discoveries this instance holds the lease of, until it publishes or discards them.
-    duties: Mutex<std::collections::HashMap<String, InventoryGuard>>,
-}
-
-/// A discovery as the instances share it (without the errors: only a complete discovery is published).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PublishedDiscovery {
-    snapshots: Vec<crate::model::Snapshot>,
-    #[serde(default)]
-    scanned: crate::observe::Scanned,
-}
-
-impl SharedInventories {
-    pub fn new(coordinator: Coordinator, patience: Duration) -> Self {
-        SharedInventories {
-            coordinator,
-            patience,
-            duties: Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::observe::cache::InventoryBackend for SharedInventories {
-    async fn load(
-        &self,
-        key: &str,
-        window: Duration,
-    ) -> Option<Arc<crate::observe::cache::Discovery>> {
-        match self
-            .coordinator
-            .shared_inventory(key, window, self.patience)
-            .await
-        {
-            Ok(Inventory::Reuse(bytes)) => {
-                match serde_json::from_slice::<PublishedDiscovery>(&bytes) {
-                    Ok(p) => Some(Arc::new(crate::observe::cache::Discovery {
-                        snapshots: p.snapshots,
-                        errors: Vec::new(),
-                        scanned: p.scanned,
-                        at: tokio::time::Instant::now(),
-                    })),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a shared discovery does not parse: discovering again");
-                        None
-                    }
-                }
-            }
-            Ok(Inventory::Discover(guard)) => {
-                let previous = self
-                    .duties
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.to_string(), guard);
-                if let Some(previous) = previous {
-                    previous.abandon().await;
-                }
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "shared discoveries are unavailable: discovering in this instance");
-                None
-            }
-        }
-    }
-
-    async fn store(&self, key: &str, discovery: Arc<crate::observe::cache::Discovery>) {
-        let duty = self
-            .duties
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        let Some(duty) = duty else { return };
-        let published = PublishedDiscovery {
-            snapshots: discovery.snapshots.clone(),
-            scanned: discovery.scanned,
-        };
-        match serde_json::to_vec(&published) {
-            Ok(bytes) => {
-                if let Err(e) = duty.publish(bytes).await {
-                    tracing::warn!(error = %e, "could not publish a discovery for the other instances");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not serialise a discovery");
-                duty.abandon().await;
-            }
-        }
-    }
-
-    async fn discard(&self, key: &str) {
-        let duty = self
-            .duties
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        if let Some(duty) = duty {
-            duty.abandon().await;
-        }
-    }
-}
-
-/// This instance's duty to discover a subscription.
-#[derive(Debug)]
-pub struct InventoryGuard {
-    blobs: BlobClient,
-    container: String,
-    blob: String,
-    etag: Option<String>,
-    lease: Option<LeaseGuard>,
-}
-
-impl InventoryGuard {
-    /// Whether this instance holds the subscription's discovery lease (else it gave up waiting for another).
-    pub fn leased(&self) -> bool {
-        self.lease.is_some()
-    }
-
-    /// Publishes the inventory for the others, conditionally on the version read before listing, and frees
-    /// the lease. An inventory published meanwhile by another instance is kept.
-    pub async fn publish(self, bytes: Vec<u8>) -> Result<(), StorageError> {
-        let condition = match &self.etag {
-            Some(etag) => Condition::Matches(etag.clone()),
-            None => Condition::Absent,
-        };
-        let written = self
-            .blobs
-            .put_blob(&self.container, &self.blob, bytes, &condition, None)
-            .await;
-        if let Some(lease) = self.lease {
-            lease.release().await;
-        }
-        match written {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Frees the lease without publishing (the listing failed).
-    pub async fn abandon(self) {
-        if let Some(lease) = self.lease {
-            lease.release().await;
-        }
-    }
-}
-
-/// A held blob lease, renewed in the background until released or dropped.
-#[derive(Debug)]
-struct LeaseGuard {
-    blobs: BlobClient,
-    container: String,
-    blob: String,
-    id: String,
-    held: Arc<AtomicBool>,
-    renewer: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl LeaseGuard {
-    fn start(
-        blobs: BlobClient,
-        container: String,
-        blob: String,
-        id: String,
-        duration: Duration,
-    ) -> Self {
-        let held = Arc::new(AtomicBool::new(true));
-        let renewer = {
-            let (blobs, container, blob, id, held) = (
-                blobs.clone(),
-                container.clone(),
-                blob.clone(),
-                id.clone(),
-                held.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(duration / 3).await;
-                    if let Err(e) = blobs.renew_lease(&container, &blob, &id).await {
-                        // After two more failures the lease expires; another instance may then take over,
-                        // which is safe (every PUT is conditional on a fresh etag) but no longer exclusive.
-                        tracing::warn!(blob = %blob, error = %e, "could not renew a coordination lease");
-                        if !e.is_transient() {
-                            held.store(false, Ordering::Relaxed);
-                            return;
-                        }
-                    }
-                }
-            })
-        };
-        LeaseGuard {
-            blobs,
-            container,
-            blob,
-            id,
-            held,
-            renewer: Some(renewer),
-        }
-    }
-
-    fn is_held(&self) -> bool {
-        self.held.load(Ordering::Relaxed)
-    }
-
-    async fn release(mut self) {
-        if let Some(renewer) = self.renewer.take() {
-            renewer.abort();
-        }
-        if let Err(e) = self
-            .blobs
-            .release_lease(&self.container, &self.blob, &self.id)
-            .await
-        {
-            tracing::warn!(blob = %self.blob, error = %e, "could not release a coordination lease; it expires by itself");
-        }
-        self.held.store(false, Ordering::Relaxed);
-    }
-}
-
-impl Drop for LeaseGuard {
-    /// A guard dropped without release (a panic, an early return) stops renewing and releases in the
-    /// background, so the next delivery need not wait for the lease to expire.
-    fn drop(&mut self) {
-        let Some(renewer) = self.renewer.take() else {
-            return;
-        };
-        renewer.abort();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (blobs, container, blob, id) = (
-                self.blobs.clone(),
-                self.container.clone(),
-                self.blob.clone(),
-                self.id.clone(),
-            );
-            runtime.spawn(async move {
-                let _ = blobs.release_lease(&container, &blob, &id).await;
-            });
-        }
-    }
-}
-
 /// The blob key of a rotation: vault (name or URL, without scheme and trailing slash), secret and version,
 /// case-insensitive, hashed.
 pub fn rotation_key(vault: &str, secret: &str, version: Option<&str>) -> String {
@@ -888,16 +464,6 @@ pub fn rotation_key(vault: &str, secret: &str, version: Option<&str>) -> String 
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "latest".into());
     hash(&["rotation", vault, &secret, &version])
-}
-
-/// SHA-256 of the parts, each length-prefixed so that no two different tuples collide by concatenation.
-fn hash(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
