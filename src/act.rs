@@ -518,8 +518,7 @@ mod tests {
         Ok(ArmResponse {
             status: 200,
             body,
-            request_id: None,
-            etag: None,
+            ..ArmResponse::default()
         })
     }
 
@@ -716,8 +715,7 @@ mod tests {
         arm.tests.lock().unwrap().push_back(Ok(ArmResponse {
             status: 400,
             body: json!({"error": {"code": "BadRequest", "message": "The linked service's server name is not valid."}}),
-            request_id: None,
-            etag: None,
+            ..ArmResponse::default()
         }));
         let (targets, _) = apply_factory(&arm, &factory, targets, &secret, &refresh()).await;
         let t = &targets[0];

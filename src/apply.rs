@@ -255,9 +255,8 @@ async fn secret_metadata(
     )
     .await
     .unwrap_or_else(|_| {
-        Err(KeyVaultError::Unavailable {
-            vault: secret.vault.clone(),
-            message: "no answer within the time budget".into(),
+        Err(KeyVaultError::Deadline {
+            operation: "listSecretVersions",
         })
     });
     let mut usable = Ok(());
@@ -304,7 +303,7 @@ async fn secret_metadata(
             info.metadata = match &e {
                 KeyVaultError::Forbidden { .. } => "forbidden",
                 KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => "notFound",
-                KeyVaultError::Unavailable { .. } => "unavailable",
+                _ => "unavailable",
             }
             .into();
             // Without access to the vault, carry on: the ADF side does not depend on it.

@@ -307,7 +307,7 @@ impl Coordinator {
             .put_blob(&self.container, blob, Vec::new(), &Condition::Absent, None)
             .await
         {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. } | StorageError::Leased { .. }) => {}
+            Ok(_) | Err(StorageError::PreconditionFailed { .. } | StorageError::Leased { .. }) => {}
             Err(e) => return Err(e),
         }
         let proposed = uuid::Uuid::new_v4().to_string();
@@ -518,7 +518,7 @@ impl ProgressInner {
             )
             .await
         {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -558,7 +558,7 @@ impl ProgressInner {
                     state.unwritten = state.unwritten.saturating_sub(written);
                     return Ok(());
                 }
-                Err(StorageError::ConditionNotMet { .. }) => {
+                Err(StorageError::PreconditionFailed { .. }) => {
                     let current = self.blobs.get_blob(&self.container, &self.blob).await?;
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     match current {
@@ -609,7 +609,7 @@ impl RotationGuard {
             .await;
         self.lease.release().await;
         match written {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -772,7 +772,7 @@ impl InventoryGuard {
             lease.release().await;
         }
         match written {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

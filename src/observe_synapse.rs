@@ -173,6 +173,7 @@ mod tests {
             status: 403,
             code: "AuthorizationFailed".into(),
             message: "m".into(),
+            remedy: String::new(),
             request_id: None,
         }));
         assert!(!holds_no_workspaces(&ArmError::NotFound {
