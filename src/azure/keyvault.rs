@@ -145,13 +145,15 @@ pub async fn list_versions(
     Ok(listed.kept.iter().map(version_of).collect())
 }
 
-/// `{vault}/secrets/{name}/versions?api-version=…`, the name one percent-encoded segment. Only `https`: a bearer
-/// token goes with it (the Key Vault SDK requires TLS as well).
+/// `{vault}/secrets/{name}/versions?api-version=…`, the name one percent-encoded segment. Only `https`, since a
+/// bearer token goes with it (the Key Vault SDK requires TLS as well); plain http only on loopback, for emulators.
 fn versions_url(base: &str, secret: &str) -> Result<Url, KeyVaultError> {
     let bad =
         |why: &str| AzureError::Config(format!("the vault URL {}: {why}", redact_query(base)));
     let mut url = Url::parse(base).map_err(|_| bad("not a URL"))?;
-    if url.scheme() != "https" || url.host_str().is_none() {
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if !(url.scheme() == "https" || url.scheme() == "http" && loopback) || url.host_str().is_none()
+    {
         return Err(bad("Key Vault is reached over https only"));
     }
     url.set_query(None);
@@ -364,6 +366,30 @@ mod tests {
             template: Some("https://127.0.0.1:8443/kv/{vault}".into()),
         };
         assert_eq!(t.url("kv", None), "https://127.0.0.1:8443/kv/kv/");
+    }
+
+    #[test]
+    fn a_challenge_gives_its_scope_and_its_resource_must_be_a_parent_domain_of_the_vault() {
+        let resource = r#"Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net""#;
+        assert_eq!(
+            scope_of_challenge(resource).as_deref(),
+            Some("https://vault.azure.net/.default")
+        );
+        let scope = r#"Bearer authorization="https://login.microsoftonline.com/t", scope="https://vault.azure.net/.default""#;
+        assert_eq!(
+            scope_of_challenge(scope).as_deref(),
+            Some("https://vault.azure.net/.default")
+        );
+        assert_eq!(scope_of_challenge("Bearer realm=\"x\""), None);
+        let vault = Url::parse("https://kv.vault.azure.net/secrets/s/versions").expect("url");
+        assert!(resource_fits("https://vault.azure.net/.default", &vault));
+        assert!(resource_fits("https://VAULT.azure.net/.default", &vault));
+        assert!(!resource_fits("https://evil.example/.default", &vault));
+        assert!(!resource_fits(
+            "https://kv.vault.azure.net/.default",
+            &vault
+        ));
+        assert!(!resource_fits("https://azure.net.evil/.default", &vault));
     }
 
     #[test]
