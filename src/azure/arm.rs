@@ -477,21 +477,8 @@ impl ArmClient {
         }
         let method = reqwest::Method::from_bytes(operation.method.as_bytes())
             .unwrap_or(reqwest::Method::GET);
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .timeout(timeout)
-            .bearer_auth(token)
-            .header(
-                "x-ms-correlation-request-id",
-                uuid::Uuid::new_v4().to_string(),
-            );
-        if let Some(etag) = if_match {
-            request = request.header("If-Match", etag);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let request =
+            request::bearer_request(&self.http, method, url, &token, timeout, if_match, body);
         let started = std::time::Instant::now();
         let raw = match request::fetch(request, operation.name, attempt).await {
             Ok(raw) => raw,

@@ -127,13 +127,7 @@ pub async fn list_versions(
                         .get(url.clone())
                         .timeout(retry::request_timeout(REQUEST_LIMIT, deadline))
                         .bearer_auth(token);
-                    let x = Exchange {
-                        operation: OPERATION,
-                        expect: Expect::Page { origin: url },
-                        remedy: REMEDY,
-                        target: vault,
-                        attempt,
-                    };
+                    let x = page_exchange(url, vault, attempt);
                     unresolved_is_missing(request::exchange(request, &x).await, vault)
                 }
             })
@@ -207,14 +201,7 @@ async fn challenge(
             }
             return Attempt::Done(scope);
         }
-        let x = Exchange {
-            operation: OPERATION,
-            expect: Expect::Page { origin: url },
-            remedy: REMEDY,
-            target: vault,
-            attempt,
-        };
-        match request::classify(&x, raw).map(|_| String::new()) {
+        match request::classify(&page_exchange(url, vault, attempt), raw).map(|_| String::new()) {
             // A vault that lists without asking for a token is not one to trust with one.
             Attempt::Done(_) => Attempt::Fail(AzureError::Rejected {
                 operation: OPERATION,
@@ -228,6 +215,17 @@ async fn challenge(
         }
     })
     .await
+}
+
+/// One attempt at a page of the listing, as the shared classifier needs it.
+fn page_exchange<'a>(url: &'a Url, vault: &'a str, attempt: u32) -> Exchange<'a> {
+    Exchange {
+        operation: OPERATION,
+        expect: Expect::Page { origin: url },
+        remedy: REMEDY,
+        target: vault,
+        attempt,
+    }
 }
 
 /// The scope a challenge asks for: `scope="…"` as it is, or `resource="…"` + `/.default`.

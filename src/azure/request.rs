@@ -76,6 +76,34 @@ impl Answer {
     }
 }
 
+/// A request with the bearer token, a correlation id, and the `If-Match` and JSON body when given: what ARM and
+/// the Synapse development endpoints both take.
+pub fn bearer_request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &Url,
+    token: &str,
+    timeout: Duration,
+    if_match: Option<&str>,
+    body: Option<&Value>,
+) -> reqwest::RequestBuilder {
+    let mut request = http
+        .request(method, url.clone())
+        .timeout(timeout)
+        .bearer_auth(token)
+        .header(
+            "x-ms-correlation-request-id",
+            uuid::Uuid::new_v4().to_string(),
+        );
+    if let Some(etag) = if_match {
+        request = request.header("If-Match", etag);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request
+}
+
 /// Sends one request; a connection that fails, times out or cuts the body off is worth another try.
 pub async fn fetch(
     request: reqwest::RequestBuilder,

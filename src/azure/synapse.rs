@@ -451,21 +451,15 @@ impl SynapseClient {
                 Ok(token) => token,
                 Err(e) => return Attempt::Fail(e),
             };
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(retry::request_timeout(REQUEST_LIMIT, self.deadline))
-                .bearer_auth(token)
-                .header(
-                    "x-ms-correlation-request-id",
-                    uuid::Uuid::new_v4().to_string(),
-                );
-            if let Some(etag) = if_match {
-                request = request.header("If-Match", etag);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
+            let request = request::bearer_request(
+                &self.http,
+                method.clone(),
+                url,
+                &token,
+                retry::request_timeout(REQUEST_LIMIT, self.deadline),
+                if_match,
+                body,
+            );
             let exchange = Exchange {
                 operation,
                 expect,
