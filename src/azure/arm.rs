@@ -196,21 +196,17 @@ impl ArmClient {
     }
 
     pub async fn list_linked_services(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list(
-            operations::LIST_LINKED_SERVICES,
-            &factory.join(&["linkedservices"]),
-        )
-        .await
+        Ok(self
+            .list_linked_services_kept(factory_id, &|_| true)
+            .await?
+            .kept)
     }
 
     pub async fn list_credentials(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list(
-            operations::LIST_CREDENTIALS,
-            &factory.join(&["credentials"]),
-        )
-        .await
+        Ok(self
+            .list_credentials_kept(factory_id, &|_| true)
+            .await?
+            .kept)
     }
 
     /// Lists the Synapse workspaces of a subscription or resource group (api-version
@@ -232,10 +228,10 @@ impl ArmClient {
         factory_id: &str,
         keep: &(dyn Fn(&Value) -> bool + Sync),
     ) -> Result<Listed, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list_kept(
+        self.list_in_factory(
+            factory_id,
             operations::LIST_LINKED_SERVICES,
-            &factory.join(&["linkedservices"]),
+            "linkedservices",
             keep,
         )
         .await
@@ -247,10 +243,28 @@ impl ArmClient {
         factory_id: &str,
         keep: &(dyn Fn(&Value) -> bool + Sync),
     ) -> Result<Listed, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list_kept(
+        self.list_in_factory(
+            factory_id,
             operations::LIST_CREDENTIALS,
-            &factory.join(&["credentials"]),
+            "credentials",
+            keep,
+        )
+        .await
+    }
+
+    /// `GET {factory}/{collection}`, page by page, holding only what `keep` accepts.
+    async fn list_in_factory(
+        &self,
+        factory_id: &str,
+        operation: ArmOperation,
+        collection: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
+        let factory = parse_id(factory_id)?;
+        self.list_kept_at(
+            operation,
+            &factory.join(&[collection]),
+            ADF_API_VERSION,
             keep,
         )
         .await
@@ -272,17 +286,6 @@ impl ArmClient {
             .list_kept_at(operation, id, api_version, &|_| true)
             .await?
             .kept)
-    }
-
-    /// [`Self::list`], holding only the items `keep` accepts.
-    async fn list_kept(
-        &self,
-        operation: ArmOperation,
-        id: &ResourceId,
-        keep: &(dyn Fn(&Value) -> bool + Sync),
-    ) -> Result<Listed, ArmError> {
-        self.list_kept_at(operation, id, ADF_API_VERSION, keep)
-            .await
     }
 
     /// Lists `GET {id}?api-version=…` through the one pager: every page is checked, a `nextLink` is followed only

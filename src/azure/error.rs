@@ -69,7 +69,7 @@ pub enum AzureError {
         "{operation} was accepted but had not ended after {polls} polls; whether it took effect is unknown"
     )]
     OperationUnfinished { operation: &'static str, polls: u32 },
-    /// 408, 429, 5xx that did not pass within the attempts or the run's budget.
+    /// 408, 429, 500, 502, 503, 504 that did not pass within the attempts or the run's budget.
     #[error("{operation} kept failing ({status} {code}) after {attempts} attempts: {message}")]
     Unavailable {
         operation: &'static str,
@@ -229,7 +229,7 @@ pub fn from_status(r: Refusal<'_>) -> AzureError {
             operation,
             request_id,
         },
-        (408 | 429 | 500..=599, _) => AzureError::Unavailable {
+        (status, _) if super::retry::is_retryable_status(status) => AzureError::Unavailable {
             operation,
             status: r.status,
             code,

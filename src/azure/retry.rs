@@ -29,7 +29,7 @@ impl Default for RetryPolicy {
 
 /// Whether a response status is worth another try.
 pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// The longest a `Retry-After` is waited for at once.
