@@ -213,6 +213,34 @@ async fn a_page_whose_items_stay_broken_fails_the_listing_and_never_reads_as_sho
 }
 
 #[tokio::test]
+async fn a_null_item_in_a_credential_page_or_a_workspace_page_fails_those_listings_too() {
+    let fake = Fake::start(|_, _| {
+        json_answer(
+            200,
+            json!({"value": [{"name": "cred", "properties": {"type": "ServicePrincipal"}}, null]}),
+        )
+    })
+    .await;
+    let credentials = arm(&fake).list_credentials(FACTORY).await;
+    assert!(
+        matches!(credentials, Err(ArmError::Malformed { .. })),
+        "{credentials:?}"
+    );
+    let workspace = SynapseClient::new(
+        reqwest::Client::new(),
+        Arc::new(FixedToken),
+        CredentialKind::ManagedIdentity,
+        quick(),
+    )
+    .list_linked_services(&url::Url::parse(&format!("{}/synapse/ws/", fake.url())).expect("url"))
+    .await;
+    assert!(
+        matches!(workspace, Err(ArmError::Malformed { .. })),
+        "{workspace:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_listing_that_loops_back_to_a_page_already_read_fails_at_once() {
     let port_cell: Arc<Mutex<u16>> = Arc::default();
     let cell = port_cell.clone();

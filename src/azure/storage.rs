@@ -74,7 +74,7 @@ impl std::fmt::Debug for StorageAuth {
 pub type StorageError = AzureError;
 
 /// What a refusal by Storage calls for.
-pub const REMEDY: &str = "Give the app's identity the 'Storage Blob Data Contributor' role on the storage account, or check the account key in AzureWebJobsStorage";
+pub const REMEDY: &str = "Give the app's identity the 'Storage Blob Data Owner' role on its storage account, as infra/ does, or check the account key in AzureWebJobsStorage";
 
 /// How long one call may take, retries and 429s included.
 pub const CALL_LIMIT: Duration = Duration::from_secs(60);
