@@ -2,7 +2,7 @@
 //! on a 200, links to another origin, listings that loop, 429s and 503s, long-running operations. Each test
 //! asserts what the caller gets and what reached (or never reached) the fake.
 
-use adf_secret_refresh::azure::arm::{ArmClient, ArmError};
+use adf_secret_refresh::azure::arm::{ArmClient, ArmError, ArmResponse};
 use adf_secret_refresh::azure::auth::CredentialKind;
 use adf_secret_refresh::azure::keyvault::{self, KeyVaultError, VaultEndpoints};
 use adf_secret_refresh::azure::operations;
@@ -526,6 +526,18 @@ async fn storage_retries_a_503_then_succeeds() {
 
 // ---- ARM: long-running POSTs ----
 
+async fn post_test_connectivity(fake: &Fake) -> Result<ArmResponse, ArmError> {
+    let factory = ResourceId::parse(FACTORY).expect("id");
+    arm(fake)
+        .post_at(
+            operations::TEST_CONNECTIVITY,
+            &factory.join(&["testConnectivity"]),
+            operations::ADF_API_VERSION,
+            &json!({}),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn an_arm_post_answered_202_is_polled_on_the_same_origin_to_its_result() {
     let fake = Fake::start(|seen, _| {
@@ -541,16 +553,7 @@ async fn an_arm_post_answered_202_is_polled_on_the_same_origin_to_its_result() {
         json_answer(200, json!({"succeeded": true}))
     })
     .await;
-    let factory = ResourceId::parse(FACTORY).expect("id");
-    let answer = arm(&fake)
-        .post_at(
-            operations::TEST_CONNECTIVITY,
-            &factory.join(&["testConnectivity"]),
-            operations::ADF_API_VERSION,
-            &json!({}),
-        )
-        .await
-        .expect("ended");
+    let answer = post_test_connectivity(&fake).await.expect("ended");
     assert_eq!(answer.body["succeeded"], true);
     let seen = fake.seen();
     assert_eq!(seen.len(), 2);
@@ -571,14 +574,7 @@ async fn an_arm_202_whose_location_leaves_the_endpoint_is_never_polled() {
         )
     })
     .await;
-    let factory = ResourceId::parse(FACTORY).expect("id");
-    let error = arm(&fake)
-        .post_at(
-            operations::TEST_CONNECTIVITY,
-            &factory.join(&["testConnectivity"]),
-            operations::ADF_API_VERSION,
-            &json!({}),
-        )
+    let error = post_test_connectivity(&fake)
         .await
         .expect_err("not followed");
     assert!(matches!(error, ArmError::ForeignLink(_)), "{error:?}");

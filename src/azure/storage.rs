@@ -362,17 +362,7 @@ impl BlobClient {
             ("x-ms-lease-duration", seconds),
             ("x-ms-proposed-lease-id", proposed_id.to_string()),
         ];
-        let response = self
-            .send(
-                "acquire lease",
-                &path,
-                reqwest::Method::PUT,
-                &path,
-                &[("comp", "lease")],
-                Vec::new(),
-                &headers,
-            )
-            .await?;
+        let response = self.lease("acquire lease", &path, &headers).await?;
         Ok(response.lease_id.unwrap_or_else(|| proposed_id.to_string()))
     }
 
@@ -411,17 +401,26 @@ impl BlobClient {
             ("x-ms-lease-action", action.to_string()),
             ("x-ms-lease-id", lease.to_string()),
         ];
+        self.lease(operation, &path, &headers).await.map(|_| ())
+    }
+
+    /// `PUT {blob}?comp=lease` with the lease headers of one action.
+    async fn lease(
+        &self,
+        operation: &'static str,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Answer, StorageError> {
         self.send(
             operation,
-            &path,
+            path,
             reqwest::Method::PUT,
-            &path,
+            path,
             &[("comp", "lease")],
             Vec::new(),
-            &headers,
+            headers,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// One call through the one retry loop: signed (or given a token) afresh for each attempt, its answer
