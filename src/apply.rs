@@ -301,9 +301,8 @@ async fn secret_metadata(
     )
     .await
     .unwrap_or_else(|_| {
-        Err(KeyVaultError::Unavailable {
-            vault: secret.vault.clone(),
-            message: "no answer within the time budget".into(),
+        Err(KeyVaultError::Deadline {
+            operation: "listSecretVersions",
         })
     });
     let mut usable = Ok(());
@@ -358,7 +357,7 @@ async fn secret_metadata(
             info.metadata = match &e {
                 KeyVaultError::Forbidden { .. } => "forbidden",
                 KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => "notFound",
-                KeyVaultError::Unavailable { .. } => "unavailable",
+                _ => "unavailable",
             }
             .into();
             // Without access to the vault, carry on: the ADF side does not depend on it.
@@ -366,7 +365,7 @@ async fn secret_metadata(
                 code: match &e {
                     KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
                     KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => FindingCode::KeyVaultNotFound,
-                    KeyVaultError::Unavailable { .. } => FindingCode::KeyVaultUnavailable,
+                    _ => FindingCode::KeyVaultUnavailable,
                 },
                 severity: if matches!(e, KeyVaultError::NotFound { .. }) { Severity::Warning } else { Severity::Info },
                 message: format!("Could not read the secret's metadata: {e}. Carried on without it."),

@@ -177,7 +177,7 @@ async fn read_metadata(
                 Err(KeyVaultError::NotFound { .. }) => Metadata::SecretNotFound,
                 Err(KeyVaultError::VaultNotFound { .. }) => Metadata::VaultNotFound,
                 Err(KeyVaultError::Forbidden { message, .. }) => Metadata::AccessDenied(message),
-                Err(e @ KeyVaultError::Unavailable { .. }) => Metadata::Unreadable(e.to_string()),
+                Err(e) => Metadata::Unreadable(e.to_string()),
             };
             (key, answer)
         })

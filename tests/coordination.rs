@@ -56,7 +56,7 @@ async fn blobs_are_written_conditionally_and_read_with_their_etag_and_age() {
         .put_blob(&c, "a/b.json", b"two".to_vec(), &Condition::Absent, None)
         .await;
     assert!(
-        matches!(again, Err(StorageError::ConditionNotMet { .. })),
+        matches!(again, Err(StorageError::PreconditionFailed { .. })),
         "{again:?}"
     );
     let stale = blobs
@@ -69,7 +69,7 @@ async fn blobs_are_written_conditionally_and_read_with_their_etag_and_age() {
         )
         .await;
     assert!(
-        matches!(stale, Err(StorageError::ConditionNotMet { .. })),
+        matches!(stale, Err(StorageError::PreconditionFailed { .. })),
         "{stale:?}"
     );
     let read = blobs
@@ -167,7 +167,7 @@ async fn a_wrong_key_is_refused_and_no_key_shows_in_errors() {
         .await
         .expect_err("a wrong key is refused");
     assert!(
-        matches!(error, StorageError::Failed { status: 403, .. }),
+        matches!(error, StorageError::Forbidden { status: 403, .. }),
         "{error:?}"
     );
     for shown in [

@@ -574,12 +574,15 @@ async fn an_arm_token_is_refused_and_the_error_says_so() {
         .await
         .expect_err("wrong audience");
     match &error {
-        SynapseError::Permission {
-            status, code, role, ..
+        SynapseError::Forbidden {
+            status,
+            code,
+            remedy,
+            ..
         } => {
             assert_eq!(*status, 401);
             assert_eq!(code, "InvalidTokenAuthenticationAudience");
-            assert_eq!(*role, READ_ROLE);
+            assert!(remedy.contains(READ_ROLE), "{remedy}");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -613,9 +616,9 @@ async fn a_synapse_user_cannot_resave_and_is_told_which_role_fixes_it() {
         .await
         .expect_err("refused");
     match &error {
-        SynapseError::Permission { status, role, .. } => {
+        SynapseError::Forbidden { status, remedy, .. } => {
             assert_eq!(*status, 403);
-            assert_eq!(*role, WRITE_ROLE);
+            assert!(remedy.contains(WRITE_ROLE), "{remedy}");
         }
         other => panic!("unexpected {other:?}"),
     }

@@ -80,28 +80,30 @@ impl Actor for NamedValueActor<'_> {
         let before = self.listed_fetch_time(&target.name);
         let mut refreshed = false;
         if may_refresh(target, self.mode) {
-            let answers = self
+            // Polled to its end, but for no longer than one refresh may take.
+            let answer = self
                 .arm
-                .post_long_running(
+                .clone()
+                .within(REFRESH_LIMIT)
+                .post_at(
                     operations::REFRESH_NAMED_VALUE,
-                    operations::GET_NAMED_VALUE,
                     &id.join(&["refreshSecret"]),
                     APIM_API_VERSION,
                     &json!({}),
-                    REFRESH_LIMIT,
                 )
                 .await;
-            match answers {
-                Ok(answers) => {
-                    target
-                        .request_ids
-                        .extend(answers.iter().filter_map(|a| a.request_id.clone()));
+            match answer {
+                Ok(answer) => {
+                    target.request_ids.extend(answer.request_id);
                     target.resave.status = ResaveStatus::Ok;
                     target.resave.attempts = 1;
                     target.resave.error = None;
                     refreshed = true;
                 }
-                Err(e) if e.is_transient() => return Err(halt(&e)),
+                // A refresh that never ends fails this named value; the others go on.
+                Err(e) if e.is_transient() && !matches!(e, ArmError::OperationUnfinished { .. }) => {
+                    return Err(halt(&e));
+                }
                 Err(e) => {
                     target.resave.status = ResaveStatus::Failed;
                     target.resave.error = Some(e.to_string());

@@ -7,7 +7,7 @@
 //! [`diagnose::SYNAPSE_NOT_TESTED`], and its diagnosis tells the owner how to test it in Synapse Studio.
 //! Nobody has verified such a target, so it needs attention even after a successful re-save.
 
-use super::resave::{Store, StoreError, Stored, Written, resave_if_safe};
+use super::resave::{Store, Stored, Written, resave_if_safe};
 use super::{Actor, Halt, Mode};
 use crate::azure::synapse::{ArtifactKind, SynapseClient, SynapseError, Workspace};
 use crate::diagnose;
@@ -18,17 +18,7 @@ use crate::report::{ResaveStatus, Target, TargetKind, Test};
 use serde_json::Value;
 use url::Url;
 
-impl StoreError for SynapseError {
-    fn is_transient(&self) -> bool {
-        SynapseError::is_transient(self)
-    }
-    fn is_precondition_failed(&self) -> bool {
-        matches!(self, SynapseError::PreconditionFailed { .. })
-    }
-    fn request_id(&self) -> Option<&str> {
-        SynapseError::request_id(self)
-    }
-}
+// `StoreError` for `SynapseError` is the one in act.rs: every Azure client has the same error type.
 
 /// A workspace's linked services and credentials through its development endpoint.
 struct WorkspaceStore<'a> {

@@ -5,10 +5,15 @@
 //! numbers. Request and response bodies are never logged; only operation names, statuses and request ids.
 
 use super::auth::CredentialKind;
+pub use super::error::AzureError;
+use super::lro;
 use super::operations::{self, ADF_API_VERSION, ArmOperation};
 use super::pacer::Pacer;
-use super::resource_id::{self, ResourceId};
-use super::retry::{self, Attempt, RetryPolicy, is_retryable_status, parse_retry_after};
+use super::pager;
+pub use super::pager::{Listed, MAX_PAGES};
+use super::request::{self, Answer, Exchange, Expect, REQUEST_LIMIT};
+use super::resource_id::ResourceId;
+use super::retry::{self, Attempt, RetryPolicy, parse_retry_after};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-/// A response from ARM, with what a report needs from its headers.
+/// A response from ARM, with what a report and a long-running operation need from its headers.
 #[derive(Debug, Clone, Default)]
 pub struct ArmResponse {
     pub status: u16,
@@ -24,158 +29,34 @@ pub struct ArmResponse {
     pub request_id: Option<String>,
     /// The `ETag` header, when ARM sent one.
     pub etag: Option<String>,
-    /// The `Location` header of a `202 Accepted`: where a long-running operation is polled.
+    /// The `Location` header (a 202's operation, or where its result will be).
     pub location: Option<String>,
-    /// The `Retry-After` header: how long to wait before polling again.
+    /// The `Azure-AsyncOperation` header (a 202's status monitor).
+    pub azure_async_operation: Option<String>,
+    /// The `Retry-After` header.
     pub retry_after: Option<Duration>,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ArmError {
-    #[error(
-        "{operation} was refused ({status} {code}): {message}. Grant the product's identity the custom role from infra/ at this scope"
-    )]
-    Forbidden {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        request_id: Option<String>,
-    },
-    #[error("{operation}: not found ({message})")]
-    NotFound {
-        operation: &'static str,
-        message: String,
-        request_id: Option<String>,
-    },
-    #[error("{operation}: the resource changed since it was read (412 precondition failed)")]
-    PreconditionFailed {
-        operation: &'static str,
-        request_id: Option<String>,
-    },
-    #[error("{operation} was rejected ({status} {code}): {message}")]
-    Rejected {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        /// Boxed: ADF's answer can be large, and the error travels in every `Result`.
-        body: Box<Value>,
-        request_id: Option<String>,
-    },
-    #[error("{operation} kept failing ({status} {code}) after {attempts} attempts: {message}")]
-    Unavailable {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        attempts: u32,
-        request_id: Option<String>,
-    },
-    #[error("{operation} could not reach ARM after {attempts} attempts: {message}")]
-    Network {
-        operation: &'static str,
-        message: String,
-        attempts: u32,
-    },
-    #[error(
-        "could not get a token from the {kind} credential ({endpoint}) after {attempts} attempts: {message}"
-    )]
-    Token {
-        kind: &'static str,
-        endpoint: String,
-        message: String,
-        attempts: u32,
-    },
-    #[error("{operation} was not attempted: the run's time budget is spent")]
-    Deadline { operation: &'static str },
-    #[error("refusing to follow a nextLink outside the ARM endpoint: {0}")]
-    ForeignLink(String),
-    #[error(
-        "{operation} answered {status} with an unusable body after {attempts} attempts: {message}"
-    )]
-    Malformed {
-        operation: &'static str,
-        status: u16,
-        message: String,
-        attempts: u32,
-        request_id: Option<String>,
-    },
-    #[error("{operation} has more than {pages} pages; the listing was not read to its end")]
-    TooManyPages { operation: &'static str, pages: u32 },
-    #[error("not a usable ARM path: {0}")]
-    InvalidId(String),
-    #[error(
-        "{operation} was accepted but had not ended after {polls} polls; whether it took effect is unknown"
-    )]
-    OperationUnfinished { operation: &'static str, polls: u32 },
-}
-
-impl ArmError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ArmError::Unavailable { .. }
-                | ArmError::Malformed { .. }
-                | ArmError::TooManyPages { .. }
-                | ArmError::ForeignLink(_)
-                | ArmError::Network { .. }
-                | ArmError::Token { .. }
-                | ArmError::Deadline { .. }
-        )
-    }
-    pub fn request_id(&self) -> Option<&str> {
-        match self {
-            ArmError::Forbidden { request_id, .. }
-            | ArmError::NotFound { request_id, .. }
-            | ArmError::PreconditionFailed { request_id, .. }
-            | ArmError::Rejected { request_id, .. }
-            | ArmError::Unavailable { request_id, .. }
-            | ArmError::Malformed { request_id, .. } => request_id.as_deref(),
-            _ => None,
+impl From<Answer> for ArmResponse {
+    fn from(answer: Answer) -> Self {
+        let header = |name: &str| answer.header(name).map(str::to_string);
+        ArmResponse {
+            status: answer.status,
+            etag: header("etag"),
+            location: header("location"),
+            azure_async_operation: header("azure-asyncoperation"),
+            retry_after: parse_retry_after(answer.header("retry-after")),
+            request_id: answer.request_id,
+            body: answer.body,
         }
     }
 }
 
-/// The longest one ARM request may take, deadline permitting.
-const REQUEST_LIMIT: Duration = Duration::from_secs(120);
+/// The one error of every Azure client, under the name ARM's callers know.
+pub type ArmError = AzureError;
 
-/// The most pages one listing follows; a listing that goes on longer is reported, never cut short silently.
-pub const MAX_PAGES: u32 = 10_000;
-
-/// What a 2xx body must look like for an operation to have been answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    /// A JSON object (a resource, a test result, a status).
-    Object,
-    /// A page of a listing: `value` (an array) or `nextLink`.
-    Page,
-    /// An action's answer: any JSON, or nothing at all (a `202 Accepted` may have no body).
-    Any,
-}
-
-impl Shape {
-    pub(crate) fn check(self, body: &Value) -> Result<(), &'static str> {
-        if self == Shape::Any {
-            return Ok(());
-        }
-        let Some(object) = body.as_object() else {
-            return Err("the body is not a JSON object");
-        };
-        if self == Shape::Page {
-            let value = object.get("value");
-            let next = object.get("nextLink").and_then(Value::as_str);
-            if value.is_some_and(|v| !v.is_array()) {
-                return Err("the page's `value` is not an array");
-            }
-            if value.is_none() && next.is_none_or(str::is_empty) {
-                return Err("the page has neither `value` nor `nextLink`");
-            }
-        }
-        Ok(())
-    }
-}
+/// What a refusal by ARM calls for.
+pub const REMEDY: &str = "Grant the product's identity the custom role from infra/ at this scope";
 
 /// The ARM calls a run makes, behind a trait so the deciding around them is tested without a network.
 #[async_trait::async_trait]
@@ -201,13 +82,6 @@ pub trait Arm: Send + Sync {
         factory: &ResourceId,
         runtime: &str,
     ) -> Result<ArmResponse, ArmError>;
-}
-
-/// What a listing held on to, and how many items it listed in all.
-#[derive(Debug, Default)]
-pub struct Listed {
-    pub kept: Vec<Value>,
-    pub count: usize,
 }
 
 /// How many ARM requests may be in flight at once per subscription, for reads and for writes each, unless
@@ -294,11 +168,6 @@ impl ArmClient {
         self
     }
 
-    /// The Key Vault DNS suffix of this deployment's cloud, decided by the ARM endpoint.
-    pub fn home_vault_suffix(&self) -> &'static str {
-        crate::config::vault_suffix_for_arm(self.endpoint.as_ref().map_or("", |u| u.as_str()))
-    }
-
     /// The per-subscription limit on requests in flight (reads and writes each).
     pub fn in_flight(&self) -> usize {
         self.in_flight.per_lane
@@ -310,12 +179,25 @@ impl ArmClient {
         self
     }
 
+    /// The same client, bounded to at most `limit` from now (or its own deadline, if sooner): for one
+    /// long-running operation that must not spend the whole run's budget.
+    pub fn within(mut self, limit: Duration) -> Self {
+        let cap = Instant::now() + limit;
+        self.deadline = Some(self.deadline.map_or(cap, |d| d.min(cap)));
+        self
+    }
+
+    /// The Key Vault DNS suffix of this deployment's cloud, decided by the ARM endpoint.
+    pub fn home_vault_suffix(&self) -> &'static str {
+        crate::config::vault_suffix_for_arm(self.endpoint.as_ref().map_or("", |u| u.as_str()))
+    }
+
     /// Lists the factories in a scope: a subscription, a resource group, or one factory.
     pub async fn list_factories(&self, scope: &str) -> Result<Vec<Value>, ArmError> {
         let scope = parse_id(scope)?;
         if scope.is_factory() {
             let response = self
-                .send(operations::GET_FACTORY, &scope, None, None, Shape::Object)
+                .send(operations::GET_FACTORY, &scope, None, None)
                 .await?;
             return Ok(vec![response.body]);
         }
@@ -327,21 +209,17 @@ impl ArmClient {
     }
 
     pub async fn list_linked_services(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list(
-            operations::LIST_LINKED_SERVICES,
-            &factory.join(&["linkedservices"]),
-        )
-        .await
+        Ok(self
+            .list_linked_services_kept(factory_id, &|_| true)
+            .await?
+            .kept)
     }
 
     pub async fn list_credentials(&self, factory_id: &str) -> Result<Vec<Value>, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list(
-            operations::LIST_CREDENTIALS,
-            &factory.join(&["credentials"]),
-        )
-        .await
+        Ok(self
+            .list_credentials_kept(factory_id, &|_| true)
+            .await?
+            .kept)
     }
 
     /// Lists the Synapse workspaces of a subscription or resource group (api-version
@@ -363,10 +241,10 @@ impl ArmClient {
         factory_id: &str,
         keep: &(dyn Fn(&Value) -> bool + Sync),
     ) -> Result<Listed, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list_kept(
+        self.list_in_factory(
+            factory_id,
             operations::LIST_LINKED_SERVICES,
-            &factory.join(&["linkedservices"]),
+            "linkedservices",
             keep,
         )
         .await
@@ -378,10 +256,28 @@ impl ArmClient {
         factory_id: &str,
         keep: &(dyn Fn(&Value) -> bool + Sync),
     ) -> Result<Listed, ArmError> {
-        let factory = parse_id(factory_id)?;
-        self.list_kept(
+        self.list_in_factory(
+            factory_id,
             operations::LIST_CREDENTIALS,
-            &factory.join(&["credentials"]),
+            "credentials",
+            keep,
+        )
+        .await
+    }
+
+    /// `GET {factory}/{collection}`, page by page, holding only what `keep` accepts.
+    async fn list_in_factory(
+        &self,
+        factory_id: &str,
+        operation: ArmOperation,
+        collection: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Listed, ArmError> {
+        let factory = parse_id(factory_id)?;
+        self.list_kept_at(
+            operation,
+            &factory.join(&[collection]),
+            ADF_API_VERSION,
             keep,
         )
         .await
@@ -405,19 +301,8 @@ impl ArmClient {
             .kept)
     }
 
-    /// [`Self::list`], holding only the items `keep` accepts: each page is scanned and dropped before the next
-    /// is read, so a long listing never sits in memory whole.
-    async fn list_kept(
-        &self,
-        operation: ArmOperation,
-        id: &ResourceId,
-        keep: &(dyn Fn(&Value) -> bool + Sync),
-    ) -> Result<Listed, ArmError> {
-        self.list_kept_at(operation, id, ADF_API_VERSION, keep)
-            .await
-    }
-
-    /// A listing at any provider's api-version, page by page, holding only the items `keep` accepts.
+    /// Lists `GET {id}?api-version=…` through the one pager: every page is checked, a `nextLink` is followed only
+    /// on the ARM endpoint's origin, and only the items `keep` accepts are held (all are counted).
     pub async fn list_kept_at(
         &self,
         operation: ArmOperation,
@@ -425,48 +310,85 @@ impl ArmClient {
         api_version: &str,
         keep: &(dyn Fn(&Value) -> bool + Sync),
     ) -> Result<Listed, ArmError> {
-        let endpoint = self.endpoint()?;
-        let mut listed = Listed::default();
-        let mut next = Some(
-            id.url(endpoint, api_version)
-                .map_err(|e| ArmError::InvalidId(e.to_string()))?,
-        );
-        let mut pages = 0u32;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > self.max_pages {
-                return Err(ArmError::TooManyPages {
-                    operation: operation.name,
-                    pages: self.max_pages,
-                });
-            }
-            let mut page = self
-                .send_url(operation, url, id, None, None, Shape::Page)
-                .await?;
-            if let Some(Value::Array(values)) = page.body.get_mut("value").map(Value::take) {
-                listed.count += values.len();
-                listed
-                    .kept
-                    .extend(values.into_iter().filter(|item| keep(item)));
-            }
-            next = match page
-                .body
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|l| !l.is_empty())
-            {
-                None => None,
-                Some(link) => match resource_id::next_link(endpoint, link) {
-                    Some(url) => Some(url),
-                    None => {
-                        return Err(ArmError::ForeignLink(crate::azure::auth::redact_query(
-                            link,
-                        )));
-                    }
-                },
-            };
+        let first = self.url_at(id, api_version)?;
+        pager::list(
+            operation.name,
+            first,
+            self.max_pages,
+            keep,
+            |url| async move {
+                let origin = url.clone();
+                self.send_url(
+                    operation,
+                    url,
+                    id,
+                    None,
+                    None,
+                    Expect::Page { origin: &origin },
+                )
+                .await
+                .map(|page| page.body)
+            },
+        )
+        .await
+    }
+
+    /// GETs a resource at its provider's api-version.
+    pub async fn get_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = self.url_at(id, api_version)?;
+        self.send_url(operation, url, id, None, None, Expect::Object)
+            .await
+            .map(ArmResponse::from)
+    }
+
+    /// POSTs an action at its provider's api-version. A 202 is polled to the operation's end within the run's
+    /// deadline (on the ARM endpoint only); the answer is the final one: the result at `Location` when the status
+    /// was followed at `Azure-AsyncOperation`, else the last poll's.
+    pub async fn post_at(
+        &self,
+        operation: ArmOperation,
+        id: &ResourceId,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<ArmResponse, ArmError> {
+        let url = self.url_at(id, api_version)?;
+        let first = self
+            .send_url(operation, url, id, Some(body), None, Expect::Object)
+            .await?;
+        if first.status != 202 {
+            return Ok(first.into());
         }
-        Ok(listed)
+        let endpoint = self.endpoint()?;
+        let stop = self.operation_stop();
+        // A poll is a read, whatever the operation it watches.
+        let poll = ArmOperation {
+            method: "GET",
+            ..operation
+        };
+        let get = |url: Url| async move {
+            self.send_url(poll, url, id, None, None, Expect::Object)
+                .await
+        };
+        let ended = lro::poll(operation.name, &first, endpoint, None, stop, get).await?;
+        let mut answer: ArmResponse = match ended.location {
+            Some(result) => get(result).await?.into(),
+            None => ended.answer.into(),
+        };
+        if answer.request_id.is_none() {
+            answer.request_id = first.request_id;
+        }
+        Ok(answer)
+    }
+
+    /// When polling a long-running operation stops: the run's deadline, or five minutes without one.
+    fn operation_stop(&self) -> Instant {
+        let limit = Instant::now() + Duration::from_secs(300);
+        self.deadline.map_or(limit, |d| d.min(limit))
     }
 
     fn endpoint(&self) -> Result<&Url, ArmError> {
@@ -475,8 +397,8 @@ impl ArmClient {
         ))
     }
 
-    fn url(&self, id: &ResourceId) -> Result<Url, ArmError> {
-        id.url(self.endpoint()?, ADF_API_VERSION)
+    fn url_at(&self, id: &ResourceId, api_version: &str) -> Result<Url, ArmError> {
+        id.url(self.endpoint()?, api_version)
             .map_err(|e| ArmError::InvalidId(e.to_string()))
     }
 
@@ -486,11 +408,11 @@ impl ArmClient {
         id: &ResourceId,
         body: Option<&Value>,
         if_match: Option<&str>,
-        shape: Shape,
     ) -> Result<ArmResponse, ArmError> {
-        let url = self.url(id)?;
-        self.send_url(operation, url, id, body, if_match, shape)
+        let url = self.url_at(id, ADF_API_VERSION)?;
+        self.send_url(operation, url, id, body, if_match, Expect::Object)
             .await
+            .map(ArmResponse::from)
     }
 
     /// One operation through the one retry loop: paced, bounded by the deadline, its answer checked.
@@ -501,8 +423,8 @@ impl ArmClient {
         id: &ResourceId,
         body: Option<&Value>,
         if_match: Option<&str>,
-        shape: Shape,
-    ) -> Result<ArmResponse, ArmError> {
+        expect: Expect<'_>,
+    ) -> Result<Answer, ArmError> {
         let subscription = id.subscription().unwrap_or_default().to_lowercase();
         // ADF's per-factory limit is on entity writes.
         let factory = operation
@@ -522,7 +444,7 @@ impl ArmClient {
                 factory.as_deref(),
                 body,
                 if_match.as_deref(),
-                shape,
+                expect,
                 attempt,
             )
             .await
@@ -530,6 +452,8 @@ impl ArmClient {
         .await
     }
 
+    /// One attempt: a place in the subscription's lane, a token from the pacer, the request, and what ARM's
+    /// headers say about the bucket; the answer is classified by the one shared classifier.
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
@@ -539,9 +463,9 @@ impl ArmClient {
         factory: Option<&str>,
         body: Option<&Value>,
         if_match: Option<&str>,
-        shape: Shape,
+        expect: Expect<'_>,
         attempt: u32,
-    ) -> Attempt<ArmResponse, ArmError> {
+    ) -> Attempt<Answer, ArmError> {
         let deadline_passed = || ArmError::Deadline {
             operation: operation.name,
         };
@@ -569,232 +493,60 @@ impl ArmClient {
         }
         let method = reqwest::Method::from_bytes(operation.method.as_bytes())
             .unwrap_or(reqwest::Method::GET);
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .timeout(timeout)
-            .bearer_auth(token)
-            .header(
-                "x-ms-correlation-request-id",
-                uuid::Uuid::new_v4().to_string(),
-            );
-        if let Some(etag) = if_match {
-            request = request.header("If-Match", etag);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let request =
+            request::bearer_request(&self.http, method, url, &token, timeout, if_match, body);
         let started = std::time::Instant::now();
-        let network = |message: String| Attempt::Retry {
-            error: ArmError::Network {
-                operation: operation.name,
-                message,
-                attempts: attempt + 1,
-            },
-            retry_after: None,
+        let raw = match request::fetch(request, operation.name, attempt).await {
+            Ok(raw) => raw,
+            Err(retry) => return retry,
         };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::warn!(operation = operation.name, attempt, error = %without_url(&e), "ARM request failed to complete");
-                return network(without_url(&e));
-            }
-        };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let request_id = header("x-ms-request-id");
-        let etag = header("etag");
-        let location = header("location");
-        let retry_after = parse_retry_after(header("retry-after").as_deref());
-        let remaining_header = if operation.counts_as_write() {
+        let is_write = operation.counts_as_write();
+        let remaining_header = if is_write {
             "x-ms-ratelimit-remaining-subscription-writes"
         } else {
             "x-ms-ratelimit-remaining-subscription-reads"
         };
         self.pacer.observe_remaining(
             subscription,
-            operation.counts_as_write(),
-            header(remaining_header).and_then(|v| v.parse().ok()),
+            is_write,
+            raw.header(remaining_header).and_then(|v| v.parse().ok()),
         );
-        // A body cut off after the headers is a failed attempt, never an empty answer.
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(operation = operation.name, status, attempt, error = %without_url(&e), "ARM answer was cut off");
-                return network(format!("the answer was cut off: {}", without_url(&e)));
-            }
-        };
+        if raw.status == 429 {
+            // Back-pressure: the lane pauses for every caller (DESIGN.md, "Throttling").
+            self.pacer.observe_throttled_for(
+                subscription,
+                is_write,
+                parse_retry_after(raw.header("retry-after")),
+            );
+        }
         tracing::debug!(
             operation = operation.name,
-            status,
-            request_id = request_id.as_deref().unwrap_or(""),
+            status = raw.status,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "ARM call"
         );
-        if (200..300).contains(&status) {
-            let checked = if bytes.is_empty() && shape == Shape::Any {
-                Ok(Value::Null)
-            } else {
-                serde_json::from_slice::<Value>(&bytes).map_err(|_| "the body is not JSON")
-            };
-            let checked = checked.and_then(|body| shape.check(&body).map(|()| body));
-            // A nextLink elsewhere is an answer we cannot use: the bearer token would go with it.
-            let checked = checked.and_then(|body| match (shape, self.endpoint.as_ref()) {
-                (Shape::Page, Some(endpoint)) => match body.get("nextLink").and_then(Value::as_str)
-                {
-                    Some(link)
-                        if !link.is_empty() && resource_id::next_link(endpoint, link).is_none() =>
-                    {
-                        Err("the page's nextLink leaves the ARM endpoint")
-                    }
-                    _ => Ok(body),
-                },
-                _ => Ok(body),
-            });
-            return match checked {
-                Ok(body) => Attempt::Done(ArmResponse {
-                    status,
-                    body,
-                    request_id,
-                    etag,
-                    location,
-                    retry_after,
-                }),
-                Err(why) => {
-                    tracing::warn!(
-                        operation = operation.name,
-                        status,
-                        attempt,
-                        why,
-                        "ARM answered 2xx with an unusable body"
-                    );
-                    Attempt::Retry {
-                        error: ArmError::Malformed {
-                            operation: operation.name,
-                            status,
-                            message: why.into(),
-                            attempts: attempt + 1,
-                            request_id,
-                        },
-                        retry_after: None,
-                    }
-                }
-            };
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let (code, message) = cloud_error(&body, status);
-        if status == 429 {
-            // Back-pressure: the lane pauses for every caller, and this call waits and tries again without
-            // spending an attempt (DESIGN.md, "Throttling").
-            self.pacer.observe_throttled_for(
-                subscription,
-                operation.counts_as_write(),
-                retry_after,
-            );
-            tracing::info!(
-                operation = operation.name,
-                attempt,
-                request_id = request_id.as_deref().unwrap_or(""),
-                "ARM throttled the call (429); waiting for Retry-After"
-            );
-            return Attempt::Throttled {
-                error: ArmError::Unavailable {
-                    operation: operation.name,
-                    status,
-                    code,
-                    message,
-                    attempts: attempt + 1,
-                    request_id,
-                },
-                retry_after,
-            };
-        }
-        if !is_retryable_status(status) {
-            return Attempt::Fail(match status {
-                401 | 403 => ArmError::Forbidden {
-                    operation: operation.name,
-                    status,
-                    code,
-                    message,
-                    request_id,
-                },
-                404 => ArmError::NotFound {
-                    operation: operation.name,
-                    message,
-                    request_id,
-                },
-                412 => ArmError::PreconditionFailed {
-                    operation: operation.name,
-                    request_id,
-                },
-                _ if mentions_precondition(&code, &message) => ArmError::PreconditionFailed {
-                    operation: operation.name,
-                    request_id,
-                },
-                _ => ArmError::Rejected {
-                    operation: operation.name,
-                    status,
-                    code,
-                    message,
-                    body: Box::new(body),
-                    request_id,
-                },
-            });
-        }
-        tracing::warn!(
-            operation = operation.name,
-            status,
-            attempt,
-            request_id = request_id.as_deref().unwrap_or(""),
-            "ARM answered with a transient error"
-        );
-        Attempt::Retry {
-            error: ArmError::Unavailable {
+        request::classify(
+            &Exchange {
                 operation: operation.name,
-                status,
-                code,
-                message,
-                attempts: attempt + 1,
-                request_id,
+                expect,
+                remedy: REMEDY,
+                target: "",
+                attempt,
             },
-            retry_after,
-        }
+            raw,
+        )
     }
 
-    /// A token for ARM, retried inside the deadline; the error names the credential and its endpoint.
+    /// A token for ARM, through the one retry loop inside the deadline.
     async fn token(&self) -> Result<String, ArmError> {
         let scope = format!("{}/.default", self.audience);
-        let scope = scope.as_str();
-        retry::run(&self.retry, self.deadline, |attempt| async move {
-            let timeout = retry::request_timeout(REQUEST_LIMIT, self.deadline);
-            let outcome =
-                tokio::time::timeout(timeout, self.credential.get_token(&[scope], None)).await;
-            let message = match outcome {
-                Ok(Ok(token)) => return Attempt::Done(token.token.secret().to_string()),
-                Ok(Err(e)) => first_line(&e.to_string()),
-                Err(_) => "no answer within the run's time budget".to_string(),
-            };
-            tracing::warn!(
-                credential = self.credential_kind.name(),
-                attempt,
-                "token request failed"
-            );
-            Attempt::Retry {
-                error: ArmError::Token {
-                    kind: self.credential_kind.name(),
-                    endpoint: self.credential_kind.token_endpoint(),
-                    message,
-                    attempts: attempt + 1,
-                },
-                retry_after: None,
-            }
-        })
+        request::bearer_token(
+            self.credential.as_ref(),
+            Some(self.credential_kind),
+            &scope,
+            &self.retry,
+            self.deadline,
+        )
         .await
     }
 }
@@ -802,7 +554,7 @@ impl ArmClient {
 #[async_trait::async_trait]
 impl Arm for ArmClient {
     async fn get(&self, operation: ArmOperation, id: &ResourceId) -> Result<ArmResponse, ArmError> {
-        self.send(operation, id, None, None, Shape::Object).await
+        self.send(operation, id, None, None).await
     }
 
     async fn put(
@@ -813,8 +565,7 @@ impl Arm for ArmClient {
         etag: &str,
     ) -> Result<ArmResponse, ArmError> {
         let body = json!({ "properties": properties });
-        self.send(operation, id, Some(&body), Some(etag), Shape::Object)
-            .await
+        self.send(operation, id, Some(&body), Some(etag)).await
     }
 
     async fn test_connectivity(
@@ -824,13 +575,7 @@ impl Arm for ArmClient {
     ) -> Result<ArmResponse, ArmError> {
         let id = factory.join(&["testConnectivity"]);
         match self
-            .send(
-                operations::TEST_CONNECTIVITY,
-                &id,
-                Some(body),
-                None,
-                Shape::Object,
-            )
+            .send(operations::TEST_CONNECTIVITY, &id, Some(body), None)
             .await
         {
             Err(ArmError::Rejected {
@@ -862,7 +607,6 @@ impl Arm for ArmClient {
             &id,
             Some(&json!({})),
             None,
-            Shape::Object,
         )
         .await
     }
@@ -906,85 +650,6 @@ pub fn arm_audience(endpoint: &str) -> String {
     "https://management.azure.com".into()
 }
 
-/// Calls at another provider's api-version (App Service, API Management), for the platforms beside Data Factory.
-impl ArmClient {
-    /// GETs a resource at `api_version`.
-    pub async fn get_at(
-        &self,
-        operation: ArmOperation,
-        id: &ResourceId,
-        api_version: &str,
-    ) -> Result<ArmResponse, ArmError> {
-        let url = id
-            .url(self.endpoint()?, api_version)
-            .map_err(|e| ArmError::InvalidId(e.to_string()))?;
-        self.send_url(operation, url, id, None, None, Shape::Object)
-            .await
-    }
-
-    /// POSTs `body` to an action at `api_version`. A `202 Accepted` comes back as a response: the caller
-    /// follows its `Location`.
-    pub async fn post_at(
-        &self,
-        operation: ArmOperation,
-        id: &ResourceId,
-        api_version: &str,
-        body: &Value,
-    ) -> Result<ArmResponse, ArmError> {
-        let url = id
-            .url(self.endpoint()?, api_version)
-            .map_err(|e| ArmError::InvalidId(e.to_string()))?;
-        self.send_url(operation, url, id, Some(body), None, Shape::Any)
-            .await
-    }
-
-    /// POSTs a long-running action and follows its `202 Accepted` to the end: polls the `Location` (on the
-    /// ARM endpoint only) with `poll`, waiting `Retry-After` between polls, until an answer that is not 202.
-    /// An operation still running after `limit` (or at the run's deadline) is [`ArmError::OperationUnfinished`].
-    pub async fn post_long_running(
-        &self,
-        operation: ArmOperation,
-        poll: ArmOperation,
-        id: &ResourceId,
-        api_version: &str,
-        body: &Value,
-        limit: Duration,
-    ) -> Result<Vec<ArmResponse>, ArmError> {
-        let give_up = Instant::now() + limit;
-        let give_up = self.deadline.map_or(give_up, |d| d.min(give_up));
-        let mut answers = vec![self.post_at(operation, id, api_version, body).await?];
-        let mut polls = 0u32;
-        while let Some(last) = answers.last().filter(|a| a.status == 202) {
-            let Some(location) = last.location.as_deref() else {
-                return Err(ArmError::Malformed {
-                    operation: operation.name,
-                    status: 202,
-                    message: "202 Accepted without a Location to poll".into(),
-                    attempts: 1,
-                    request_id: last.request_id.clone(),
-                });
-            };
-            let url = resource_id::next_link(self.endpoint()?, location)
-                .ok_or_else(|| ArmError::ForeignLink(crate::azure::auth::redact_query(location)))?;
-            let wait = last
-                .retry_after
-                .unwrap_or(Duration::from_secs(1))
-                .clamp(Duration::from_millis(50), Duration::from_secs(30));
-            if Instant::now() + wait >= give_up {
-                return Err(ArmError::OperationUnfinished {
-                    operation: operation.name,
-                    polls,
-                });
-            }
-            tokio::time::sleep(wait).await;
-            polls += 1;
-            let answer = self.send_url(poll, url, id, None, None, Shape::Any).await?;
-            answers.push(answer);
-        }
-        Ok(answers)
-    }
-}
-
 /// A factory's authoring collections: read only to tell what a broken linked service stops.
 impl ArmClient {
     /// Lists a factory's datasets, pipelines, data flows or triggers, following `nextLink` to the end.
@@ -1000,48 +665,6 @@ impl ArmClient {
         )
         .await
     }
-}
-
-/// `(code, message)` from an ARM CloudError body.
-fn cloud_error(body: &Value, status: u16) -> (String, String) {
-    let error = body.get("error").unwrap_or(body);
-    let code = error
-        .get("code")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("HTTP {status}"));
-    (code, message)
-}
-
-fn mentions_precondition(code: &str, message: &str) -> bool {
-    let text = format!("{code} {message}").to_ascii_lowercase();
-    text.contains("precondition") || text.contains("etag")
-}
-
-/// reqwest errors print the URL; ours hold no keys, but keep error text to the cause alone.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut cause = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "could not connect".to_string()
-    } else {
-        "the connection failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = format!("{cause}: {s}");
-        source = s.source();
-    }
-    cause
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).chars().take(400).collect()
 }
 
 #[cfg(test)]
@@ -1071,7 +694,6 @@ mod tests {
         let from_header = ArmResponse {
             status: 200,
             body: json!({"name": "x"}),
-            request_id: None,
             etag: Some("\"h\"".into()),
             ..ArmResponse::default()
         };
@@ -1081,33 +703,5 @@ mod tests {
             ..from_header
         };
         assert_eq!(resource_etag(&from_body).as_deref(), Some("b"));
-    }
-
-    #[test]
-    fn a_page_needs_value_or_next_link_and_a_resource_an_object() {
-        assert!(Shape::Page.check(&json!({"value": []})).is_ok());
-        assert!(
-            Shape::Page
-                .check(&json!({"nextLink": "https://x/y"}))
-                .is_ok()
-        );
-        assert!(Shape::Page.check(&json!({})).is_err());
-        assert!(Shape::Page.check(&json!({"value": {}})).is_err());
-        assert!(
-            Shape::Page
-                .check(&json!({"value": null, "nextLink": ""}))
-                .is_err()
-        );
-        assert!(Shape::Object.check(&json!("<html>")).is_err());
-        assert!(Shape::Object.check(&json!({"id": "x"})).is_ok());
-    }
-
-    #[test]
-    fn cloud_errors_and_preconditions() {
-        let body =
-            json!({"error": {"code": "PreconditionFailed", "message": "The etag does not match"}});
-        let (code, message) = cloud_error(&body, 400);
-        assert!(mentions_precondition(&code, &message));
-        assert_eq!(cloud_error(&Value::Null, 503).1, "HTTP 503");
     }
 }

@@ -14,7 +14,7 @@
 //!   is left above the low-water mark, so the burst of a full bucket is spent once, not once per process.
 //! - **429.** A 429 is back-pressure: the lane pauses until `Retry-After` (at most [`MAX_PAUSE`]) and every
 //!   caller of the lane waits in [`Pacer::acquire`]; the call is then retried, not counted as a failed attempt
-//!   (see [`retry_429_forever_within_deadline`]).
+//!   (the rule is [`super::retry::another_attempt_fits`]).
 //! - **Per factory.** ADF's older limit of 50 entity writes per minute per factory applies to writes only.
 //!
 //! Nothing here can leave a caller stuck: pauses are bounded and the rate never drops below a floor.
@@ -329,46 +329,6 @@ impl Pacer {
     }
 }
 
-/// Without a deadline, throttled attempts still end somewhere.
-pub const MAX_THROTTLED_WITHOUT_DEADLINE: u32 = 1000;
-
-/// The attempts of one call so far, by kind: failures count against the attempt limit, 429s do not.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Attempts {
-    /// Failed attempts that count: 5xx, 408, timeouts, connection failures.
-    pub failed: u32,
-    /// Attempts answered 429.
-    pub throttled: u32,
-}
-
-impl Attempts {
-    /// Records one unsuccessful attempt: `status` is the HTTP status, `None` when no response came.
-    pub fn record(&mut self, status: Option<u16>) {
-        if status == Some(429) {
-            self.throttled += 1;
-        } else {
-            self.failed += 1;
-        }
-    }
-}
-
-/// Whether another attempt may follow, `wait` from `now`. A 429 is back-pressure, not a failure: throttled
-/// attempts are retried for as long as the deadline allows, and only other failures count against
-/// `max_attempts`. Without a deadline, throttled attempts stop at [`MAX_THROTTLED_WITHOUT_DEADLINE`].
-pub fn retry_429_forever_within_deadline(
-    attempts: Attempts,
-    max_attempts: u32,
-    now: Instant,
-    wait: Duration,
-    deadline: Option<Instant>,
-) -> bool {
-    let fits = match deadline {
-        Some(deadline) => now + wait < deadline,
-        None => attempts.throttled < MAX_THROTTLED_WITHOUT_DEADLINE,
-    };
-    fits && attempts.failed < max_attempts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,70 +614,5 @@ mod tests {
         assert_eq!(Instant::now(), start);
         pacer.acquire("sub", None, false).await;
         assert!(Instant::now() > start);
-    }
-
-    #[test]
-    fn throttled_attempts_do_not_count_against_the_limit() {
-        let now = Instant::now();
-        let deadline = Some(now + Duration::from_secs(60));
-        let mut attempts = Attempts::default();
-        for _ in 0..50 {
-            attempts.record(Some(429));
-        }
-        assert!(retry_429_forever_within_deadline(
-            attempts,
-            8,
-            now,
-            Duration::from_secs(1),
-            deadline
-        ));
-        // …but the deadline does.
-        assert!(!retry_429_forever_within_deadline(
-            attempts,
-            8,
-            now,
-            Duration::from_secs(61),
-            deadline
-        ));
-        // Other failures count as before: 8 of them and no more tries.
-        for status in [
-            Some(500),
-            None,
-            Some(503),
-            Some(502),
-            Some(504),
-            Some(408),
-            None,
-        ] {
-            attempts.record(status);
-        }
-        assert_eq!(attempts.failed, 7);
-        assert!(retry_429_forever_within_deadline(
-            attempts,
-            8,
-            now,
-            Duration::ZERO,
-            deadline
-        ));
-        attempts.record(Some(500));
-        assert!(!retry_429_forever_within_deadline(
-            attempts,
-            8,
-            now,
-            Duration::ZERO,
-            deadline
-        ));
-        // Without a deadline, 429s stop somewhere.
-        let many = Attempts {
-            failed: 0,
-            throttled: MAX_THROTTLED_WITHOUT_DEADLINE,
-        };
-        assert!(!retry_429_forever_within_deadline(
-            many,
-            8,
-            now,
-            Duration::ZERO,
-            None
-        ));
     }
 }

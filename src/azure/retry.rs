@@ -1,12 +1,12 @@
-//! The one retry policy of the product. (The pacer that keeps ARM calls under ARM's limits is
-//! [`super::pacer::Pacer`].)
+//! The one retry loop of every Azure client (ARM, Synapse, Key Vault, Storage) and of token requests. (The pacer
+//! that keeps ARM calls under ARM's limits is [`super::pacer::Pacer`]; it decides when to send, never whether to
+//! try again.)
 //!
-//! What is recoverable: 429 and 503 (after `Retry-After`), other 5xx, timeouts and connection resets, with
-//! exponential backoff and jitter, inside a deadline. A 429 is back-pressure, not a failure: it is retried after
-//! `Retry-After` for as long as the deadline allows and never counts against `max_attempts`. Everything else
-//! fails fast; a 412 is not retried here but re-read and re-applied by the caller.
+//! What is recoverable: 429 and 503 (after `Retry-After`), other 5xx, timeouts and connection resets, and a 2xx
+//! whose body is unusable, with exponential backoff and jitter, inside a deadline. A 429 is back-pressure, not a
+//! failure: it is retried after `Retry-After` for as long as the deadline allows and never counts against
+//! `max_attempts`. Everything else fails fast; a 412 is not retried here but re-read and re-applied by the caller.
 
-use super::pacer::{Attempts, retry_429_forever_within_deadline};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -32,6 +32,38 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// The longest a `Retry-After` is waited for at once.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Without a deadline, throttled attempts still end somewhere.
+pub const MAX_THROTTLED_WITHOUT_DEADLINE: u32 = 1000;
+
+/// The attempts of one call so far, by kind: failures count against the attempt limit, 429s do not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Failed attempts that count: 5xx, 408, timeouts, connection failures, unusable bodies.
+    pub failed: u32,
+    /// Attempts answered 429.
+    pub throttled: u32,
+}
+
+/// Whether another attempt may follow, `wait` from `now`. A 429 is back-pressure, not a failure: throttled
+/// attempts are retried for as long as the deadline allows, and only other failures count against
+/// `max_attempts`. Without a deadline, throttled attempts stop at [`MAX_THROTTLED_WITHOUT_DEADLINE`].
+pub fn another_attempt_fits(
+    attempts: Attempts,
+    max_attempts: u32,
+    now: Instant,
+    wait: Duration,
+    deadline: Option<Instant>,
+) -> bool {
+    let fits = match deadline {
+        Some(deadline) => now + wait < deadline,
+        None => attempts.throttled < MAX_THROTTLED_WITHOUT_DEADLINE,
+    };
+    fits && attempts.failed < max_attempts
+}
+
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1`: the server's `Retry-After` if it gave one, else backoff with jitter.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -49,13 +81,8 @@ impl RetryPolicy {
     pub fn throttled_delay(&self, retry_after: Option<Duration>) -> Duration {
         retry_after.map_or_else(
             || Duration::from_millis(1000 + fastrand::u64(0..=500)),
-            |after| after.min(super::pacer::MAX_PAUSE),
+            |after| after.min(MAX_RETRY_AFTER),
         )
-    }
-
-    /// Whether another attempt fits: attempts left and the wait ends before the deadline.
-    pub fn should_retry(&self, attempt: u32, wait: Duration, deadline: Option<Instant>) -> bool {
-        attempt + 1 < self.max_attempts && deadline.is_none_or(|d| Instant::now() + wait < d)
     }
 }
 
@@ -74,6 +101,18 @@ pub enum Attempt<T, E> {
         retry_after: Option<Duration>,
     },
     Fail(E),
+}
+
+impl<T, E> Attempt<T, E> {
+    /// The same outcome with the answer mapped (errors and waits kept).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U, E> {
+        match self {
+            Attempt::Done(value) => Attempt::Done(f(value)),
+            Attempt::Retry { error, retry_after } => Attempt::Retry { error, retry_after },
+            Attempt::Throttled { error, retry_after } => Attempt::Throttled { error, retry_after },
+            Attempt::Fail(error) => Attempt::Fail(error),
+        }
+    }
 }
 
 /// The one retry loop: runs `attempt(n)` (`n` counts every attempt so far) until it is done, fails for good, runs
@@ -96,15 +135,15 @@ where
             Attempt::Fail(error) => return Err(error),
             Attempt::Retry { error, retry_after } => {
                 let wait = policy.delay(attempts.failed, retry_after);
-                attempts.record(None);
+                attempts.failed += 1;
                 (error, wait)
             }
             Attempt::Throttled { error, retry_after } => {
-                attempts.record(Some(429));
+                attempts.throttled += 1;
                 (error, policy.throttled_delay(retry_after))
             }
         };
-        if !retry_429_forever_within_deadline(
+        if !another_attempt_fits(
             attempts,
             policy.max_attempts,
             Instant::now(),
@@ -149,13 +188,6 @@ mod tests {
             p.delay(0, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
-        assert!(!p.should_retry(4, Duration::ZERO, None));
-        assert!(p.should_retry(0, Duration::ZERO, None));
-        assert!(!p.should_retry(
-            0,
-            Duration::from_secs(10),
-            Some(Instant::now() + Duration::from_secs(1))
-        ));
     }
 
     #[test]
@@ -286,5 +318,53 @@ mod tests {
         .await;
         assert_eq!((late, calls), (Err("throttled"), 3));
         assert!(Instant::now() <= start + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn throttled_attempts_do_not_count_against_the_limit() {
+        let now = Instant::now();
+        let deadline = Some(now + Duration::from_secs(60));
+        let mut attempts = Attempts {
+            failed: 0,
+            throttled: 50,
+        };
+        assert!(another_attempt_fits(
+            attempts,
+            8,
+            now,
+            Duration::from_secs(1),
+            deadline
+        ));
+        // …but the deadline does.
+        assert!(!another_attempt_fits(
+            attempts,
+            8,
+            now,
+            Duration::from_secs(61),
+            deadline
+        ));
+        // Other failures count as before: 8 of them and no more tries.
+        attempts.failed = 7;
+        assert!(another_attempt_fits(
+            attempts,
+            8,
+            now,
+            Duration::ZERO,
+            deadline
+        ));
+        attempts.failed = 8;
+        assert!(!another_attempt_fits(
+            attempts,
+            8,
+            now,
+            Duration::ZERO,
+            deadline
+        ));
+        // Without a deadline, 429s stop somewhere.
+        let many = Attempts {
+            failed: 0,
+            throttled: MAX_THROTTLED_WITHOUT_DEADLINE,
+        };
+        assert!(!another_attempt_fits(many, 8, now, Duration::ZERO, None));
     }
 }

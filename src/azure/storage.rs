@@ -22,9 +22,16 @@
 //! - Authorize with Microsoft Entra ID: `Authorization: Bearer …` for scope `https://storage.azure.com/.default`,
 //!   which needs `x-ms-version` 2017-11-09 or later.
 //!
+//! Every call goes through the one retry loop with the one status → meaning map: a 503 (`ServerBusy`), a 500 or a
+//! connection that fails is tried again, a 429 waits for `Retry-After` without counting as an attempt, all within
+//! the call's time limit ([`CALL_LIMIT`]).
+//!
 //! Keys, signatures and tokens never appear in a log, an error or `Debug` output: errors carry the operation,
 //! the container and blob names, the status and the service's error code only.
 
+pub use super::error::AzureError;
+use super::request::{self, Exchange, Expect};
+use super::retry::{self, Attempt, RetryPolicy};
 use azure_core::credentials::TokenCredential;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -63,55 +70,14 @@ impl std::fmt::Debug for StorageAuth {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum StorageError {
-    #[error("the storage configuration is not usable: {0}")]
-    Config(String),
-    #[error("{operation} {target}: the condition was not met ({code})")]
-    ConditionNotMet {
-        operation: &'static str,
-        target: String,
-        code: String,
-    },
-    #[error("{operation} {target}: the blob is leased by another holder ({code})")]
-    Leased {
-        operation: &'static str,
-        target: String,
-        code: String,
-    },
-    #[error("{operation} {target}: not found ({code})")]
-    NotFound {
-        operation: &'static str,
-        target: String,
-        code: String,
-    },
-    #[error("{operation} {target} failed ({status} {code})")]
-    Failed {
-        operation: &'static str,
-        target: String,
-        status: u16,
-        code: String,
-    },
-    #[error("{operation} {target} could not reach storage: {message}")]
-    Network {
-        operation: &'static str,
-        target: String,
-        message: String,
-    },
-    #[error("could not get a token for Azure Storage: {0}")]
-    Token(String),
-}
+/// The one error of every Azure client, under the name Storage's callers know.
+pub type StorageError = AzureError;
 
-impl StorageError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            StorageError::Network { .. } | StorageError::Token(_) => true,
-            StorageError::Failed { status, .. } => matches!(status, 408 | 429 | 500..=599),
-            _ => false,
-        }
-    }
-}
+/// What a refusal by Storage calls for.
+pub const REMEDY: &str = "Give the app's identity the 'Storage Blob Data Owner' role on its storage account, as infra/ does, or check the account key in AzureWebJobsStorage";
+
+/// How long one call may take, retries and 429s included.
+pub const CALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// The write condition of a Put Blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,15 +130,15 @@ impl BlobClient {
     ) -> Result<Self, StorageError> {
         let account_url = account_url.trim_end_matches('/').to_string();
         let parsed = url::Url::parse(&account_url)
-            .map_err(|_| StorageError::Config("the blob service URL is not a URL".into()))?;
+            .map_err(|_| AzureError::Config("the blob service URL is not a URL".into()))?;
         if parsed.query().is_some() {
-            return Err(StorageError::Config(
+            return Err(AzureError::Config(
                 "the blob service URL must not carry a query (a SAS is not supported; use the account key or the app's identity)".into(),
             ));
         }
         let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if parsed.scheme() != "https" && !loopback {
-            return Err(StorageError::Config(
+            return Err(AzureError::Config(
                 "the blob service URL must be https (plain http only on loopback, for the emulator)".into(),
             ));
         }
@@ -210,7 +176,7 @@ impl BlobClient {
         {
             // Values (keys in base64) may contain '=': split on the first one only.
             let Some((name, value)) = part.split_once('=') else {
-                return Err(StorageError::Config(
+                return Err(AzureError::Config(
                     "the storage connection string has a part without '='".into(),
                 ));
             };
@@ -223,7 +189,7 @@ impl BlobClient {
             return BlobClient::azurite(http, "http://127.0.0.1:10000/devstoreaccount1");
         }
         if fields.contains_key("sharedaccesssignature") {
-            return Err(StorageError::Config(
+            return Err(AzureError::Config(
                 "a SAS connection string is not supported; use the account key or the app's identity".into(),
             ));
         }
@@ -231,7 +197,7 @@ impl BlobClient {
             .get("accountname")
             .filter(|a| !a.is_empty())
             .ok_or_else(|| {
-                StorageError::Config("the storage connection string has no AccountName".into())
+                AzureError::Config("the storage connection string has no AccountName".into())
             })?
             .clone();
         let key = fields
@@ -239,7 +205,7 @@ impl BlobClient {
             .and_then(|k| BASE64.decode(k).ok())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
-                StorageError::Config(
+                AzureError::Config(
                     "the storage connection string has no valid AccountKey (base64)".into(),
                 )
             })?;
@@ -286,7 +252,7 @@ impl BlobClient {
     /// Creates the container unless it exists.
     pub async fn create_container(&self, container: &str) -> Result<(), StorageError> {
         check_container(container)?;
-        let response = self
+        let created = self
             .send(
                 "create container",
                 container,
@@ -296,10 +262,11 @@ impl BlobClient {
                 Vec::new(),
                 &[],
             )
-            .await?;
-        match (response.status, response.code.as_str()) {
-            (201, _) | (409, "ContainerAlreadyExists") => Ok(()),
-            _ => Err(response.error("create container", container)),
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(AzureError::Rejected { code, .. }) if code == "ContainerAlreadyExists" => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -336,10 +303,7 @@ impl BlobClient {
                 &headers,
             )
             .await?;
-        match response.status {
-            201 => Ok(response.etag.unwrap_or_default()),
-            _ => Err(response.error("put blob", &path)),
-        }
+        Ok(response.etag.unwrap_or_default())
     }
 
     /// Reads a blob; `None` when it does not exist.
@@ -359,9 +323,9 @@ impl BlobClient {
                 Vec::new(),
                 &[],
             )
-            .await?;
-        match response.status {
-            200 => {
+            .await;
+        match response {
+            Ok(response) => {
                 let last_modified = response.last_modified.as_deref().and_then(parse_http_date);
                 let date = response.date.as_deref().and_then(parse_http_date);
                 let age = match (date, last_modified) {
@@ -377,8 +341,8 @@ impl BlobClient {
                     age,
                 }))
             }
-            404 => Ok(None),
-            _ => Err(response.error("get blob", &path)),
+            Err(AzureError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -398,21 +362,8 @@ impl BlobClient {
             ("x-ms-lease-duration", seconds),
             ("x-ms-proposed-lease-id", proposed_id.to_string()),
         ];
-        let response = self
-            .send(
-                "acquire lease",
-                &path,
-                reqwest::Method::PUT,
-                &path,
-                &[("comp", "lease")],
-                Vec::new(),
-                &headers,
-            )
-            .await?;
-        match response.status {
-            201 => Ok(response.lease_id.unwrap_or_else(|| proposed_id.to_string())),
-            _ => Err(response.error("acquire lease", &path)),
-        }
+        let response = self.lease("acquire lease", &path, &headers).await?;
+        Ok(response.lease_id.unwrap_or_else(|| proposed_id.to_string()))
     }
 
     /// Renews a lease this process holds.
@@ -450,23 +401,30 @@ impl BlobClient {
             ("x-ms-lease-action", action.to_string()),
             ("x-ms-lease-id", lease.to_string()),
         ];
-        let response = self
-            .send(
-                operation,
-                &path,
-                reqwest::Method::PUT,
-                &path,
-                &[("comp", "lease")],
-                Vec::new(),
-                &headers,
-            )
-            .await?;
-        match response.status {
-            200 => Ok(()),
-            _ => Err(response.error(operation, &path)),
-        }
+        self.lease(operation, &path, &headers).await.map(|_| ())
     }
 
+    /// `PUT {blob}?comp=lease` with the lease headers of one action.
+    async fn lease(
+        &self,
+        operation: &'static str,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Answer, StorageError> {
+        self.send(
+            operation,
+            path,
+            reqwest::Method::PUT,
+            path,
+            &[("comp", "lease")],
+            Vec::new(),
+            headers,
+        )
+        .await
+    }
+
+    /// One call through the one retry loop: signed (or given a token) afresh for each attempt, its answer
+    /// classified by the one shared classifier. A non-2xx is an error with its meaning.
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
@@ -484,145 +442,90 @@ impl BlobClient {
             url.push('?');
             url.push_str(&q.join("&"));
         }
-        let date = httpdate_now();
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        all.push(("x-ms-date".into(), date));
-        all.push(("x-ms-version".into(), STORAGE_VERSION.into()));
-        all.push((
-            "x-ms-client-request-id".into(),
-            uuid::Uuid::new_v4().to_string(),
-        ));
-        let authorization = match &self.auth {
-            StorageAuth::SharedKey { account, key } => {
-                let resource_path = url::Url::parse(&url)
-                    .map(|u| u.path().to_string())
-                    .unwrap_or_default();
-                let to_sign = string_to_sign(
-                    method.as_str(),
-                    body.len(),
-                    &all,
-                    account,
-                    &resource_path,
-                    query,
-                );
-                format!("SharedKey {account}:{}", sign(key, &to_sign))
-            }
-            StorageAuth::Token(credential) => {
-                let token = credential
-                    .get_token(&[STORAGE_SCOPE], None)
-                    .await
-                    .map_err(|e| {
-                        StorageError::Token(crate::azure::auth::redact_query(&e.to_string()))
-                    })?;
-                format!("Bearer {}", token.token.secret())
-            }
+        let deadline = Some(tokio::time::Instant::now() + CALL_LIMIT);
+        let policy = &RetryPolicy::default();
+        let token = match &self.auth {
+            StorageAuth::Token(credential) => Some(
+                request::bearer_token(credential.as_ref(), None, STORAGE_SCOPE, policy, deadline)
+                    .await?,
+            ),
+            StorageAuth::SharedKey { .. } => None,
         };
-        let mut request = self
-            .http
-            .request(method, &url)
-            .header("authorization", authorization)
-            .header("content-length", body.len().to_string());
-        for (name, value) in &all {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let response = request
-            .body(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| StorageError::Network {
+        let (url, method, body, token) = (&url, &method, &body, &token);
+        let answer = retry::run(policy, deadline, |attempt| async move {
+            let date = httpdate_now();
+            let mut all: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            all.push(("x-ms-date".into(), date));
+            all.push(("x-ms-version".into(), STORAGE_VERSION.into()));
+            all.push((
+                "x-ms-client-request-id".into(),
+                uuid::Uuid::new_v4().to_string(),
+            ));
+            let authorization = match (&self.auth, token) {
+                (StorageAuth::SharedKey { account, key }, _) => {
+                    let resource_path = url::Url::parse(url)
+                        .map(|u| u.path().to_string())
+                        .unwrap_or_default();
+                    let to_sign = string_to_sign(
+                        method.as_str(),
+                        body.len(),
+                        &all,
+                        account,
+                        &resource_path,
+                        query,
+                    );
+                    format!("SharedKey {account}:{}", sign(key, &to_sign))
+                }
+                (StorageAuth::Token(_), token) => {
+                    format!("Bearer {}", token.as_deref().unwrap_or_default())
+                }
+            };
+            let mut request = self
+                .http
+                .request(method.clone(), url.as_str())
+                .header("authorization", authorization)
+                .header("content-length", body.len().to_string());
+            for (name, value) in &all {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            let request = request
+                .body(body.clone())
+                .timeout(retry::request_timeout(Duration::from_secs(30), deadline));
+            let x = Exchange {
                 operation,
-                target: target.to_string(),
-                message: e.without_url().to_string(),
-            })?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let status = response.status().as_u16();
-        let answer = Answer {
-            status,
-            code: header("x-ms-error-code").unwrap_or_default(),
+                expect: Expect::Raw,
+                remedy: REMEDY,
+                target,
+                attempt,
+            };
+            let outcome = request::exchange(request, &x).await;
+            if let Attempt::Done(answer) = &outcome {
+                tracing::debug!(operation, target, status = answer.status, "storage call");
+            }
+            outcome
+        })
+        .await?;
+        let header = |name: &str| answer.header(name).map(str::to_string);
+        Ok(Answer {
             etag: header("etag"),
             last_modified: header("last-modified"),
             date: header("date"),
             lease_id: header("x-ms-lease-id"),
-            body: Vec::new(),
-        };
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| StorageError::Network {
-                operation,
-                target: target.to_string(),
-                message: e.without_url().to_string(),
-            })?
-            .to_vec();
-        tracing::debug!(operation, target, status, code = %answer.code, "storage call");
-        Ok(Answer { body, ..answer })
+            body: answer.bytes,
+        })
     }
 }
 
-/// What a call answered, before it means anything.
+/// What a successful call answered.
 struct Answer {
-    status: u16,
-    code: String,
     etag: Option<String>,
     last_modified: Option<String>,
     date: Option<String>,
     lease_id: Option<String>,
     body: Vec<u8>,
-}
-
-impl Answer {
-    fn error(&self, operation: &'static str, target: &str) -> StorageError {
-        let target = target.to_string();
-        let code = if self.code.is_empty() {
-            "no error code".to_string()
-        } else {
-            self.code.clone()
-        };
-        match (self.status, self.code.as_str()) {
-            (
-                412,
-                "LeaseIdMissing"
-                | "LeaseIdMismatchWithBlobOperation"
-                | "LeaseIdMismatchWithLeaseOperation",
-            )
-            | (
-                409,
-                "LeaseAlreadyPresent"
-                | "LeaseIdMismatchWithLeaseOperation"
-                | "LeaseIsBrokenAndCannotBeRenewed",
-            ) => StorageError::Leased {
-                operation,
-                target,
-                code,
-            },
-            (412, _) | (409, "BlobAlreadyExists") => StorageError::ConditionNotMet {
-                operation,
-                target,
-                code,
-            },
-            (404, _) => StorageError::NotFound {
-                operation,
-                target,
-                code,
-            },
-            (status, _) => StorageError::Failed {
-                operation,
-                target,
-                status,
-                code,
-            },
-        }
-    }
 }
 
 /// Container names: 3–63 lowercase letters, digits and single hyphens (the service's rule).
@@ -637,7 +540,7 @@ fn check_container(container: &str) -> Result<(), StorageError> {
     if ok {
         Ok(())
     } else {
-        Err(StorageError::Config(format!(
+        Err(AzureError::Config(format!(
             "`{container}` is not a valid container name"
         )))
     }
@@ -659,7 +562,7 @@ fn blob_path(container: &str, blob: &str) -> Result<String, StorageError> {
     if ok {
         Ok(format!("{container}/{blob}"))
     } else {
-        Err(StorageError::Config(
+        Err(AzureError::Config(
             "a blob name may hold only letters, digits, '-', '_', '.' and '/' segments".into(),
         ))
     }

@@ -11,8 +11,12 @@
 //! Sources: `reference/synapse-spec/` (linkedServices.json, credential.json, workspace.json), DESIGN.md
 //! ("Synapse"). Request and response bodies are never logged; URLs are logged without their query.
 
-use super::auth::{CredentialKind, redact_query};
-use super::retry::{RetryPolicy, is_retryable_status, parse_retry_after};
+use super::auth::CredentialKind;
+pub use super::error::AzureError;
+use super::lro;
+use super::pager;
+use super::request::{self, Answer, Exchange, Expect, REQUEST_LIMIT};
+use super::retry::{self, Attempt, RetryPolicy};
 use azure_core::credentials::TokenCredential;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -34,14 +38,13 @@ pub const READ_ROLE: &str = "Synapse User";
 /// The Synapse RBAC role that lets the product re-save them.
 pub const WRITE_ROLE: &str = "Synapse Linked Data Manager";
 
+/// What a refusal of a read calls for.
+pub const READ_REMEDY: &str = "Give the product's identity the Synapse RBAC role \"Synapse User\" on the workspace (az synapse role assignment create)";
+/// What a refusal of a write calls for.
+pub const WRITE_REMEDY: &str = "Give the product's identity the Synapse RBAC role \"Synapse Linked Data Manager\" on the workspace (az synapse role assignment create)";
+
 /// How long a long-running PUT may take when the run has no deadline of its own.
 const DEFAULT_OPERATION_LIMIT: Duration = Duration::from_secs(300);
-/// The wait between polls when the service gives no `Retry-After`.
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// The longest wait between polls, whatever `Retry-After` says.
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
-const MAX_PAGES: usize = 10_000;
-const MAX_POLLS: u32 = 1_000;
 
 /// A Synapse workspace as ARM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,109 +233,8 @@ pub struct Saved {
     pub request_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SynapseError {
-    #[error(
-        "{operation} was refused ({status} {code}): {message}. Give the product's identity the Synapse RBAC role \"{role}\" on the workspace (az synapse role assignment create)"
-    )]
-    Permission {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        /// The Synapse RBAC role that fixes it.
-        role: &'static str,
-        request_id: Option<String>,
-    },
-    #[error("{operation}: not found ({message})")]
-    NotFound {
-        operation: &'static str,
-        message: String,
-        request_id: Option<String>,
-    },
-    #[error("{operation}: the resource changed since it was read (412 precondition failed)")]
-    PreconditionFailed {
-        operation: &'static str,
-        request_id: Option<String>,
-    },
-    #[error("{operation} was rejected ({status} {code}): {message}")]
-    Rejected {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        request_id: Option<String>,
-    },
-    #[error("{operation} ended as {status}: {code}: {message}")]
-    OperationFailed {
-        operation: &'static str,
-        /// The operation's final status, e.g. `Failed`.
-        status: String,
-        code: String,
-        message: String,
-        request_id: Option<String>,
-    },
-    #[error(
-        "{operation} was accepted but had not ended after {polls} polls; whether it was saved is unknown"
-    )]
-    OperationUnfinished { operation: &'static str, polls: u32 },
-    #[error("{operation} kept failing ({status} {code}) after {attempts} attempts: {message}")]
-    Unavailable {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        message: String,
-        attempts: u32,
-        request_id: Option<String>,
-    },
-    #[error("{operation} could not reach the workspace after {attempts} attempts: {message}")]
-    Network {
-        operation: &'static str,
-        message: String,
-        attempts: u32,
-    },
-    #[error(
-        "could not get a Synapse token from the {kind} credential ({endpoint}) after {attempts} attempts: {message}"
-    )]
-    Token {
-        kind: &'static str,
-        endpoint: String,
-        message: String,
-        attempts: u32,
-    },
-    #[error("{operation} was not attempted: the run's time budget is spent")]
-    Deadline { operation: &'static str },
-    #[error("refusing to follow a link outside the workspace's endpoint: {0}")]
-    ForeignLink(String),
-    #[error("cannot use the development endpoint of workspace {workspace}: {reason}")]
-    Endpoint { workspace: String, reason: String },
-}
-
-impl SynapseError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            SynapseError::Unavailable { .. }
-                | SynapseError::Network { .. }
-                | SynapseError::Token { .. }
-                | SynapseError::Deadline { .. }
-                | SynapseError::OperationUnfinished { .. }
-        )
-    }
-
-    pub fn request_id(&self) -> Option<&str> {
-        match self {
-            SynapseError::Permission { request_id, .. }
-            | SynapseError::NotFound { request_id, .. }
-            | SynapseError::PreconditionFailed { request_id, .. }
-            | SynapseError::Rejected { request_id, .. }
-            | SynapseError::OperationFailed { request_id, .. }
-            | SynapseError::Unavailable { request_id, .. } => request_id.as_deref(),
-            _ => None,
-        }
-    }
-}
+/// The one error of every Azure client, under the name Synapse's callers know.
+pub type SynapseError = AzureError;
 
 /// Talks to the development endpoints of Synapse workspaces for one run.
 #[derive(Clone)]
@@ -410,7 +312,14 @@ impl SynapseClient {
     ) -> Result<(SynapseResponse, Option<String>), SynapseError> {
         let url = artifact_url(base, kind, name)?;
         let response: SynapseResponse = self
-            .send(kind.get_operation(), Access::Read, &url, None, None)
+            .send(
+                kind.get_operation(),
+                Access::Read,
+                &url,
+                None,
+                None,
+                Expect::Object,
+            )
             .await?
             .into();
         let etag = etag_of(&response.body);
@@ -434,7 +343,14 @@ impl SynapseClient {
         let url = artifact_url(base, kind, name)?;
         let body = json!({ "properties": properties });
         let first = self
-            .send(operation, Access::Write, &url, Some(&body), Some(etag))
+            .send(
+                operation,
+                Access::Write,
+                &url,
+                Some(&body),
+                Some(etag),
+                Expect::Object,
+            )
             .await?;
         let mut request_ids: Vec<String> = first.request_id.iter().cloned().collect();
         if first.status != 202 {
@@ -449,47 +365,20 @@ impl SynapseClient {
                 None => self.read_back(base, kind, name, false, request_ids).await,
             };
         }
-
         let limit = Instant::now() + self.operation_limit;
         let stop = self.deadline.map_or(limit, |d| d.min(limit));
-        let mut location = poll_location(base, &first)?;
-        let mut wait = first.retry_after.unwrap_or(DEFAULT_POLL_INTERVAL);
-        for polls in 0..MAX_POLLS {
-            let wait_now = wait.min(MAX_POLL_INTERVAL);
-            if Instant::now() + wait_now >= stop {
-                return Err(SynapseError::OperationUnfinished { operation, polls });
-            }
-            tokio::time::sleep(wait_now).await;
-            let poll = self
-                .send(operation, Access::Read, &location, None, None)
-                .await?;
-            request_ids.extend(poll.request_id.iter().cloned());
-            match operation_state(&poll) {
-                OperationState::Running => {
-                    if poll.location.is_some() {
-                        location = poll_location(base, &poll)?;
-                    }
-                    wait = poll.retry_after.unwrap_or(DEFAULT_POLL_INTERVAL);
-                }
-                OperationState::Failed(status) => {
-                    let (code, message) = error_of(&poll.body, poll.status);
-                    return Err(SynapseError::OperationFailed {
-                        operation,
-                        status,
-                        code,
-                        message,
-                        request_id: poll.request_id,
-                    });
-                }
-                OperationState::Succeeded => {
-                    return self.read_back(base, kind, name, true, request_ids).await;
-                }
-            }
-        }
-        Err(SynapseError::OperationUnfinished {
-            operation,
-            polls: MAX_POLLS,
+        // Without a `Location`, the spec's `operationResults/{operationId}` on the same endpoint.
+        let fallback = match first.body.get("operationId").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => Some(build(base, &["operationResults", id])?),
+            _ => None,
+        };
+        let ended = lro::poll(operation, &first, base, fallback, stop, |url| async move {
+            self.send(operation, Access::Read, &url, None, None, Expect::Object)
+                .await
         })
+        .await?;
+        request_ids.extend(ended.request_ids);
+        self.read_back(base, kind, name, true, request_ids).await
     }
 
     /// The resource as the workspace holds it after a successful write.
@@ -511,49 +400,34 @@ impl SynapseClient {
         })
     }
 
+    /// A collection through the one pager: each page checked, `nextLink` followed on the endpoint's origin only.
     async fn list(&self, base: &Url, kind: ArtifactKind) -> Result<Vec<Value>, SynapseError> {
         let operation = kind.list_operation();
-        let mut url = collection_url(base, kind)?;
-        let mut items = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let page = self.send(operation, Access::Read, &url, None, None).await?;
-            // A page that is not a page must not pass for the end of the listing.
-            if let Err(why) = crate::azure::arm::Shape::Page.check(&page.body) {
-                return Err(SynapseError::Unavailable {
-                    operation,
-                    status: page.status,
-                    code: String::new(),
-                    message: why.into(),
-                    attempts: 1,
-                    request_id: page.request_id,
-                });
-            }
-            if let Some(values) = page.body.get("value").and_then(Value::as_array) {
-                items.extend(values.iter().cloned());
-            }
-            let next = page
-                .body
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|l| !l.is_empty());
-            match next {
-                None => return Ok(items),
-                Some(link) => url = same_origin_link(base, link)?,
-            }
-        }
-        // The page cap: a listing longer than it is reported, never cut short.
-        Err(SynapseError::Unavailable {
+        let first = collection_url(base, kind)?;
+        let listed = pager::list(
             operation,
-            status: 200,
-            code: String::new(),
-            message: format!("the listing has more than {MAX_PAGES} pages"),
-            attempts: 1,
-            request_id: None,
-        })
+            first,
+            pager::MAX_PAGES,
+            &|_| true,
+            |url| async move {
+                self.send(
+                    operation,
+                    Access::Read,
+                    &url,
+                    None,
+                    None,
+                    Expect::Page { origin: &url },
+                )
+                .await
+                .map(|page| page.body)
+            },
+        )
+        .await?;
+        Ok(listed.kept)
     }
 
-    /// One request, retried on 429, 5xx and network errors inside the deadline. 2xx answers (202 included)
-    /// come back as they are; everything else is an error with a meaning.
+    /// One request through the one retry loop, inside the deadline: 2xx answers (202 included) that pass their
+    /// check come back as they are; everything else is an error with a meaning.
     async fn send(
         &self,
         operation: &'static str,
@@ -561,190 +435,53 @@ impl SynapseClient {
         url: &Url,
         body: Option<&Value>,
         if_match: Option<&str>,
+        expect: Expect<'_>,
     ) -> Result<Answer, SynapseError> {
         // Reads are GETs; the only write is the PUT of a body.
-        let method = match access {
-            Access::Read => reqwest::Method::GET,
-            Access::Write => reqwest::Method::PUT,
+        let (method, remedy) = match access {
+            Access::Read => (reqwest::Method::GET, READ_REMEDY),
+            Access::Write => (reqwest::Method::PUT, WRITE_REMEDY),
         };
-        let mut attempt = 0u32;
-        loop {
+        let method = &method;
+        retry::run(&self.retry, self.deadline, |attempt| async move {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SynapseError::Deadline { operation });
+                return Attempt::Fail(SynapseError::Deadline { operation });
             }
-            let token = self.token().await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token)
-                .header(
-                    "x-ms-correlation-request-id",
-                    uuid::Uuid::new_v4().to_string(),
-                );
-            if let Some(etag) = if_match {
-                request = request.header("If-Match", etag);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let (wait, failure) = match request.send().await {
-                Err(e) => {
-                    let message = e.without_url().to_string();
-                    tracing::warn!(operation, attempt, error = %message, "Synapse request failed to complete");
-                    (
-                        self.retry.delay(attempt, None),
-                        SynapseError::Network {
-                            operation,
-                            message,
-                            attempts: attempt + 1,
-                        },
-                    )
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let header = |name: &str| {
-                        response
-                            .headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string)
-                    };
-                    let request_id = header("x-ms-request-id");
-                    let retry_after = parse_retry_after(header("retry-after").as_deref());
-                    let location = header("location");
-                    // A body cut off after the headers, or a 2xx that is not JSON (a proxy's page), is a failed
-                    // attempt like a 5xx, never an empty answer.
-                    let body: Option<Value> = match response.bytes().await {
-                        Ok(bytes) if bytes.is_empty() => Some(Value::Null),
-                        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
-                        Err(_) => None,
-                    };
-                    let Some(body) =
-                        body.or((!(200..300).contains(&status)).then_some(Value::Null))
-                    else {
-                        tracing::warn!(
-                            operation,
-                            status,
-                            attempt,
-                            "Synapse answer was cut off or is not JSON"
-                        );
-                        let failure = SynapseError::Unavailable {
-                            operation,
-                            status,
-                            code: String::new(),
-                            message: "the answer was cut off or is not JSON".into(),
-                            attempts: attempt + 1,
-                            request_id,
-                        };
-                        let wait = self.retry.delay(attempt, None);
-                        if !self.retry.should_retry(attempt, wait, self.deadline) {
-                            return Err(failure);
-                        }
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                        continue;
-                    };
-                    tracing::debug!(
-                        operation,
-                        status,
-                        request_id = request_id.as_deref().unwrap_or(""),
-                        "Synapse call"
-                    );
-                    if (200..300).contains(&status) {
-                        return Ok(Answer {
-                            status,
-                            body,
-                            request_id,
-                            retry_after,
-                            location,
-                        });
-                    }
-                    let (code, message) = error_of(&body, status);
-                    if !is_retryable_status(status) {
-                        return Err(match status {
-                            401 | 403 => SynapseError::Permission {
-                                operation,
-                                status,
-                                code,
-                                message,
-                                role: match access {
-                                    Access::Read => READ_ROLE,
-                                    Access::Write => WRITE_ROLE,
-                                },
-                                request_id,
-                            },
-                            404 => SynapseError::NotFound {
-                                operation,
-                                message,
-                                request_id,
-                            },
-                            412 => SynapseError::PreconditionFailed {
-                                operation,
-                                request_id,
-                            },
-                            _ => SynapseError::Rejected {
-                                operation,
-                                status,
-                                code,
-                                message,
-                                request_id,
-                            },
-                        });
-                    }
-                    tracing::warn!(
-                        operation,
-                        status,
-                        attempt,
-                        request_id = request_id.as_deref().unwrap_or(""),
-                        "Synapse answered with a transient error"
-                    );
-                    (
-                        self.retry.delay(attempt, retry_after),
-                        SynapseError::Unavailable {
-                            operation,
-                            status,
-                            code,
-                            message,
-                            attempts: attempt + 1,
-                            request_id,
-                        },
-                    )
-                }
+            let token = match self.token().await {
+                Ok(token) => token,
+                Err(e) => return Attempt::Fail(e),
             };
-            if !self.retry.should_retry(attempt, wait, self.deadline) {
-                return Err(failure);
-            }
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
+            let request = request::bearer_request(
+                &self.http,
+                method.clone(),
+                url,
+                &token,
+                retry::request_timeout(REQUEST_LIMIT, self.deadline),
+                if_match,
+                body,
+            );
+            let exchange = Exchange {
+                operation,
+                expect,
+                remedy,
+                target: url.host_str().unwrap_or(""),
+                attempt,
+            };
+            request::exchange(request, &exchange).await
+        })
+        .await
     }
 
-    /// A token for `https://dev.azuresynapse.net`, retried inside the deadline.
+    /// A token for `https://dev.azuresynapse.net`, through the one retry loop inside the deadline.
     async fn token(&self) -> Result<String, SynapseError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.credential.get_token(&[SYNAPSE_SCOPE], None).await {
-                Ok(token) => return Ok(token.token.secret().to_string()),
-                Err(e) => {
-                    let wait = self.retry.delay(attempt, None);
-                    tracing::warn!(
-                        credential = self.credential_kind.name(),
-                        attempt,
-                        "Synapse token request failed"
-                    );
-                    if !self.retry.should_retry(attempt, wait, self.deadline) {
-                        return Err(SynapseError::Token {
-                            kind: self.credential_kind.name(),
-                            endpoint: self.credential_kind.token_endpoint(),
-                            message: e.to_string().lines().next().unwrap_or("").to_string(),
-                            attempts: attempt + 1,
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
-        }
+        request::bearer_token(
+            self.credential.as_ref(),
+            Some(self.credential_kind),
+            SYNAPSE_SCOPE,
+            &self.retry,
+            self.deadline,
+        )
+        .await
     }
 }
 
@@ -755,16 +492,6 @@ enum Access {
     Write,
 }
 
-/// A 2xx answer with the headers the long-running protocol needs.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-    request_id: Option<String>,
-    retry_after: Option<Duration>,
-    location: Option<String>,
-}
-
 impl From<Answer> for SynapseResponse {
     fn from(answer: Answer) -> Self {
         SynapseResponse {
@@ -772,40 +499,6 @@ impl From<Answer> for SynapseResponse {
             body: answer.body,
             request_id: answer.request_id,
         }
-    }
-}
-
-/// Where a long-running operation stands after one poll.
-#[derive(Debug, PartialEq, Eq)]
-enum OperationState {
-    Running,
-    Succeeded,
-    /// Ended without success; the final status as the service named it.
-    Failed(String),
-}
-
-/// 202 means running. A 2xx body with a `status` names the state (`Failed`, `Canceled` end it badly; any
-/// status other than `Succeeded` is still running). A 2xx body without one is the saved resource.
-fn operation_state(poll: &Answer) -> OperationState {
-    if poll.status == 202 {
-        return OperationState::Running;
-    }
-    let status = poll
-        .body
-        .get("status")
-        .or_else(|| poll.body.get("state"))
-        .and_then(Value::as_str);
-    match status {
-        None => OperationState::Succeeded,
-        Some(s) if s.eq_ignore_ascii_case("succeeded") => OperationState::Succeeded,
-        Some(s)
-            if ["failed", "canceled", "cancelled"]
-                .iter()
-                .any(|f| s.eq_ignore_ascii_case(f)) =>
-        {
-            OperationState::Failed(s.to_string())
-        }
-        Some(_) => OperationState::Running,
     }
 }
 
@@ -835,42 +528,6 @@ fn build(base: &Url, segments: &[&str]) -> Result<Url, SynapseError> {
     Ok(url)
 }
 
-/// Whether two URLs share scheme, host (case-insensitively) and port (an explicit default port counts as
-/// the default).
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str()
-            .zip(b.host_str())
-            .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
-/// A `nextLink` or `Location` to follow: only to the workspace endpoint's origin, since the token goes along.
-fn same_origin_link(base: &Url, link: &str) -> Result<Url, SynapseError> {
-    match base.join(link) {
-        Ok(url) if same_origin(base, &url) => Ok(url),
-        _ => Err(SynapseError::ForeignLink(redact_query(link))),
-    }
-}
-
-/// The URL to poll after a 202: its `Location`, or else `{base}/operationResults/{operationId}`.
-fn poll_location(base: &Url, answer: &Answer) -> Result<Url, SynapseError> {
-    if let Some(location) = answer.location.as_deref() {
-        return same_origin_link(base, location);
-    }
-    match answer.body.get("operationId").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => build(base, &["operationResults", id]),
-        _ => Err(SynapseError::Rejected {
-            operation: "pollSynapseOperation",
-            status: answer.status,
-            code: "NoLocation".into(),
-            message: "the service accepted the write but gave no Location or operationId to follow"
-                .into(),
-            request_id: answer.request_id.clone(),
-        }),
-    }
-}
-
 fn etag_of(body: &Value) -> Option<String> {
     body.get("etag")
         .and_then(Value::as_str)
@@ -878,30 +535,9 @@ fn etag_of(body: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The code and message of an error body: `{"error":{"code","message"}}` (the spec's CloudError) or
-/// `{"code","message"}` (what the development endpoint sends for authentication errors).
-fn error_of(body: &Value, status: u16) -> (String, String) {
-    let inner = body.get("error").filter(|e| e.is_object()).unwrap_or(body);
-    let text = |key: &str| inner.get(key).and_then(Value::as_str).map(str::to_string);
-    (
-        text("code").unwrap_or_else(|| status.to_string()),
-        text("message").unwrap_or_else(|| format!("HTTP {status}")),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            body,
-            request_id: None,
-            retry_after: None,
-            location: None,
-        }
-    }
 
     #[test]
     fn workspace_is_read_from_arm_with_its_git_mode() {
@@ -1006,69 +642,6 @@ mod tests {
                 .expect("url")
                 .as_str(),
             "https://w.dev.azuresynapse.net/credentials?api-version=2020-12-01"
-        );
-    }
-
-    #[test]
-    fn links_are_followed_only_to_the_same_origin() {
-        let base = Url::parse("https://w.dev.azuresynapse.net/").expect("url");
-        assert!(
-            same_origin_link(
-                &base,
-                "https://W.DEV.azuresynapse.net:443/linkedservices?x=1"
-            )
-            .is_ok()
-        );
-        assert!(same_origin_link(&base, "/operationResults/1?api-version=2020-12-01").is_ok());
-        assert!(matches!(
-            same_origin_link(&base, "https://evil.example/linkedservices?sig=secret"),
-            Err(SynapseError::ForeignLink(shown)) if !shown.contains("secret")
-        ));
-        assert!(same_origin_link(&base, "http://w.dev.azuresynapse.net/x").is_err());
-        assert!(same_origin_link(&base, "https://w.dev.azuresynapse.net:8443/x").is_err());
-    }
-
-    #[test]
-    fn operation_states_follow_status_codes_and_bodies() {
-        assert_eq!(
-            operation_state(&answer(202, json!({"status": "Succeeded"}))),
-            OperationState::Running,
-            "a 202 is never an end"
-        );
-        assert_eq!(
-            operation_state(&answer(200, json!({"name": "ls", "etag": "e"}))),
-            OperationState::Succeeded
-        );
-        assert_eq!(
-            operation_state(&answer(
-                200,
-                json!({"status": "Failed", "error": {"message": "m"}})
-            )),
-            OperationState::Failed("Failed".into())
-        );
-        assert_eq!(
-            operation_state(&answer(200, json!({"status": "InProgress"}))),
-            OperationState::Running
-        );
-        assert_eq!(
-            operation_state(&answer(204, Value::Null)),
-            OperationState::Succeeded
-        );
-    }
-
-    #[test]
-    fn error_bodies_of_both_shapes_are_read() {
-        assert_eq!(
-            error_of(&json!({"error": {"code": "C", "message": "M"}}), 400),
-            ("C".to_string(), "M".to_string())
-        );
-        assert_eq!(
-            error_of(&json!({"code": "Unauthorized", "message": "no"}), 403),
-            ("Unauthorized".to_string(), "no".to_string())
-        );
-        assert_eq!(
-            error_of(&Value::Null, 500),
-            ("500".to_string(), "HTTP 500".to_string())
         );
     }
 }

@@ -343,7 +343,7 @@ impl ProgressInner {
             )
             .await
         {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -383,7 +383,7 @@ impl ProgressInner {
                     state.unwritten = state.unwritten.saturating_sub(written);
                     return Ok(());
                 }
-                Err(StorageError::ConditionNotMet { .. }) => {
+                Err(StorageError::PreconditionFailed { .. }) => {
                     let current = self.blobs.get_blob(&self.container, &self.blob).await?;
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     match current {
@@ -434,7 +434,7 @@ impl RotationGuard {
             .await;
         self.lease.release().await;
         match written {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -214,7 +214,7 @@ impl DiscoveryGuard {
             lease.release().await;
         }
         match written {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. }) => Ok(()),
+            Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

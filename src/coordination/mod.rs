@@ -114,7 +114,7 @@ impl Coordinator {
             .put_blob(&self.container, blob, Vec::new(), &Condition::Absent, None)
             .await
         {
-            Ok(_) | Err(StorageError::ConditionNotMet { .. } | StorageError::Leased { .. }) => {}
+            Ok(_) | Err(StorageError::PreconditionFailed { .. } | StorageError::Leased { .. }) => {}
             Err(e) => return Err(e),
         }
         let proposed = uuid::Uuid::new_v4().to_string();
