@@ -752,7 +752,18 @@ impl ArmClient {
                 tokio::time::timeout(timeout, self.credential.get_token(&[scope], None)).await;
             let message = match outcome {
                 Ok(Ok(token)) => return Attempt::Done(token.token.secret().to_string()),
-                Ok(Err(e)) => first_line(&e.to_string()),
+                // A missing tool, no sign-in, a wrong tenant or secret: no retry mends them, so say so at once.
+                Ok(Err(e)) => match super::auth::classify_token_error(&e) {
+                    failure @ super::auth::TokenFailure::Permanent { .. } => {
+                        return Attempt::Fail(ArmError::Token {
+                            kind: self.credential_kind.name(),
+                            endpoint: self.credential_kind.token_endpoint(),
+                            message: failure.to_string(),
+                            attempts: attempt + 1,
+                        });
+                    }
+                    super::auth::TokenFailure::Transient(message) => message,
+                },
                 Err(_) => "no answer within the run's time budget".to_string(),
             };
             tracing::warn!(
@@ -934,10 +945,6 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     cause
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).chars().take(400).collect()
 }
 
 #[cfg(test)]

@@ -184,6 +184,10 @@ fn names_missing_vault(e: &azure_core::Error) -> bool {
 }
 
 fn first_line(e: &azure_core::Error) -> String {
+    // A credential's error names each credential tried on a line of its own: its first line says nothing.
+    if matches!(e.kind(), azure_core::error::ErrorKind::Credential) {
+        return super::auth::full_message(e);
+    }
     let text = e.to_string();
     text.lines()
         .next()

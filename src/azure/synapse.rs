@@ -732,11 +732,14 @@ impl SynapseClient {
                         attempt,
                         "Synapse token request failed"
                     );
-                    if !self.retry.should_retry(attempt, wait, self.deadline) {
+                    // A missing tool, no sign-in, a wrong tenant or secret: no retry mends them.
+                    let failure = super::auth::classify_token_error(&e);
+                    let permanent = matches!(failure, super::auth::TokenFailure::Permanent { .. });
+                    if permanent || !self.retry.should_retry(attempt, wait, self.deadline) {
                         return Err(SynapseError::Token {
                             kind: self.credential_kind.name(),
                             endpoint: self.credential_kind.token_endpoint(),
-                            message: e.to_string().lines().next().unwrap_or("").to_string(),
+                            message: failure.to_string(),
                             attempts: attempt + 1,
                         });
                     }
