@@ -25,6 +25,7 @@ pub mod notify;
 pub mod observe;
 pub mod observe_synapse;
 pub mod plan;
+pub mod remote;
 pub mod report;
 pub mod scan;
 pub mod telemetry;
