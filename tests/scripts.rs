@@ -452,3 +452,109 @@ fn uninstall_without_yes_only_says_what_it_would_delete() {
         "nothing deleted"
     );
 }
+
+/// The invocations `scripts/az_cli_check.py --list` finds in `scripts`, as (command, flags).
+fn az_invocations(scripts: &[PathBuf]) -> Vec<(String, Vec<String>)> {
+    let output = Command::new("python3")
+        .arg(repo_path("scripts/az_cli_check.py"))
+        .arg("--list")
+        .args(scripts)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let found: serde_json::Value = serde_json::from_str(line).expect("one JSON line");
+            let words = |key: &str| -> Vec<String> {
+                found[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|w| w.as_str().map(str::to_string))
+                    .collect()
+            };
+            (words("command").join(" "), words("flags"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_az_check_finds_every_invocation_however_the_shell_spells_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("sample.sh");
+    fs::write(
+        &script,
+        r#"#!/usr/bin/env bash
+tools=(az python3)
+for tool in az cargo; do :; done
+# az commented --out
+host="$(az functionapp show -g "$rg" -n "$app" --query defaultHostName -o tsv)"
+case "$p" in
+  *.bicepparam) az bicep build-params --file "$p" --outfile "$o" >/dev/null ;;
+esac
+az deployment group create \
+  --resource-group "$rg" \
+  --parameters "x=$(date)" --output json
+run az group delete --name "$rg" --yes
+python3 - <<'PY'
+print("az fake-command --nope")
+PY
+die "not signed in: run 'az login --tenant <tenant id>'"
+if az monitor metrics alert show --subscription "$s" -n x 2>/dev/null | grep -q .; then :; fi
+"#,
+    )
+    .expect("write sample");
+    let found = az_invocations(&[script]);
+    let flags = |list: &[&str]| list.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "functionapp show".to_string(),
+                flags(&["-g", "-n", "--query", "-o"])
+            ),
+            (
+                "bicep build-params".to_string(),
+                flags(&["--file", "--outfile"])
+            ),
+            (
+                "deployment group create".to_string(),
+                flags(&["--resource-group", "--parameters", "--output"])
+            ),
+            ("group delete".to_string(), flags(&["--name", "--yes"])),
+            ("login".to_string(), flags(&["--tenant"])),
+            (
+                "monitor metrics alert show".to_string(),
+                flags(&["--subscription", "-n"])
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_az_check_covers_the_calls_the_scripts_make() {
+    let scripts: Vec<PathBuf> = ["deploy.sh", "smoke-test.sh", "uninstall.sh"]
+        .iter()
+        .map(|s| repo_path(&format!("scripts/{s}")))
+        .collect();
+    let found = az_invocations(&scripts);
+    for (command, flag) in [
+        ("functionapp deployment source config-zip", "--src"),
+        ("functionapp function keys list", "--function-name"),
+        ("monitor metrics alert delete", "--subscription"),
+        ("eventgrid system-topic delete", "--yes"),
+        ("deployment group create", "--template-file"),
+        (
+            "synapse role assignment create",
+            "--assignee-principal-type",
+        ),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|(c, flags)| c == command && flags.iter().any(|f| f == flag)),
+            "az {command} {flag} is not among {found:#?}"
+        );
+    }
+}
