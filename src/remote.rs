@@ -196,7 +196,7 @@ pub async fn run(
         tokio::time::sleep(wait).await;
         url = next;
         method = "GET";
-        (status, headers, body) = send(
+        let answer = send(
             http.get(&url)
                 .header(reqwest::header::ACCEPT, "application/json"),
             "GET",
@@ -204,10 +204,15 @@ pub async fn run(
             &options.status_key,
             deadline,
         )
-        .await?;
+        .await;
+        if answer.is_err() {
+            progress.done();
+        }
+        (status, headers, body) = answer?;
     }
     progress.done();
-    if status != 200 {
+    // A run Azure refused answers its (incomplete) report with a 5xx: that report is what to print.
+    if status != 200 && !incomplete_report(&body) {
         return Err(RemoteError::NotAReport {
             method,
             url: redact_query(&url),
@@ -269,7 +274,7 @@ async fn send(
             reason: cause(&e),
         })?
         .to_vec();
-    if !(200..300).contains(&status) {
+    if !(200..300).contains(&status) && !incomplete_report(&body) {
         return Err(RemoteError::Http {
             method,
             url: redact_query(url),
@@ -278,6 +283,14 @@ async fn send(
         });
     }
     Ok((status, headers, body))
+}
+
+/// Whether a body is a report of a run that could not complete (its exit code is then 1, whatever the status).
+fn incomplete_report(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        v.get("schema").and_then(Value::as_str) == Some(report::SCHEMA)
+            && v.get("complete") == Some(&Value::Bool(false))
+    })
 }
 
 /// The innermost cause of a transport error, without the URL reqwest puts in its own text.
@@ -450,6 +463,17 @@ mod tests {
         assert!(poll_url(&base, "https://elsewhere.example/api/refresh/1").is_err());
         assert!(base_url("https://app.azurewebsites.net/?code=secret").is_err());
         assert!(base_url("ftp://app").is_err());
+    }
+
+    #[test]
+    fn only_an_incomplete_report_counts_as_a_report_in_an_error_answer() {
+        assert!(incomplete_report(
+            br#"{"schema":"adf-secret-refresh/report/v1","complete":false}"#
+        ));
+        assert!(!incomplete_report(
+            br#"{"schema":"adf-secret-refresh/report/v1","complete":true}"#
+        ));
+        assert!(!incomplete_report(br#"{"error":"boom"}"#));
     }
 
     #[test]
