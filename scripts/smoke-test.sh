@@ -22,7 +22,7 @@ set -euo pipefail
 resource_group="" app="" host="" vault="" secret="" end_to_end=false factory="" kv_ls="" keep=false
 test_secret="adf-secret-refresh-smoke-test"
 test_ls="AdfSecretRefreshSmokeTest"
-usage() { sed -n '2,22p' "$0"; }
+usage() { sed -n '2,19p' "$0"; }
 die() {
   printf 'smoke-test.sh: %s\n' "$*" >&2
   exit 1
