@@ -195,6 +195,10 @@ module storage 'modules/storage.bicep' = {
 
 module alerts 'modules/alerts.bicep' = {
   name: '${take(appName, 40)}-alerts'
+  // After the storage diagnostic settings (in the storage module) that send the queue logs the rules read.
+  dependsOn: [
+    storage
+  ]
   params: {
     appName: appName
     location: location
@@ -392,3 +396,6 @@ output applicationInsightsName string = monitoring.outputs.appInsightsName
 output alertRuleNames array = alerts.outputs.ruleNames
 output systemTopicNames array = [for (v, i) in vaultIds: vaults[i].outputs.systemTopicName]
 output eventSubscriptionsDeployed bool = deployEventSubscriptions
+// One per vault, in vaultIds' order: the subscription's id once deployEventSubscriptions is true, else ''.
+// scripts/deploy.sh step 3 fails unless every vault has one.
+output eventSubscriptionIds array = [for (v, i) in vaultIds: deployEventSubscriptions ? eventSubscriptions[i].outputs.id : '']

@@ -4,7 +4,8 @@
 #   2. code (scripts/package.sh, then az functionapp deployment source config-zip);
 #   3. infrastructure again with deployEventSubscriptions=true: Event Grid only subscribes a
 #      function that exists, so the subscriptions come after the code.
-# docs/deploy.md explains each step and the permissions it needs.
+# docs/deploy.md explains each step and the permissions it needs. It needs Azure CLI 2.60.0 or later (Flex
+# Consumption), the Bicep CLI 0.18.4 or later (.bicepparam files), python3, and cargo unless --zip is given.
 #
 #   4. a check that the app answers: Refresh with dryRun=true must return a report, or the deploy fails.
 #
@@ -90,16 +91,34 @@ if [ -n "$zip_given" ]; then
   zip_path="$(cd "$(dirname "$zip_given")" && pwd)/$(basename "$zip_given")"
 fi
 
+# The oldest versions the scripts are written for: Flex Consumption needs Azure CLI 2.60.0, and .bicepparam
+# files need Bicep 0.18.4 (docs/deploy.md, Prerequisites).
+min_az_version="2.60.0"
+min_bicep_version="0.18.4"
+
+# Prints the first dotted version number in its input, or nothing.
+version_in() { { grep -oE '[0-9]+\.[0-9]+\.[0-9]+' || true; } | head -n 1; }
+# True when version $1 is at least version $2.
+at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" = "$2" ]; }
+
 step "checking prerequisites"
-for tool in az cargo python3; do
+tools=(az python3)
+# A given package needs no build: an operator or a CI agent without Rust deploys the same zip.
+[ -n "$zip_given" ] || tools+=(cargo)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not on PATH (see docs/deploy.md, Prerequisites)"
 done
 if ! az bicep version >/dev/null 2>&1; then
   die "the Bicep CLI is missing: run 'az bicep install'"
 fi
-info "$(az version --query '"azure-cli"' -o tsv | sed 's/^/az /')"
-info "$(az bicep version 2>/dev/null | head -n 1)"
-info "$(cargo --version)"
+az_version="$(az version --query '"azure-cli"' -o tsv | version_in)"
+bicep_version="$(az bicep version 2>/dev/null | version_in)"
+at_least "${az_version:-0.0.0}" "$min_az_version" \
+  || die "Azure CLI ${az_version:-of unknown version} is too old: $min_az_version or later is needed (run 'az upgrade')"
+at_least "${bicep_version:-0.0.0}" "$min_bicep_version" \
+  || die "Bicep CLI ${bicep_version:-of unknown version} is too old: $min_bicep_version or later is needed (run 'az bicep upgrade')"
+info "az $az_version, Bicep $bicep_version"
+[ -n "$zip_given" ] || info "$(cargo --version)"
 if [ -n "$subscription" ]; then
   az account set --subscription "$subscription"
 fi
@@ -302,6 +321,22 @@ done
 step "3/4 Event Grid subscriptions: each vault's system topic -> $event_function"
 outputs="$(deploy_infra true)"
 info "system topics: $(output_value systemTopicNames <<<"$outputs")"
+# A deployment that succeeded without creating the subscriptions (an old template, a parameters file that
+# turns them off) would leave every rotation unheard: the outputs must name one per vault.
+python3 -c '
+import json, sys
+outputs = json.load(sys.stdin)
+value = lambda name: (outputs.get(name) or {}).get("value")
+topics = value("systemTopicNames") or []
+subscriptions = value("eventSubscriptionIds")
+if value("eventSubscriptionsDeployed") is not True or not isinstance(subscriptions, list):
+    sys.exit("the deployment did not create the Event Grid subscriptions (its outputs do not say it did)")
+missing = [t for t, s in zip(topics, subscriptions + [""] * len(topics)) if not s]
+if len(subscriptions) != len(topics) or missing:
+    sys.exit("no Event Grid subscription on: " + ", ".join(missing or topics))
+for s in subscriptions:
+    print("    subscribed: " + s.split("/providers/", 1)[-1])
+' <<<"$outputs" || die "step 3 did not subscribe $event_function to every vault: rerun step 3 (scripts/deploy.sh --zip <the zip>); see 'Troubleshooting' in docs/deploy.md"
 
 # The function list only proves the host read function.json; a binary that cannot run (another OS or CPU,
 # a missing library) passes that. Ask the handler for a dry-run report: it must answer with one.

@@ -16,13 +16,13 @@
 #
 #   --kv-linked-service  the factory's AzureKeyVault linked service that points at VAULT
 #   --keep               leave the test secret and linked service in place
-# The function key is read with az and never printed.
+# The function keys (Refresh's for the run, RefreshStatus's for the polls) are read with az and never printed.
 set -euo pipefail
 
 resource_group="" app="" host="" vault="" secret="" end_to_end=false factory="" kv_ls="" keep=false
 test_secret="adf-secret-refresh-smoke-test"
 test_ls="AdfSecretRefreshSmokeTest"
-usage() { sed -n '2,22p' "$0"; }
+usage() { sed -n '2,19p' "$0"; }
 die() {
   printf 'smoke-test.sh: %s\n' "$*" >&2
   exit 1
@@ -51,13 +51,20 @@ fi
 [ -n "$secret" ] || die "--secret is required (or --end-to-end)"
 [ -n "$host" ] || host="$(az functionapp show -g "$resource_group" -n "$app" --query defaultHostName -o tsv)"
 
-key="$(az functionapp function keys list -g "$resource_group" -n "$app" --function-name Refresh --query default -o tsv 2>/dev/null || true)"
-[ -n "$key" ] || die "could not read the Refresh function key (is the code deployed? do you have Website Contributor on $app?)"
+# A function key opens only its own function: Refresh takes the POST, RefreshStatus the polls.
+function_key() {
+  az functionapp function keys list -g "$resource_group" -n "$app" --function-name "$1" --query default -o tsv 2>/dev/null || true
+}
+refresh_key="$(function_key Refresh)"
+[ -n "$refresh_key" ] || die "could not read the Refresh function key (is the code deployed? do you have Website Contributor on $app?)"
+status_key="$(function_key RefreshStatus)"
+[ -n "$status_key" ] || die "could not read the RefreshStatus function key (is the code deployed? do you have Website Contributor on $app?)"
 body_file="$(mktemp)"
+header_file="$(mktemp)"
 created_ls=false
 created_secret=false
 cleanup() {
-  rm -f "$body_file"
+  rm -f "$body_file" "$header_file"
   if [ "$keep" = false ] && [ "$created_ls" = true ]; then
     info "removing the test linked service $test_ls"
     az rest --method delete --url "https://management.azure.com${factory}/linkedservices/${test_ls}?api-version=2018-06-01" --output none || true
@@ -71,9 +78,9 @@ trap cleanup EXIT
 
 # POST (or GET) with the key in a header, never in the URL that might be logged; retried while the app starts.
 call() {
-  local method="$1" path="$2" data="${3:-}" code attempt
+  local method="$1" path="$2" key="$3" data="${4:-}" code attempt
   for attempt in 1 2 3 4 5 6; do
-    code="$(curl -sS -o "$body_file" -w '%{http_code}' -X "$method" "https://$host$path" \
+    code="$(curl -sS -o "$body_file" -D "$header_file" -w '%{http_code}' -X "$method" "https://$host$path" \
       -H "x-functions-key: $key" -H 'content-type: application/json' ${data:+--data "$data"} || echo 000)"
     case "$code" in
       000 | 500 | 502 | 503 | 504) [ "$attempt" -lt 6 ] && { info "HTTP $code; the app may be starting, retrying in 20s"; sleep 20; continue; } ;;
@@ -83,15 +90,22 @@ call() {
   printf '%s' "$code"
 }
 
+# The seconds a 202 asks to wait (Retry-After), 10 when it names none.
+retry_after() {
+  local seconds
+  seconds="$(tr -d '\r' <"$header_file" | sed -n 's/^[Rr]etry-[Aa]fter: *\([0-9][0-9]*\)$/\1/p' | tail -n 1)"
+  printf '%s' "${seconds:-10}"
+}
+
 refresh() {
   local dry_run="$1" code location
-  code="$(call POST /api/refresh "{\"vault\":\"$vault\",\"secret\":\"$secret\",\"dryRun\":$dry_run}")"
+  code="$(call POST /api/refresh "$refresh_key" "{\"vault\":\"$vault\",\"secret\":\"$secret\",\"dryRun\":$dry_run}")"
   if [ "$code" = 202 ]; then
     location="$(python3 -c 'import json,sys; print("/api/refresh/" + json.load(open(sys.argv[1]))["id"])' "$body_file")"
     info "202 Accepted: the run goes on as a queued job; polling $location"
     for _ in $(seq 1 60); do
-      sleep 10
-      code="$(call GET "$location")"
+      sleep "$(retry_after)"
+      code="$(call GET "$location" "$status_key")"
       [ "$code" = 202 ] || break
     done
   fi

@@ -5,7 +5,8 @@
 #      notificationSecretIds and webhookSecretVaultId, and in the app's own subscription
 #      (`az role assignment list --all` searches one subscription only, so each is searched in turn);
 #   2. the custom role "ADF Secret Refresh (<appName>)" (only once no assignment uses it);
-#   3. the Event Grid system topics in each vault's resource group (their subscriptions go with them);
+#   3. in each vault's resource group: the Event Grid system topic (its subscriptions go with it) and the
+#      topic's three alert rules (alert-<topic>-deadlettered, -dropped, -delivery-failures);
 #   4. the app's resource group: app, plan, storage (with the reports), identity, logs, alert rules.
 #
 # Usage: scripts/uninstall.sh --resource-group RG --parameters FILE [--yes]
@@ -22,7 +23,7 @@ while [ "$#" -gt 0 ]; do
     -g | --resource-group) resource_group="${2:?}"; shift 2 ;;
     -p | --parameters) parameters="${2:?}"; shift 2 ;;
     --yes) yes=true; shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
@@ -83,9 +84,16 @@ if az role definition list --custom-role-only true --name "ADF Secret Refresh ($
   run az role definition delete --name "ADF Secret Refresh ($app)"
 fi
 
-echo "==> 3. the Event Grid system topics"
+echo "==> 3. the Event Grid system topics and their alert rules"
 read_params vaults | while read -r sub rg vault; do
   topic="evgt-${vault}-${app:0:20}"
+  # The alert rules live beside the topic, in the vault's resource group: the group deleted in step 4 does
+  # not hold them, and they would go on pointing at a deleted topic.
+  for alert in deadlettered dropped delivery-failures; do
+    if az monitor metrics alert show --subscription "$sub" -g "$rg" -n "alert-${topic}-${alert}" --output none 2>/dev/null; then
+      run az monitor metrics alert delete --subscription "$sub" -g "$rg" -n "alert-${topic}-${alert}"
+    fi
+  done
   if az eventgrid system-topic show --subscription "$sub" -g "$rg" -n "$topic" --output none 2>/dev/null; then
     run az eventgrid system-topic delete --subscription "$sub" -g "$rg" -n "$topic" --yes
   fi

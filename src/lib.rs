@@ -24,6 +24,7 @@ pub mod model;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod remote;
 pub mod report;
 pub mod scan;
 pub mod telemetry;

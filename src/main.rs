@@ -9,7 +9,7 @@ use adf_secret_refresh::config::{
 };
 use adf_secret_refresh::inventory::{self, Inventory};
 use adf_secret_refresh::report::{self, Report, Trigger, TriggerKind};
-use adf_secret_refresh::{audit, functions, notify, telemetry};
+use adf_secret_refresh::{audit, functions, notify, remote, telemetry};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -135,6 +135,13 @@ struct SecretArgs {
     secret: String,
     #[arg(long)]
     version: Option<String>,
+    /// Run on a deployed app instead of calling Azure: its base URL (https://<app>.azurewebsites.net). The key is
+    /// ADF_REFRESH_FUNCTION_KEY (or --function-key-file); polls use ADF_REFRESH_STATUS_KEY, else the same key.
+    #[arg(long, env = "ADF_REFRESH_REMOTE", value_name = "URL")]
+    remote: Option<String>,
+    /// With --remote: a file whose first line is the Refresh function's key.
+    #[arg(long, value_name = "F")]
+    function_key_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +226,25 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
         Commands::Lint(args) => return Ok(lint(&args, global)),
         other => other,
     };
+    // A deployed app runs it: no Azure settings or credentials here.
+    if let Commands::Plan(args) | Commands::Refresh(args) = &command
+        && let Some(url) = args.remote.as_deref().filter(|u| !u.trim().is_empty())
+    {
+        let request = remote::RemoteRequest {
+            vault: args.vault.clone(),
+            secret: args.secret.clone(),
+            version: args.version.clone(),
+            dry_run: matches!(command, Commands::Plan(_)),
+            scopes: global.scopes.iter().flat_map(|s| split_list(s)).collect(),
+        };
+        let budget = Duration::from_secs(global.budget_seconds.max(1));
+        let key_file = args.function_key_file.as_deref();
+        let report = remote::drive(url, key_file, global.ca_file.as_deref(), budget, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        print(&report, global.output);
+        return Ok(report.exit_code() as u8);
+    }
     let app = App::new(settings(global)?).map_err(|e| e.to_string())?;
     let trigger = Trigger {
         kind: TriggerKind::Cli,

@@ -827,3 +827,49 @@ fn package_sh_refuses_a_binary_for_another_machine() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_alert_rules_skip_query_validation_and_wait_for_the_diagnostic_settings() {
+    // A table exists in the workspace only once rows have arrived, and Azure validates a rule's query at
+    // creation: on a fresh workspace a rule on StorageQueueLogs or AppRequests would fail without this.
+    let alerts = code_of("infra/modules/alerts.bicep");
+    assert!(alerts.contains("resource rules 'Microsoft.Insights/scheduledQueryRules@2022-06-15'"));
+    assert!(alerts.contains("skipQueryValidation: true"));
+    let main = code_of("infra/main.bicep");
+    let at = main
+        .find("module alerts 'modules/alerts.bicep'")
+        .expect("the alerts module");
+    let block = &main[at..at + main[at..].find("\n}").expect("module end")];
+    assert!(
+        block.contains("dependsOn: [\n    storage\n  ]"),
+        "the alerts wait for the storage module, whose diagnostic settings feed StorageQueueLogs: {block}"
+    );
+    assert!(code_of("infra/modules/storage.bicep").contains("resource queueDiagnostics"));
+}
+
+#[test]
+fn the_app_identity_may_write_the_hosts_table_storage() {
+    // With an identity-based AzureWebJobsStorage the host writes diagnostic events to Table storage.
+    let storage = code_of("infra/modules/storage.bicep");
+    assert!(
+        storage.contains("var tableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'")
+    );
+    assert!(
+        storage.contains("resource tableDataContributor 'Microsoft.Authorization/roleAssignments@")
+    );
+    assert!(storage.contains("guid(account.id, appPrincipalId, tableDataContributorRoleId)"));
+}
+
+#[test]
+fn the_deployment_says_which_event_subscriptions_it_created() {
+    // scripts/deploy.sh step 3 fails unless every vault has one (tests/scripts.rs).
+    let main = code_of("infra/main.bicep");
+    assert!(main.contains(
+        "output eventSubscriptionIds array = [for (v, i) in vaultIds: deployEventSubscriptions ? eventSubscriptions[i].outputs.id : '']"
+    ));
+    assert!(
+        code_of("infra/modules/event-subscription.bicep")
+            .contains("output id string = eventSubscription.id")
+    );
+    assert!(read("scripts/deploy.sh").contains("eventSubscriptionIds"));
+}

@@ -15,10 +15,24 @@
 //!   (`ScriptInvocationContextExtensions`): a string (a blob read with `dataType: string`) becomes its JSON
 //!   serialisation, so the handler receives a JSON-encoded string; a missing blob (null) becomes the text `null`;
 //! - route parameters of an HTTP trigger arrive in `req.Params` (`HttpRequest.GetRequestAsJObject`).
+//!
+//! [`HostSimulator::front_end`] adds the host's HTTP front end, as a client of a deployed app meets it:
+//! - a function with `authLevel: function` opens only with one of its own keys, in the `x-functions-key` header
+//!   or the `code` query parameter; a missing or wrong key is `401` and the handler is not invoked (Microsoft
+//!   docs, "Azure Functions HTTP trigger", API key authorization; "Work with access keys in Azure Functions":
+//!   function keys "apply only to the specific functions under which they're defined");
+//! - routes come from `function.json` under the `api` prefix (`host.json` `routePrefix`), with their methods and
+//!   constraints: `POST /api/refresh` is `Refresh`, `GET /api/refresh/{id:guid}` is `RefreshStatus`; any other
+//!   path, method or an id that is not a GUID is `404` (ASP.NET Core routing, which the host uses);
+//! - the answer is the handler's `res` output (`statusCode`, `headers`, `body`); a failed invocation is `500`;
+//! - output bindings take effect: `run` blobs are kept (`reports/runs/{id}.json`) for the status function's
+//!   input binding, and a `job` queue message is delivered to `RefreshJob` as the queue trigger would.
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
@@ -245,6 +259,203 @@ impl HostSimulator {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The functions the front end serves: route, method, and the function that answers.
+const FRONT_END_ROUTES: &[(&str, &str, &str)] = &[
+    ("POST", "refresh", "Refresh"),
+    ("GET", "refresh/{id:guid}", "RefreshStatus"),
+];
+
+/// What the front end keeps between requests: each function's key and the `run` blobs written so far.
+struct FrontEnd {
+    host: Arc<HostSimulator>,
+    keys: HashMap<String, String>,
+    runs: Mutex<HashMap<String, String>>,
+}
+
+impl HostSimulator {
+    /// Starts the host's HTTP front end on loopback and returns its base URL (`http://127.0.0.1:{port}`).
+    /// `keys` maps a function name (`Refresh`, `RefreshStatus`) to its function key; a function without one
+    /// opens to no key. See the module documentation for what it reproduces.
+    pub async fn front_end(self: &Arc<Self>, keys: &[(&str, &str)]) -> std::io::Result<String> {
+        let state = Arc::new(FrontEnd {
+            host: Arc::clone(self),
+            keys: keys
+                .iter()
+                .map(|(f, k)| ((*f).to_string(), (*k).to_string()))
+                .collect(),
+            runs: Mutex::new(HashMap::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let state = Arc::clone(&state);
+            async move { state.answer(request).await }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(url)
+    }
+}
+
+impl FrontEnd {
+    async fn answer(self: Arc<Self>, request: axum::extract::Request) -> axum::response::Response {
+        use axum::http::StatusCode;
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let header_key = request
+            .headers()
+            .get("x-functions-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let Some((function, params)) = route(&method, &path) else {
+            return status_only(StatusCode::NOT_FOUND);
+        };
+        let query_key = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("code="))
+            .map(str::to_string);
+        let given = header_key.or(query_key);
+        let expected = self.keys.get(function);
+        if expected.is_none() || given.as_ref() != expected {
+            return status_only(StatusCode::UNAUTHORIZED);
+        }
+        let key = given.unwrap_or_default();
+        let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        let answer = match function {
+            "Refresh" => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                self.host.http(function, &text, &key).await
+            }
+            _ => {
+                let id = params["id"].as_str().unwrap_or_default().to_string();
+                let blob = self.run_blob(&id);
+                self.host
+                    .http_get(
+                        function,
+                        path.trim_start_matches("/api/"),
+                        params,
+                        json!({ "run": blob_input(blob.as_deref()) }),
+                        &key,
+                    )
+                    .await
+            }
+        };
+        if !(200..300).contains(&answer.status) {
+            return status_only(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        if let Some(run) = answer.output("run") {
+            self.keep_run(run);
+        }
+        if let Some(job) = answer.output("job").cloned() {
+            // The queue trigger picks the message up: RefreshJob runs and writes its `run` blob.
+            let state = Arc::clone(&self);
+            tokio::spawn(async move {
+                let delivered = state.host.deliver("RefreshJob", &job, 5).await;
+                if let Some(run) = delivered.answers.last().and_then(|a| a.output("run")) {
+                    state.keep_run(run);
+                }
+            });
+        }
+        http_answer(answer.output("res"))
+    }
+
+    /// Keeps a `run` output as the blob `reports/runs/{id}.json`, keyed by the document's `id`.
+    fn keep_run(&self, run: &Value) {
+        let text = match run {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let document: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(id) = document.get("id").and_then(Value::as_str)
+            && let Ok(mut runs) = self.runs.lock()
+        {
+            runs.insert(id.to_ascii_lowercase(), text);
+        }
+    }
+
+    fn run_blob(&self, id: &str) -> Option<String> {
+        self.runs
+            .lock()
+            .ok()
+            .and_then(|runs| runs.get(&id.to_ascii_lowercase()).cloned())
+    }
+}
+
+/// The function a request reaches, and its route parameters, or `None` (404).
+fn route(method: &str, path: &str) -> Option<(&'static str, Value)> {
+    let rest = path.strip_prefix("/api/")?.trim_end_matches('/');
+    FRONT_END_ROUTES.iter().find_map(|(m, template, function)| {
+        if !m.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let mut params = serde_json::Map::new();
+        let template: Vec<&str> = template.split('/').collect();
+        let segments: Vec<&str> = rest.split('/').collect();
+        if template.len() != segments.len() {
+            return None;
+        }
+        for (t, s) in template.iter().zip(&segments) {
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(parameter) => {
+                    let (name, constraint) = parameter.split_once(':').unwrap_or((parameter, ""));
+                    if constraint == "guid" && uuid::Uuid::parse_str(s).is_err() {
+                        return None;
+                    }
+                    params.insert(name.to_string(), json!(s));
+                }
+                None if t.eq_ignore_ascii_case(s) => {}
+                None => return None,
+            }
+        }
+        Some((*function, Value::Object(params)))
+    })
+}
+
+fn status_only(status: axum::http::StatusCode) -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// The HTTP answer the host makes of a handler's `res` output.
+fn http_answer(res: Option<&Value>) -> axum::response::Response {
+    let Some(res) = res else {
+        return status_only(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let body = match &res["body"] {
+        Value::Null => Vec::new(),
+        Value::String(s) => s.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    };
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = res["statusCode"]
+        .as_u64()
+        .and_then(|s| axum::http::StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(axum::http::StatusCode::OK);
+    for (name, value) in res["headers"].as_object().into_iter().flatten() {
+        let value = match value {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            other => other.to_string(),
+        };
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// The outcome of delivering one queue message.

@@ -6,6 +6,8 @@
 // Log rules query the Log Analytics workspace behind Application Insights:
 // - AppRequests: one row per function invocation (OperationName = function name, Success);
 // - StorageQueueLogs: one row per queue operation (the StorageWrite category is always on, see storage.bicep).
+// Neither table exists before its first rows, so the rules skip query validation (API version 2022-06-15),
+// and main.bicep creates them after the diagnostic settings that feed StorageQueueLogs.
 
 param appName string
 param location string
@@ -107,6 +109,9 @@ resource rules 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = [for rule i
       ]
     }
     autoMitigate: true
+    // Azure validates a rule's query when the rule is created, and a table exists in the workspace only once
+    // rows have arrived: on a fresh workspace StorageQueueLogs and AppRequests are still missing.
+    skipQueryValidation: true
     actions: actions
   }
 }]

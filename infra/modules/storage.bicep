@@ -28,6 +28,9 @@ param expiringPrefixes array
 var blobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Queue Data Contributor: queue triggers and outputs, poison queues.
 var queueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+// Storage Table Data Contributor: with an identity-based AzureWebJobsStorage the Functions host writes its
+// diagnostic events to Table storage; without this role it logs a 403 every few minutes.
+var tableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -204,6 +207,17 @@ resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'adf-secret-refresh: refresh-jobs and refresh-attention queues'
+  }
+}
+
+resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, tableDataContributorRoleId)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', tableDataContributorRoleId)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'adf-secret-refresh: the Functions host\'s diagnostic events (Table storage)'
   }
 }
 

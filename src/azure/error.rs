@@ -94,6 +94,10 @@ pub enum AzureError {
         message: String,
         attempts: u32,
     },
+    /// The credential cannot give a token and no retry can mend it: a missing tool, no sign-in, a wrong tenant
+    /// or client secret. `message` says what is missing and the command or setting that fixes it.
+    #[error("could not get a token from the {kind} credential: {message}")]
+    CredentialRefused { kind: &'static str, message: String },
     #[error("{operation} was not attempted: the run's time budget is spent")]
     Deadline { operation: &'static str },
     /// A link (a `Location`, an `Azure-AsyncOperation`) that leaves the origin it came from: never followed,
@@ -144,6 +148,7 @@ impl AzureError {
     /// | not: `PreconditionFailed`, `Leased` | the caller decides (re-read, or back off from another holder) |
     /// | not: `Rejected`, `OperationFailed` | the service refused this request as it is |
     /// | not: `InvalidId`, `Endpoint`, `Config` | our input or configuration is wrong |
+    /// | not: `CredentialRefused` | the credential itself is missing or wrong: a person must sign in or fix it |
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

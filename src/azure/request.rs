@@ -302,18 +302,23 @@ pub async fn bearer_token(
     retry::run(policy, deadline, |attempt| async move {
         let timeout = retry::request_timeout(REQUEST_LIMIT, deadline);
         let outcome = tokio::time::timeout(timeout, credential.get_token(&[scope], None)).await;
-        let (message, permanent) = match outcome {
-            Ok(Ok(token)) => return Attempt::Done(token.token.secret().to_string()),
-            Ok(Err(e)) => (first_line(&e.to_string()), token_refused(&e)),
-            Err(_) => ("no answer within the run's time budget".to_string(), false),
-        };
         let name = kind.map_or("configured", CredentialKind::name);
-        tracing::warn!(
-            credential = name,
-            attempt,
-            permanent,
-            "token request failed"
-        );
+        let message = match outcome {
+            Ok(Ok(token)) => return Attempt::Done(token.token.secret().to_string()),
+            // A missing tool, no sign-in, a wrong tenant or secret: no retry mends them, so say so at once.
+            Ok(Err(e)) => match super::auth::classify_token_error(&e) {
+                failure @ super::auth::TokenFailure::Permanent { .. } => {
+                    tracing::warn!(credential = name, attempt, "the credential refused: not retried");
+                    return Attempt::Fail(AzureError::CredentialRefused {
+                        kind: name,
+                        message: failure.to_string(),
+                    });
+                }
+                super::auth::TokenFailure::Transient(message) => message,
+            },
+            Err(_) => "no answer within the run's time budget".to_string(),
+        };
+        tracing::warn!(credential = name, attempt, "token request failed");
         let error = AzureError::Token {
             kind: name,
             endpoint: kind.map_or_else(
@@ -323,34 +328,14 @@ pub async fn bearer_token(
             message,
             attempts: attempt + 1,
         };
-        if permanent {
-            Attempt::Fail(error)
-        } else {
-            Attempt::Retry {
-                error,
-                retry_after: None,
-            }
+        Attempt::Retry {
+            error,
+            retry_after: None,
         }
     })
     .await
 }
 
-/// Whether the token endpoint refused the request itself (a 4xx other than 408 and 429: a wrong client secret, an
-/// unknown client): asking again cannot help, and waiting would spend the run's budget for nothing.
-fn token_refused(e: &azure_core::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = current {
-        if let Some(status) = error
-            .downcast_ref::<azure_core::Error>()
-            .and_then(azure_core::Error::http_status)
-        {
-            let status = u16::from(status);
-            return (400..500).contains(&status) && !matches!(status, 408 | 429);
-        }
-        current = error.source();
-    }
-    false
-}
 
 /// reqwest errors print the URL, which may carry a query; keep error text to the cause alone.
 pub fn without_url(e: &reqwest::Error) -> String {
