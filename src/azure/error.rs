@@ -96,8 +96,14 @@ pub enum AzureError {
     },
     /// The credential cannot give a token and no retry can mend it: a missing tool, no sign-in, a wrong tenant
     /// or client secret. `message` says what is missing and the command or setting that fixes it.
-    #[error("could not get a token from the {kind} credential: {message}")]
-    CredentialRefused { kind: &'static str, message: String },
+    #[error(
+        "could not get a token from the {kind} credential ({endpoint}), and did not ask again since no retry can mend it: {message}"
+    )]
+    CredentialRefused {
+        kind: &'static str,
+        endpoint: String,
+        message: String,
+    },
     #[error("{operation} was not attempted: the run's time budget is spent")]
     Deadline { operation: &'static str },
     /// A link (a `Location`, an `Azure-AsyncOperation`) that leaves the origin it came from: never followed,

@@ -311,6 +311,10 @@ pub async fn bearer_token(
                     tracing::warn!(credential = name, attempt, "the credential refused: not retried");
                     return Attempt::Fail(AzureError::CredentialRefused {
                         kind: name,
+                        endpoint: kind.map_or_else(
+                            || "its token endpoint".to_string(),
+                            CredentialKind::token_endpoint,
+                        ),
                         message: failure.to_string(),
                     });
                 }
