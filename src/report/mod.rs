@@ -4,6 +4,7 @@
 //! refused and why, and what a person must do. It never holds a secret value, a token or a function key:
 //! it is built only from names, paths, etags, statuses and ADF's own error messages.
 
+pub mod html;
 pub mod markdown;
 pub mod text;
 
