@@ -13,7 +13,9 @@ mod inventory_fixture;
 
 use adf_emulator::host::{HostSimulator, blob_input};
 use adf_secret_refresh::inventory::{self, Inventory};
-use adf_secret_refresh::report::{self, Report, Resave, ResaveStatus, Target, Test, Verdict, html};
+use adf_secret_refresh::report::{
+    self, Report, Resave, ResaveStatus, Target, Test, TestStatus, Verdict, html,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -408,25 +410,46 @@ fn expected_marks(inv: &Inventory) -> Vec<Value> {
         .collect()
 }
 
+/// A verdict as the report spells it.
+fn report_verdict(v: Verdict) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn report_expectations(name: &str, r: &Report) -> Value {
     let attention: Vec<String> =
         report::by_soonest_next_run(r.targets.iter().filter(|t| t.needs_attention()))
             .into_iter()
             .map(shown_name)
             .collect();
-    let count = |f: &dyn Fn(&Target) -> bool| r.targets.iter().filter(|t| f(t)).count();
-    let mut filters = vec![json!({
-        "select": "verdict", "value": "pinned",
-        "visible": count(&|t| t.verdict == Verdict::Pinned)
-    })];
-    if r.targets
+    // For the verdict and the platform: the rarest value present, and how many targets have it.
+    let rarest = |key: &dyn Fn(&Target) -> String| {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for t in &r.targets {
+            *counts.entry(key(t)).or_default() += 1;
+        }
+        counts.into_iter().min_by_key(|(_, n)| *n)
+    };
+    let mut filters = Vec::new();
+    if let Some((value, visible)) = rarest(&|t| report_verdict(t.verdict)) {
+        filters.push(json!({ "select": "verdict", "value": value, "visible": visible }));
+    }
+    if let Some((value, visible)) = rarest(&|t| html::target_platform(t).key.to_string()) {
+        filters.push(json!({ "select": "platform", "value": value, "visible": visible }));
+    }
+    // A failed test is its own status unless the re-save failed before it.
+    let failed_tests = r
+        .targets
         .iter()
-        .any(|t| html::target_platform(t).key == "synapse")
-    {
-        filters.push(json!({
-            "select": "platform", "value": "synapse",
-            "visible": count(&|t| html::target_platform(t).key == "synapse")
-        }));
+        .filter(|t| {
+            t.resave.status != ResaveStatus::Failed
+                && matches!(t.test.status, TestStatus::Failed | TestStatus::Error)
+        })
+        .count();
+    if failed_tests > 0 {
+        filters.push(json!({ "select": "status", "value": "testFailed", "visible": failed_tests }));
     }
     json!({
         "name": name, "kind": "report",
