@@ -698,6 +698,8 @@ struct InventoryPage {
 struct SeverityGroup {
     key: &'static str,
     label: &'static str,
+    /// Info findings start folded: a person looks at critical and warning first.
+    open: bool,
     findings: Vec<FindingView>,
 }
 
@@ -917,6 +919,7 @@ impl InventoryPage {
             .into_iter()
             .map(|severity| SeverityGroup {
                 key: severity.as_str(),
+                open: severity != Severity::Info,
                 label: match severity {
                     Severity::Critical => "Critical",
                     Severity::Warning => "Warning",
@@ -1086,10 +1089,13 @@ impl Timeline {
         let mut crowd: HashMap<i64, usize> = HashMap::new();
         let mut placed = Vec::with_capacity(dated.len());
         let (mut expired, mut in_critical, mut in_warning, mut later) = (0, 0, 0, 0);
+        let (mut earlier, mut beyond) = (0, 0);
         for (days, entry, expires) in dated {
             let x = if days < -PAST_DAYS {
+                earlier += 1;
                 EARLIER_X
             } else if days > horizon {
+                beyond += 1;
                 LATER_X
             } else {
                 x_of(days)
@@ -1180,6 +1186,11 @@ impl Timeline {
                 String::new()
             },
         };
+        // The gutters stack their marks past counting, so their labels count them.
+        let gutter = |word: &str, n: usize| match n {
+            0 => word.to_string(),
+            n => format!("{word} ({n})"),
+        };
         let mut zones = vec![
             zone(
                 "zone-expired",
@@ -1187,7 +1198,7 @@ impl Timeline {
                 -PAST_DAYS,
                 EARLIER_X - 25.0,
                 EARLIER_X + 25.0,
-                "earlier".into(),
+                gutter("earlier", earlier),
                 format!("expired more than {PAST_DAYS} days ago"),
             ),
             zone(
@@ -1228,7 +1239,7 @@ impl Timeline {
             f64::INFINITY,
             LATER_X - 25.0,
             LATER_X + 25.0,
-            "later".into(),
+            gutter("later", beyond),
             format!("expires more than {horizon} days from today"),
         ));
 
