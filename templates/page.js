@@ -32,3 +32,34 @@ document.querySelectorAll("div.filters[data-for]").forEach(function (bar) {
   bar.hidden = false;
   apply();
 });
+// Sortable tables: a click on a column's heading orders the rows by that column, a second click reverses them.
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var body = table.tBodies[0];
+  Array.prototype.slice.call(table.tHead.rows[0].cells).forEach(function (heading, column) {
+    heading.tabIndex = 0;
+    heading.title = "Sort by this column";
+    function sort() {
+      var ascending = heading.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.slice.call(table.tHead.rows[0].cells).forEach(function (cell) {
+        cell.removeAttribute("aria-sort");
+      });
+      heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[column].textContent.trim();
+        var y = b.cells[column].textContent.trim();
+        return (ascending ? 1 : -1) * x.localeCompare(y, undefined, { numeric: true });
+      });
+      rows.forEach(function (row) {
+        body.appendChild(row);
+      });
+    }
+    heading.addEventListener("click", sort);
+    heading.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        sort();
+      }
+    });
+  });
+});

@@ -186,6 +186,14 @@ fn the_pages_load_nothing_from_elsewhere() {
     assert_self_contained(&html::report(&fixture::empty_report()));
     assert_self_contained(&html::inventory(&inventory_fixture::realistic_inventory()));
     assert_self_contained(&html::inventory(&inventory_fixture::incomplete_inventory()));
+    let mut empty = inventory_fixture::realistic_inventory();
+    empty.secrets.clear();
+    empty.findings.clear();
+    empty.finish();
+    let page = html::inventory(&empty);
+    assert_self_contained(&page);
+    assert!(page.contains("<h1>Key Vault inventory: all fine</h1>"));
+    assert!(page.contains("Of 0 secrets with an expiry date"));
 }
 
 #[test]
@@ -218,7 +226,7 @@ fn the_inventory_page_lists_secrets_by_vault_findings_by_severity_and_a_timeline
     }
     let consumers = inv.secrets.iter().map(|s| s.consumers.len()).sum::<usize>();
     let rows = page
-        .split("<table class=\"consumers\">")
+        .split("<table class=\"consumers sortable\">")
         .skip(1)
         .map(|t| {
             t.split("</table>")

@@ -176,6 +176,23 @@ async function checkReport(e) {
     check(`${label}: the hostile name shows as text`, hostile);
   }
   await checkFilters(label, page, "targets", e.filters, e.targets);
+  if (await page.locator("#rest table.sortable").count()) {
+    const names = () => page.evaluate(() =>
+      Array.from(document.querySelectorAll("#rest tbody tr")).map((row) => row.cells[0].textContent.trim()),
+    );
+    const before = await names();
+    const byName = [...before].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    await page.locator("#rest th", { hasText: "Target" }).click();
+    const ascending = await names();
+    await page.locator("#rest th", { hasText: "Target" }).click();
+    const descending = await names();
+    check(
+      `${label}: a click on "Target" sorts the table, a second click reverses it`,
+      JSON.stringify(ascending) === JSON.stringify(byName) &&
+        JSON.stringify(descending) === JSON.stringify([...byName].reverse()),
+      JSON.stringify({ ascending, descending }),
+    );
+  }
   checkQuiet(label, opened);
   await page.screenshot({ path: path.join(pagesDir, `${e.name}.png`), fullPage: true });
   await opened.context.close();
