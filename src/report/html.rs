@@ -1,9 +1,9 @@
 //! The HTML page of a report or an inventory, for `--output html` and for a browser that opens
 //! `GET /api/refresh/{id}`: one self-contained document that a person can open offline, from a file or a blob.
 //!
-//! Styles, a small script (filters and sorting) and the expiry timeline (SVG) are inline, and a Content Security Policy in
-//! the page itself forbids loading anything else. Without JavaScript every word is there; only the filters
-//! need it. The page is built from the report or inventory document alone, which hold no secret value, token
+//! Styles, a small script (filters and sorting) and the expiry timeline (SVG) are inline, and a Content
+//! Security Policy in the page itself forbids loading anything else. Without JavaScript every word is there;
+//! only filtering and sorting need it. The page is built from the report or inventory document alone, which hold no secret value, token
 //! or key, and the templates (`templates/`, checked when the crate compiles) escape every string.
 
 use super::text::{self, diagnoses, primary_diagnosis};
