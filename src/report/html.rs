@@ -720,6 +720,8 @@ struct SecretView {
     latest_version: String,
     created: String,
     not_before: Option<String>,
+    /// The codes of the findings about this secret or its vault, with their tone.
+    findings: Vec<(&'static str, &'static str)>,
     consumers: Vec<ConsumerView>,
 }
 
@@ -904,6 +906,10 @@ impl InventoryPage {
                             .unwrap_or_else(|| "unknown".into()),
                         created: e.created.clone().unwrap_or_else(|| "unknown".into()),
                         not_before: e.not_before.clone(),
+                        findings: inv
+                            .findings_for(e)
+                            .map(|f| (f.code.as_str(), severity_tone(f.severity.as_str())))
+                            .collect(),
                         consumers: e.consumers.iter().map(consumer_view).collect(),
                     }
                 })
