@@ -194,6 +194,7 @@ async function checkReport(e) {
     );
   }
   checkQuiet(label, opened);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(pagesDir, `${e.name}.png`), fullPage: true });
   await opened.context.close();
 
@@ -291,6 +292,7 @@ async function checkInventory(e) {
   );
   await checkFilters(label, page, "secrets", e.filters, e.secrets);
   checkQuiet(label, opened);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(pagesDir, `${e.name}.png`), fullPage: !large });
   await opened.context.close();
 
