@@ -3,8 +3,9 @@
 //!
 //! Styles, a small script (filters and sorting) and the expiry timeline (SVG) are inline, and a Content
 //! Security Policy in the page itself forbids loading anything else. Without JavaScript every word is there;
-//! only filtering and sorting need it. The page is built from the report or inventory document alone, which hold no secret value, token
-//! or key, and the templates (`templates/`, checked when the crate compiles) escape every string.
+//! only filtering and sorting need it. The page is built from the report or inventory document alone, which
+//! hold no secret value, token or key, and the templates (`templates/`, checked when the crate compiles)
+//! escape every string.
 
 use super::text::{self, diagnoses, primary_diagnosis};
 use super::{Impact, Report, ResaveStatus, Target, TargetKind, TestStatus, Verdict};
@@ -75,7 +76,7 @@ fn sha256(text: &str) -> String {
     )
 }
 
-/// A template only fails when writing to a `String` fails, which it does not; the page says so if it ever does.
+/// A template fails only when writing to a `String` fails, which it does not; the page says so if it ever does.
 fn finish(rendered: askama::Result<String>) -> String {
     rendered.unwrap_or_else(|e| {
         format!(
