@@ -36,7 +36,8 @@ struct Global {
         value_delimiter = ','
     )]
     scopes: Vec<String>,
-    /// `text` (default on a terminal), `json` (exactly one document on stdout), `markdown`, or `csv` (audit).
+    /// `text` (default on a terminal), `json` (exactly one document on stdout), `markdown`, `html` (one
+    /// self-contained page), or `csv` (audit).
     #[arg(long, global = true, value_enum)]
     output: Option<Output>,
     #[arg(
@@ -168,6 +169,8 @@ enum Output {
     Markdown,
     /// One row per reference (audit only).
     Csv,
+    /// One self-contained HTML page (plan, refresh, show, audit).
+    Html,
 }
 
 fn main() -> ExitCode {
@@ -204,6 +207,9 @@ async fn run_command(command: Commands, global: &Global) -> Result<u8, String> {
         && !matches!(command, Commands::Audit { .. } | Commands::Show { .. })
     {
         return Err("--output csv is only for `audit`".into());
+    }
+    if global.output == Some(Output::Html) && matches!(command, Commands::Lint(_)) {
+        return Err("--output html is for `plan`, `refresh`, `show` and `audit`".into());
     }
     // Showing a saved report needs no Azure settings.
     if let Commands::Show { path } = &command {
@@ -394,6 +400,7 @@ fn print(report: &Report, output: Option<Output>) {
             report::text::render(report, terminal && std::env::var_os("NO_COLOR").is_none())
         ),
         Output::Markdown => print!("{}", report::markdown::render(report)),
+        Output::Html => print!("{}", report::html::report(report)),
         // Refused before any run: a report has no CSV form.
         Output::Csv => eprintln!("error: --output csv is only for `audit`"),
     }
@@ -415,6 +422,7 @@ fn print_inventory(inventory: &Inventory, output: Option<Output>) {
         ),
         Output::Markdown => print!("{}", inventory::markdown::render(inventory)),
         Output::Csv => print!("{}", inventory::csv::render(inventory)),
+        Output::Html => print!("{}", report::html::inventory(inventory)),
     }
 }
 

@@ -101,7 +101,9 @@ impl Actor for NamedValueActor<'_> {
                     refreshed = true;
                 }
                 // A refresh that never ends fails this named value; the others go on.
-                Err(e) if e.is_transient() && !matches!(e, ArmError::OperationUnfinished { .. }) => {
+                Err(e)
+                    if e.is_transient() && !matches!(e, ArmError::OperationUnfinished { .. }) =>
+                {
                     return Err(halt(&e));
                 }
                 Err(e) => {

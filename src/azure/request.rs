@@ -308,7 +308,11 @@ pub async fn bearer_token(
             // A missing tool, no sign-in, a wrong tenant or secret: no retry mends them, so say so at once.
             Ok(Err(e)) => match super::auth::classify_token_error(&e) {
                 failure @ super::auth::TokenFailure::Permanent { .. } => {
-                    tracing::warn!(credential = name, attempt, "the credential refused: not retried");
+                    tracing::warn!(
+                        credential = name,
+                        attempt,
+                        "the credential refused: not retried"
+                    );
                     return Attempt::Fail(AzureError::CredentialRefused {
                         kind: name,
                         endpoint: kind.map_or_else(
@@ -339,7 +343,6 @@ pub async fn bearer_token(
     })
     .await
 }
-
 
 /// reqwest errors print the URL, which may carry a query; keep error text to the cause alone.
 pub fn without_url(e: &reqwest::Error) -> String {

@@ -683,9 +683,29 @@ pub async fn refresh_status(State(_h): State<Handler>, body: Bytes) -> Invocatio
                     ],
                 ),
             ),
-        Some(s) if s.starts_with("adf-secret-refresh/report/") => InvocationResponse::ok()
-            .log(format!("run {id}: report"))
-            .output("res", http_response(200, document)),
+        Some(s) if s.starts_with("adf-secret-refresh/report/") => {
+            // A browser (`Accept: text/html`) gets the report's page; scripts and the blob keep the JSON.
+            let accept = invocation
+                .data
+                .get("req")
+                .and_then(Value::as_object)
+                .and_then(|req| header(req, "accept"));
+            let page = crate::report::html::wants_html(accept.as_deref())
+                .then(|| serde_json::from_value::<Report>(document.clone()).ok())
+                .flatten()
+                .map(|report| crate::report::html::report(&report));
+            let res = match page {
+                Some(page) => json!({ "statusCode": 200, "body": page, "headers": {
+                    "Content-Type": crate::report::html::CONTENT_TYPE,
+                    "Content-Security-Policy": crate::report::html::content_security_policy(),
+                    "X-Content-Type-Options": "nosniff",
+                }}),
+                None => http_response(200, document),
+            };
+            InvocationResponse::ok()
+                .log(format!("run {id}: report"))
+                .output("res", res)
+        }
         _ => {
             tracing::error!(run_id = %id, "the run's status blob is not a report or a progress document");
             http_error(500, &format!("the status of run {id} is unreadable"))

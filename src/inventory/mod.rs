@@ -145,8 +145,15 @@ pub enum SecretStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Consumer {
+    /// Where it lives, as discovery set it.
+    #[serde(default)]
+    pub platform: crate::model::Platform,
+    /// The id of what holds it: factory, workspace, site or slot, API Management service.
+    #[serde(default)]
+    pub resource: String,
     pub kind: TargetKind,
-    /// The factory (or workspace) resource id.
+    /// The factory (or workspace) resource id; empty on other platforms.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub factory: String,
     pub name: String,
     /// Where the reference sits, e.g. `typeProperties.password`; `credential:<name>/<path>` for a linked
@@ -367,6 +374,8 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
                 vault: vault.clone(),
                 secret: secret.clone(),
                 consumer: Consumer {
+                    platform: factory.platform,
+                    resource: factory.id.clone(),
                     kind,
                     factory: factory.id.clone(),
                     name: name.to_string(),

@@ -5,6 +5,7 @@
 //! it is built only from names, paths, etags, statuses and ADF's own error messages.
 
 pub mod finding;
+pub mod html;
 pub mod markdown;
 pub mod text;
 
