@@ -236,6 +236,15 @@ pub fn reference_test(item: &Value, new_version: Option<&str>, target: &Target) 
             raw,
             diagnosis: None,
         },
+        (None, _) if pinned => Test {
+            status: TestStatus::Passed,
+            message: Some(
+                "Resolved. The reference names its version, so App Service holds that version, not the new one."
+                    .into(),
+            ),
+            raw,
+            diagnosis: None,
+        },
         (None, _) => Test {
             status: TestStatus::Passed,
             message: Some(
@@ -302,6 +311,19 @@ mod tests {
             &target(Verdict::Resave),
         );
         assert_eq!(test.status, TestStatus::Passed);
+    }
+
+    #[test]
+    fn a_resolved_pinned_reference_says_it_holds_its_own_version_not_the_new_one() {
+        let test = reference_test(
+            &item("Resolved", Value::Null),
+            Some("v2"),
+            &target(Verdict::Pinned),
+        );
+        assert_eq!(test.status, TestStatus::Passed);
+        let message = test.message.unwrap_or_default();
+        assert!(message.contains("names its version"), "{message}");
+        assert!(!message.contains("rests on the refresh"), "{message}");
     }
 
     #[test]
