@@ -763,3 +763,65 @@ async fn every_platform_by_default_includes_the_factory_beside_the_apps() {
     assert_eq!(report["summary"]["apiManagementServicesScanned"], 1);
     assert_eq!(target(&report, "SideSql")["platform"], "dataFactory");
 }
+
+/// Each App Service and API Management listing, broken for good (a `nextLink` that loops, which is refused at
+/// once): what is held by the listing's owner is not claimed, the owner is named in `errors[]`, and the other
+/// platform is still reported.
+#[tokio::test]
+async fn every_consumer_listing_not_read_to_its_end_makes_the_run_incomplete_and_names_its_owner() {
+    let sites = [
+        "app-contoso-web",
+        "func-contoso-ingest",
+        "app-contoso-reports",
+        "logic-contoso-orders",
+    ]
+    .map(site);
+    let subscription = format!("/subscriptions/{DEMO_SUB}");
+    let cases: [(&str, Vec<String>, bool); 6] = [
+        ("sites", vec![subscription.clone()], true),
+        ("slots", sites.to_vec(), true),
+        ("appsettings", sites.to_vec(), true),
+        ("connectionstrings", sites.to_vec(), true),
+        ("service", vec![subscription.clone()], false),
+        ("namedValues", vec![apim()], false),
+    ];
+    for (collection, owners, app_service) in cases {
+        let faults = Faults {
+            page_faults: vec![PageFault {
+                collection: collection.into(),
+                kind: PageFaultKind::LoopingNextLink,
+                times: 0,
+            }],
+            ..Faults::default()
+        };
+        let emu = emulator_with_faults(apps_seed(), 2, faults).await;
+        let run = plan(&emu, &[]).await;
+        let report = assert_trusted(&emu, &run);
+        assert_eq!(run.code, 1, "{collection}: {}", run.stderr);
+        assert_eq!(report["complete"], false, "{collection}");
+        for owner in &owners {
+            assert!(
+                error_about(&report, owner),
+                "{collection}: {owner} is named in {}",
+                errors_text(&report)
+            );
+        }
+        let platforms: Vec<Value> = targets(&report)
+            .iter()
+            .map(|t| t["platform"].clone())
+            .collect();
+        let (gone, kept) = if app_service {
+            ("appService", "apiManagement")
+        } else {
+            ("apiManagement", "appService")
+        };
+        assert!(
+            !platforms.contains(&Value::from(gone)),
+            "{collection}: nothing claimed for what was not read: {platforms:?}"
+        );
+        assert!(
+            platforms.contains(&Value::from(kept)),
+            "{collection}: the other platform is still reported: {platforms:?}"
+        );
+    }
+}
