@@ -825,3 +825,140 @@ async fn every_consumer_listing_not_read_to_its_end_makes_the_run_incomplete_and
         );
     }
 }
+
+/// Panics with every violation if `inventory` does not match `docs/inventory.schema.json`.
+fn assert_valid_inventory(inventory: &Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/inventory.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(inventory)
+        .map(|e| format!("  at `{}`: {e}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the inventory does not match the schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_audit_lists_app_service_and_api_management_consumers_under_their_secret() {
+    let emu = emulator(apps_seed(), 2).await;
+    let run = exec(cli(&emu, &["audit"])).await;
+    let inventory: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("one JSON inventory ({e}):\n{}\n{}", run.stdout, run.stderr));
+    assert_valid_inventory(&inventory);
+    assert_eq!(emu.counters().secret_read_attempts, 0);
+    assert_eq!(emu.counters().secret_value_reads, 0);
+    assert_no_secrets(&emu, &run.stdout);
+    assert_eq!(inventory["complete"], true, "{}", inventory["errors"]);
+
+    let entry = inventory["secrets"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|e| e["vault"] == VAULT && e["secret"] == SECRET)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "contoso-kv/sql-password is listed: {}",
+                inventory["secrets"]
+            )
+        });
+    let mut consumers: Vec<(String, String, String, String, String)> = entry["consumers"]
+        .as_array()
+        .expect("consumers")
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            let resource = text("resource");
+            let holder = resource
+                .rsplit("/providers/")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (
+                text("platform"),
+                holder,
+                text("kind"),
+                text("name"),
+                text("verdict"),
+            )
+        })
+        .collect();
+    consumers.sort();
+    let expected = [
+        (
+            "apiManagement",
+            "Microsoft.ApiManagement/service/apim-contoso",
+            "namedValue",
+            "sql-password",
+            "resave",
+        ),
+        (
+            "apiManagement",
+            "Microsoft.ApiManagement/service/apim-contoso",
+            "namedValue",
+            "sql-password-pinned",
+            "pinned",
+        ),
+        (
+            "appService",
+            "Microsoft.Web/sites/app-contoso-reports",
+            "appSetting",
+            "SqlPassword",
+            "pinned",
+        ),
+        (
+            "appService",
+            "Microsoft.Web/sites/app-contoso-web",
+            "appSetting",
+            "SqlPassword",
+            "resave",
+        ),
+        (
+            "appService",
+            "Microsoft.Web/sites/app-contoso-web",
+            "connectionString",
+            "Sales",
+            "resave",
+        ),
+        (
+            "appService",
+            "Microsoft.Web/sites/app-contoso-web/slots/staging",
+            "appSetting",
+            "SqlPassword",
+            "resave",
+        ),
+        (
+            "appService",
+            "Microsoft.Web/sites/func-contoso-ingest",
+            "appSetting",
+            "SqlPassword",
+            "resave",
+        ),
+    ]
+    .map(|(a, b, c, d, e)| (a.into(), b.into(), c.into(), d.into(), e.into()));
+    assert_eq!(consumers, expected);
+
+    let findings = inventory["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for holder in ["app-contoso-reports", "apim-contoso"] {
+        assert!(
+            findings.iter().any(|f| f["code"] == "pinnedToOldVersion"
+                && f["message"].as_str().is_some_and(|m| m.contains(holder))),
+            "the pin of {holder} to the old version is a finding: {findings:?}"
+        );
+    }
+    assert!(
+        findings.iter().any(|f| f["code"] == "unresolvedReference"
+            && f["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("logic-contoso-orders"))),
+        "the unparsable reference is a finding: {findings:?}"
+    );
+}

@@ -93,7 +93,7 @@ pub fn render(inventory: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "| {}{} | {} | `{}` | {} | {} | {} |",
-                cell(short(&c.factory)),
+                cell(short(c.holder())),
                 if c.git_mode { " (git)" } else { "" },
                 cell(&c.name),
                 c.path.replace('`', "'").replace('|', "\\|"),
@@ -174,7 +174,7 @@ pub fn mermaid(inventory: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "  {node}[\"{} / {}\"]",
-                label(short(&c.factory)),
+                label(short(c.holder())),
                 label(&c.name)
             );
             let _ = writeln!(out, "  {secret_node} --> {node}");
