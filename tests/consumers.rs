@@ -416,13 +416,16 @@ async fn plan_finds_every_consumer_and_posts_nothing() {
     let report = assert_trusted(&emu, &run);
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["complete"], true, "{}", errors_text(&report));
+    let sent: Vec<String> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.host_kind != "entra")
+        .map(|r| format!("{} {}", r.host_kind, r.path))
+        .collect();
     assert_eq!(
-        posts(&emu)
-            .iter()
-            .map(|r| r.path.clone())
-            .collect::<Vec<_>>(),
+        sent,
         Vec::<String>::new(),
-        "plan sent a POST to Azure"
+        "plan sent a POST (only a token request may be one)"
     );
     assert_eq!(emu.counters().app_service_refreshes, 0);
     assert_eq!(emu.counters().named_value_refreshes, 0);
@@ -960,5 +963,26 @@ async fn the_audit_lists_app_service_and_api_management_consumers_under_their_se
                 .as_str()
                 .is_some_and(|s| s.contains("logic-contoso-orders"))),
         "the unparsable reference is a finding: {findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slot_without_a_managed_identity_fails_with_msi_not_enabled_and_the_app_owner_fixes_it() {
+    let mut seed = apps_seed();
+    seed["subscriptions"][0]["resourceGroups"][0]["sites"][0]["slots"][0]["identity"] = Value::Null;
+    let emu = emulator(seed, 2).await;
+    let new = rotate(&emu);
+    let run = refresh(&emu, &new, &[]).await;
+    let report = assert_trusted(&emu, &run);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let staging = target_at(&report, &slot("app-contoso-web", "staging"), "SqlPassword");
+    assert_eq!(staging["resave"]["status"], "ok", "the slot was refreshed");
+    assert_eq!(staging["test"]["status"], "failed", "{staging}");
+    assert_eq!(staging["test"]["raw"]["status"], "MSINotEnabled");
+    assert_eq!(staging["test"]["diagnosis"]["owner"], "appOwner");
+    let web = target_at(&report, &site("app-contoso-web"), "SqlPassword");
+    assert_eq!(
+        web["test"]["status"], "passed",
+        "the site's own identity is unaffected"
     );
 }
