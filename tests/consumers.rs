@@ -689,6 +689,12 @@ async fn a_connection_string_the_refresh_skips_is_reported_as_app_service_shows_
         setting["test"]["status"], "passed",
         "the app setting did move: {setting}"
     );
+    assert!(
+        setting["test"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&new)),
+        "the message names the version App Service holds: {setting}"
+    );
 }
 
 /// The factory and workspace listings of a subscription, whatever their answer.
@@ -984,5 +990,51 @@ async fn a_slot_without_a_managed_identity_fails_with_msi_not_enabled_and_the_ap
     assert_eq!(
         web["test"]["status"], "passed",
         "the site's own identity is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_reference_gets_its_verdict_and_the_site_is_still_refreshed_once() {
+    let mut seed = apps_seed();
+    let settings = &mut seed["subscriptions"][0]["resourceGroups"][0]["sites"][0]["appSettings"];
+    settings["ByNamePinned"] = json!(format!(
+        "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=sql-password;SecretVersion={OLD_VERSION})"
+    ));
+    settings["NoTrailingSlash"] = json!(
+        "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/sql-password)"
+    );
+    settings["OtherCase"] = json!(
+        "@Microsoft.KeyVault(SecretUri=https://CONTOSO-KV.vault.azure.net/secrets/SQL-PASSWORD/)"
+    );
+    settings["ChinaCloud"] = json!(
+        "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.cn/secrets/sql-password/)"
+    );
+    settings["OtherVault"] =
+        json!("@Microsoft.KeyVault(VaultName=other-kv;SecretName=sql-password)");
+    let emu = emulator(seed, 2).await;
+    let new = rotate(&emu);
+    let run = refresh(&emu, &new, &[]).await;
+    let report = assert_trusted(&emu, &run);
+    let web = site("app-contoso-web");
+
+    let pinned = target_at(&report, &web, "ByNamePinned");
+    assert_eq!(pinned["verdict"], "pinned", "SecretVersion= pins: {pinned}");
+    for name in ["NoTrailingSlash", "OtherCase", "SqlPassword", "Sales"] {
+        let t = target_at(&report, &web, name);
+        assert_eq!(t["verdict"], "resave", "{name}");
+        assert_eq!(t["test"]["status"], "passed", "{name}: {t}");
+    }
+    for name in ["ChinaCloud", "OtherVault"] {
+        assert!(
+            !targets(&report)
+                .iter()
+                .any(|t| t["name"] == name && t["resource"] == Value::from(web.clone())),
+            "{name} names another vault: not a consumer of this secret"
+        );
+    }
+    assert_eq!(
+        refresh_posts_for(&emu, &web),
+        1,
+        "one refresh for the site, however many settings match"
     );
 }

@@ -481,3 +481,76 @@ fn a_parameterised_store_url_keeps_its_cloud() {
     assert_eq!(scan.uses.len(), 1, "{:?}", scan.findings);
     assert_eq!(scan.uses[0].key.vault_url(), "https://kv.vault.azure.cn/");
 }
+
+#[test]
+fn app_service_references_and_named_values_are_consumers_with_their_verdicts() {
+    let site = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Web/sites/app";
+    let mut snapshot = crate::model::Snapshot::new(
+        crate::model::Platform::AppService,
+        site,
+        json!({"kind": "app"}),
+    );
+    let item = |name: &str, reference: &str| json!({"name": name, "properties": {"reference": reference, "status": "Resolved"}});
+    snapshot.app_settings = vec![
+        item(
+            "Unpinned",
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/db/)",
+        ),
+        item(
+            "Pinned",
+            "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=db;SecretVersion=0123456789abcdef0123456789abcdef)",
+        ),
+        item(
+            "Broken",
+            "@Microsoft.KeyVault(VaultName=contoso-kv;Secret=db)",
+        ),
+    ];
+    snapshot.connection_strings = vec![item(
+        "app/Sales",
+        "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=db)",
+    )];
+    let scan = scan_factory(&snapshot, "vault.azure.net");
+    let uses: Vec<(TargetKind, &str, Verdict, Option<&str>)> = scan
+        .uses
+        .iter()
+        .map(|u| {
+            assert_eq!(u.key, SecretKey::new("contoso-kv", "vault.azure.net", "db"));
+            assert_eq!(u.consumer.resource, site);
+            (
+                u.consumer.kind,
+                u.consumer.name.as_str(),
+                u.consumer.verdict,
+                u.consumer.pinned_version.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uses,
+        [
+            (TargetKind::AppSetting, "Unpinned", Verdict::Resave, None),
+            (
+                TargetKind::AppSetting,
+                "Pinned",
+                Verdict::Pinned,
+                Some("0123456789abcdef0123456789abcdef")
+            ),
+            (TargetKind::ConnectionString, "Sales", Verdict::Resave, None),
+        ]
+    );
+    assert_eq!(scan.findings.len(), 1);
+    assert_eq!(scan.findings[0].code, FindingCode::UnresolvedReference);
+    assert_eq!(scan.findings[0].owner, Owner::AppOwner);
+
+    let service =
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+    let mut snapshot =
+        crate::model::Snapshot::new(crate::model::Platform::ApiManagement, service, json!({}));
+    snapshot.named_values = vec![
+        json!({"name": "db", "properties": {"keyVault": {"secretIdentifier": "https://contoso-kv.vault.azure.net/secrets/db"}}}),
+        json!({"name": "plain", "properties": {"value": "not a secret", "secret": false}}),
+    ];
+    let scan = scan_factory(&snapshot, "vault.azure.net");
+    assert_eq!(scan.uses.len(), 1, "a plain named value is not a consumer");
+    assert_eq!(scan.uses[0].consumer.kind, TargetKind::NamedValue);
+    assert_eq!(scan.uses[0].consumer.verdict, Verdict::Resave);
+}
