@@ -959,6 +959,7 @@ async fn the_audit_lists_app_service_and_api_management_consumers_under_their_se
     for holder in ["app-contoso-reports", "apim-contoso"] {
         assert!(
             findings.iter().any(|f| f["code"] == "pinnedToOldVersion"
+                && f["owner"] == "appOwner"
                 && f["message"].as_str().is_some_and(|m| m.contains(holder))),
             "the pin of {holder} to the old version is a finding: {findings:?}"
         );

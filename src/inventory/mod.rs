@@ -938,6 +938,12 @@ fn judge_pins(
         let newest = newest_enabled.map_or("none is enabled".to_string(), |v| {
             format!("the newest enabled is {}", v.version)
         });
+        // An app or API gateway is fixed by its owner, in its own settings, not in a pipeline definition.
+        let (fix, owner) = if consumer.platform.holds_definitions() {
+            (vec!["Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".to_string()], Owner::PipelineOwner)
+        } else {
+            (vec!["Remove the version from the reference (the SecretUri or secretIdentifier without its version, or no SecretVersion=) so that it follows the newest version.".to_string()], Owner::AppOwner)
+        };
         findings.push(Finding {
             code: FindingCode::PinnedToOldVersion,
             severity,
@@ -949,8 +955,8 @@ fn judge_pins(
                 consumer.name,
                 consumer.path
             ),
-            fix: vec!["Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".into()],
-            owner: Owner::PipelineOwner,
+            fix,
+            owner,
         });
     }
     stale
