@@ -873,7 +873,7 @@ fn consumers_line(s: &SecretEntry) -> String {
         .consumers
         .iter()
         .take(10)
-        .map(|c| format!("{}/{}", crate::inventory::short(c.holder()), c.name))
+        .map(|c| format!("{}/{}", crate::inventory::short(&c.factory), c.name))
         .collect();
     let more = s.consumers.len().saturating_sub(names.len());
     let mut line = if names.is_empty() {

@@ -45,7 +45,7 @@ pub fn render(inventory: &Inventory) -> String {
                     secret.enabled.map(|e| e.to_string()).unwrap_or_default(),
                     secret.expires.clone().unwrap_or_default(),
                     secret.not_before.clone().unwrap_or_default(),
-                    c.holder().to_string(),
+                    c.factory.clone(),
                     c.kind.as_str().into(),
                     c.name.clone(),
                     c.path.clone(),

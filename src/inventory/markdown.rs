@@ -93,7 +93,7 @@ pub fn render(inventory: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "| {}{} | {} | `{}` | {} | {} | {} |",
-                cell(short(c.holder())),
+                cell(short(&c.factory)),
                 if c.git_mode { " (git)" } else { "" },
                 cell(&c.name),
                 c.path.replace('`', "'").replace('|', "\\|"),
@@ -174,7 +174,7 @@ pub fn mermaid(inventory: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "  {node}[\"{} / {}\"]",
-                label(short(c.holder())),
+                label(short(&c.factory)),
                 label(&c.name)
             );
             let _ = writeln!(out, "  {secret_node} --> {node}");

@@ -168,17 +168,6 @@ pub struct Consumer {
     pub git_mode: bool,
 }
 
-impl Consumer {
-    /// The id of what holds it (`resource`; `factory` in inventories written before `resource` existed).
-    pub fn holder(&self) -> &str {
-        if self.resource.is_empty() {
-            &self.factory
-        } else {
-            &self.resource
-        }
-    }
-}
-
 /// A secret, identified as Key Vault identifies it: vault name and cloud suffix, secret name, without case.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretKey {
@@ -235,9 +224,6 @@ pub struct SecretUse {
 /// the factory's own findings (dangling stores, unresolved references, inline secrets, Git mode).
 /// `home_suffix` is the deployment's Key Vault suffix, assumed when a store's URL does not name one.
 pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan {
-    if !factory.platform.holds_definitions() {
-        return scan_cached_consumer(factory, home_suffix);
-    }
     let git_mode = factory.git_mode();
     let index = FactoryIndex::new(&factory.linked_services);
     let mut scan = FactoryScan {
@@ -435,89 +421,6 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
     scan
 }
 
-/// The Key Vault references of an App Service site or slot, or the Key Vault-backed named values of an API
-/// Management service, with the verdict a rotation would give each (CONTRACT.md, "Consumers with a documented
-/// cache"): unpinned `resave`, a version `pinned`; one that cannot be read is a finding, not a consumer.
-fn scan_cached_consumer(holder: &FactorySnapshot, home_suffix: &str) -> FactoryScan {
-    let mut scan = FactoryScan {
-        factory: holder.id.clone(),
-        ..FactoryScan::default()
-    };
-    let settings = holder
-        .app_settings
-        .iter()
-        .map(|i| (TargetKind::AppSetting, "appSettings", i));
-    let strings = holder
-        .connection_strings
-        .iter()
-        .map(|i| (TargetKind::ConnectionString, "connectionStrings", i));
-    let named = holder.named_values.iter().map(|i| {
-        (
-            TargetKind::NamedValue,
-            "properties.keyVault.secretIdentifier",
-            i,
-        )
-    });
-    for (kind, at, item) in settings.chain(strings).chain(named) {
-        let Some(name) = item.get("name").and_then(Value::as_str) else {
-            continue;
-        };
-        let name = name.rsplit('/').next().unwrap_or(name);
-        let located = if kind == TargetKind::NamedValue {
-            item.pointer("/properties/keyVault/secretIdentifier")
-                .and_then(Value::as_str)
-                .map(scan::parse_secret_identifier)
-        } else {
-            item.pointer("/properties/reference")
-                .and_then(Value::as_str)
-                .and_then(|r| scan::parse_app_service_reference(r, home_suffix))
-        };
-        let path = if kind == TargetKind::NamedValue {
-            at.to_string()
-        } else {
-            format!("{at}/{name}")
-        };
-        let subject = format!("{}/{path}", holder.id);
-        match located {
-            None => {}
-            Some(Err(why)) => scan.findings.push(Finding {
-                code: FindingCode::UnresolvedReference,
-                severity: Severity::Warning,
-                subject: Some(subject),
-                vault_url: None,
-                message: format!(
-                    "{} at {path}: the Key Vault reference cannot be read ({why}), so no rotation can be matched to it.",
-                    short(&holder.id)
-                ),
-                fix: vec!["Write the reference as @Microsoft.KeyVault(SecretUri=…) or @Microsoft.KeyVault(VaultName=…;SecretName=…), or the named value's secretIdentifier as the secret's URL.".into()],
-                owner: Owner::AppOwner,
-            }),
-            Some(Ok(l)) => scan.uses.push(SecretUse {
-                key: SecretKey::new(&l.vault, &l.suffix, &l.secret),
-                vault: l.vault.clone(),
-                secret: l.secret.clone(),
-                consumer: Consumer {
-                    platform: holder.platform,
-                    resource: holder.id.clone(),
-                    kind,
-                    factory: String::new(),
-                    name: name.to_string(),
-                    path,
-                    verdict: if l.version.is_some() {
-                        Verdict::Pinned
-                    } else {
-                        Verdict::Resave
-                    },
-                    pinned_version: l.version,
-                    integration_runtime: None,
-                    git_mode: false,
-                },
-            }),
-        }
-    }
-    scan
-}
-
 fn properties_of(resource: &Value) -> &Value {
     resource.get("properties").unwrap_or(&Value::Null)
 }
@@ -655,8 +558,8 @@ pub fn assemble(
             .max_by(|(a, x), (b, y)| x.cmp(y).then_with(|| b.cmp(a)))
             .map_or_else(|| key.secret.clone(), |(name, _)| name.clone());
         consumers.sort_by(|a, b| {
-            (a.holder().to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-                b.holder().to_ascii_lowercase(),
+            (a.factory.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
+                b.factory.to_ascii_lowercase(),
                 &b.name,
                 &b.path,
             ))
@@ -938,12 +841,6 @@ fn judge_pins(
         let newest = newest_enabled.map_or("none is enabled".to_string(), |v| {
             format!("the newest enabled is {}", v.version)
         });
-        // An app or API gateway is fixed by its owner, in its own settings, not in a pipeline definition.
-        let (fix, owner) = if consumer.platform.holds_definitions() {
-            (vec!["Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".to_string()], Owner::PipelineOwner)
-        } else {
-            (vec!["Remove the version from the reference (the SecretUri or secretIdentifier without its version, or no SecretVersion=) so that it follows the newest version.".to_string()], Owner::AppOwner)
-        };
         findings.push(Finding {
             code: FindingCode::PinnedToOldVersion,
             severity,
@@ -951,12 +848,12 @@ fn judge_pins(
             vault_url: Some(key.vault_url()),
             message: format!(
                 "{}/{} at {} pins {subject} to version {pinned}, {state}; {newest}. A rotation never reaches a pinned reference.",
-                short(consumer.holder()),
+                short(&consumer.factory),
                 consumer.name,
                 consumer.path
             ),
-            fix,
-            owner,
+            fix: vec!["Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".into()],
+            owner: Owner::PipelineOwner,
         });
     }
     stale
@@ -1039,7 +936,7 @@ fn judge_vault(
 fn consumer_list(consumers: &[Consumer]) -> String {
     let names: BTreeSet<String> = consumers
         .iter()
-        .map(|c| format!("{}/{}", short(c.holder()), c.name))
+        .map(|c| format!("{}/{}", short(&c.factory), c.name))
         .collect();
     let shown: Vec<&String> = names.iter().take(3).collect();
     let mut text = shown

@@ -139,9 +139,9 @@ fn row(c: &Consumer) -> [String; 6] {
         TargetKind::NamedValue => " (named value)",
     };
     let factory = if c.git_mode {
-        format!("{} (git)", short(c.holder()))
+        format!("{} (git)", short(&c.factory))
     } else {
-        short(c.holder()).to_string()
+        short(&c.factory).to_string()
     };
     [
         clean(&factory),
