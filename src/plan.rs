@@ -199,18 +199,41 @@ fn consumer_target(
             .to_string(),
     };
     Some(Target {
-        platform: holder.platform,
-        resource: holder.id.clone(),
-        kind,
-        factory: String::new(),
-        name: name.to_string(),
         display_name: display_name.map(str::to_string),
-        adf_type: kind_of_holder,
         references: vec![reference],
-        verdict,
         reason,
         diagnosis: diagnose::for_consumer_verdict(holder.platform, verdict),
         notes,
+        ..planned(holder, kind, name.to_string(), kind_of_holder, verdict)
+    })
+}
+
+/// A target as planning leaves it on any platform, before acting: due a re-save (`dryRun` until one is made)
+/// or refused one (`skipped`), not tested yet. Callers fill in what they found.
+fn planned(
+    holder: &Snapshot,
+    kind: TargetKind,
+    name: String,
+    adf_type: String,
+    verdict: Verdict,
+) -> Target {
+    Target {
+        platform: holder.platform,
+        resource: holder.id.clone(),
+        kind,
+        // `factory` stays for Data Factory and Synapse targets (CONTRACT.md).
+        factory: if holder.platform.holds_definitions() {
+            holder.id.clone()
+        } else {
+            String::new()
+        },
+        name,
+        display_name: None,
+        adf_type,
+        references: Vec::new(),
+        verdict,
+        reason: String::new(),
+        notes: Vec::new(),
         via_credential: None,
         used_by: Vec::new(),
         integration_runtime: None,
@@ -223,9 +246,10 @@ fn consumer_target(
             None,
         ),
         test: Test::not_tested("not run yet"),
+        diagnosis: None,
         request_ids: Vec::new(),
         impact: None,
-    })
+    }
 }
 
 /// The targets of one factory for the rotated secret: linked services and credentials that reference it,
@@ -430,32 +454,12 @@ impl<'a> Planner<'a> {
         }
 
         Some(Target {
-            platform: factory.platform,
-            resource: factory.id.clone(),
-            kind,
-            factory: factory.id.clone(),
-            name,
-            display_name: None,
-            adf_type,
             references,
-            verdict,
             reason,
             diagnosis: diagnose::for_verdict(verdict, &notes),
             notes,
             via_credential: via_credential.map(|c| c.name.clone()),
-            used_by: Vec::new(),
-            integration_runtime: None,
-            resave: Resave::with_status(
-                if verdict == Verdict::Resave {
-                    ResaveStatus::DryRun
-                } else {
-                    ResaveStatus::Skipped
-                },
-                None,
-            ),
-            test: Test::not_tested("not run yet"),
-            request_ids: Vec::new(),
-            impact: None,
+            ..planned(factory, kind, name, adf_type, verdict)
         })
     }
 }
