@@ -360,18 +360,22 @@ async fn secret_metadata(
                 _ => "unavailable",
             }
             .into();
+            let code = match &e {
+                KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
+                KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => {
+                    FindingCode::KeyVaultNotFound
+                }
+                _ => FindingCode::KeyVaultUnavailable,
+            };
             // Without access to the vault, carry on: the ADF side does not depend on it.
             report.findings.push(Finding {
-                code: match &e {
-                    KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
-                    KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => FindingCode::KeyVaultNotFound,
-                    _ => FindingCode::KeyVaultUnavailable,
-                },
+                code,
                 severity: if matches!(e, KeyVaultError::NotFound { .. }) { Severity::Warning } else { Severity::Info },
                 message: format!("Could not read the secret's metadata: {e}. Carried on without it."),
                 subject: Some(format!("{}/{}", secret.vault, secret.name)),
                 vault_url: None,
-                owner: if matches!(e, KeyVaultError::Forbidden { .. } | KeyVaultError::Unavailable { .. }) { Owner::PlatformOwner } else { Owner::SecretOwner },
+                // Whoever the code names: an unreadable listing (an outage, a broken page) is the platform's to chase.
+                owner: code.owner(),
                 fix: match e {
                     KeyVaultError::Forbidden { .. } => {
                         vec!["Assign the product's identity the 'Key Vault Reader' role on the vault (metadata only).".into()]
