@@ -354,6 +354,25 @@ async fn secret_metadata(
             }
         }
         Err(e) => {
+            // A versions listing whose pages stayed broken was not read to its end: like any such listing, it
+            // makes the run incomplete (exit 1), so nothing about the secret rests on half a listing.
+            if matches!(
+                e,
+                KeyVaultError::Malformed { .. }
+                    | KeyVaultError::ForeignLink(_)
+                    | KeyVaultError::LoopingListing { .. }
+                    | KeyVaultError::TooManyPages { .. }
+            ) {
+                report.errors.push(RunError {
+                    stage: "keyVault".into(),
+                    message: format!(
+                        "the versions of {}/{} could not be read to their end: {e}",
+                        secret.vault, secret.name
+                    ),
+                    transient: e.is_transient(),
+                    subject: Some(format!("{}/{}", secret.vault, secret.name)),
+                });
+            }
             info.metadata = match &e {
                 KeyVaultError::Forbidden { .. } => "forbidden",
                 KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => "notFound",

@@ -260,8 +260,16 @@ async fn a_key_vault_versions_page_that_stays_an_error_object_reports_the_metada
             unavailable["owner"], "platformOwner",
             "page {page}: {unavailable}"
         );
-        // The metadata only informs the run, so the run carries on: its targets are still planned.
-        assert_eq!(report["complete"], true, "page {page}");
+        // A listing not read to its end makes the run incomplete (exit 1), but its targets are still planned.
+        assert_eq!(report["complete"], false, "page {page}");
+        assert_eq!(run.code, 1, "page {page}");
+        assert!(
+            report["errors"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["stage"] == "keyVault")),
+            "page {page}: {}",
+            report["errors"]
+        );
         assert!(
             report["targets"].as_array().is_some_and(|t| !t.is_empty()),
             "page {page}"
@@ -368,6 +376,8 @@ async fn a_key_vault_next_link_to_another_port_is_never_connected_to_and_if_it_s
                 secret["versionCount"].is_null() && secret["version"].is_null(),
                 "not read as no versions: {secret}"
             );
+            assert_eq!(report["complete"], false, "a listing not read to its end");
+            assert_eq!(run.code, 1);
             assert!(
                 codes.contains(&"keyVaultUnavailable".to_string()),
                 "{codes:?}"
