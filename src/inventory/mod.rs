@@ -743,8 +743,8 @@ pub fn assemble(
     }
 
     // Per vault: what Key Vault answered for its secrets, and the platforms whose consumers name it.
-    let mut vaults: BTreeMap<(String, String), (Vec<&Metadata>, BTreeSet<Platform>)> =
-        BTreeMap::new();
+    type VaultUse<'m> = (Vec<&'m Metadata>, BTreeSet<Platform>);
+    let mut vaults: BTreeMap<(String, String), VaultUse> = BTreeMap::new();
     let mut entries: Vec<(Urgency, SecretEntry)> = Vec::new();
     for (key, (spellings, mut consumers)) in grouped {
         let secret = spellings
@@ -752,11 +752,18 @@ pub fn assemble(
             .max_by(|(a, x), (b, y)| x.cmp(y).then_with(|| b.cmp(a)))
             .map_or_else(|| key.secret.clone(), |(name, _)| name.clone());
         consumers.sort_by(|a, b| {
-            (a.holder_id().to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-                b.holder_id().to_ascii_lowercase(),
-                &b.name,
-                &b.path,
-            ))
+            (
+                a.platform,
+                a.holder_id().to_ascii_lowercase(),
+                &a.name,
+                &a.path,
+            )
+                .cmp(&(
+                    b.platform,
+                    b.holder_id().to_ascii_lowercase(),
+                    &b.name,
+                    &b.path,
+                ))
         });
         let known = if assessment.reads(&key) {
             metadata.get(&key)
