@@ -5,7 +5,7 @@
 use crate::diagnose;
 use crate::model::{Platform, Snapshot};
 use crate::report::{Note, Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
-use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved, SecretLocator};
+use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
 use serde_json::Value;
 
 /// What discovery observed of one factory or workspace; every holder is a [`Snapshot`] now.
@@ -65,34 +65,55 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
 pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str) -> Vec<Target> {
     match snapshot.platform {
         Platform::DataFactory | Platform::Synapse => plan_factory(snapshot, secret),
+        Platform::AppService | Platform::ApiManagement => {
+            consumer_references(snapshot, home_suffix)
+                .into_iter()
+                .filter_map(|r| consumer_target(snapshot, r, secret))
+                .collect()
+        }
+    }
+}
+
+/// One App Service reference or Key Vault-backed named value, as the holder lists it.
+pub struct ConsumerReference {
+    pub kind: TargetKind,
+    pub name: String,
+    /// Where it sits: `appSettings/<name>`, `connectionStrings/<name>` or `properties.keyVault.secretIdentifier`.
+    pub path: String,
+    /// A named value's `displayName`, when it differs from its name.
+    pub display_name: Option<String>,
+    pub located: Result<scan::SecretLocator, String>,
+}
+
+/// The references of a site, slot or API Management service, for a rotation's plan and the inventory alike: a
+/// setting that is no Key Vault reference, or a named value that is not Key Vault-backed, is no consumer.
+pub fn consumer_references(snapshot: &Snapshot, home_suffix: &str) -> Vec<ConsumerReference> {
+    match snapshot.platform {
         Platform::AppService => {
             let settings = snapshot
                 .app_settings
                 .iter()
-                .map(|s| (TargetKind::AppSetting, s));
+                .map(|s| (TargetKind::AppSetting, "appSettings", s));
             let strings = snapshot
                 .connection_strings
                 .iter()
-                .map(|s| (TargetKind::ConnectionString, s));
+                .map(|s| (TargetKind::ConnectionString, "connectionStrings", s));
             settings
                 .chain(strings)
-                .filter_map(|(kind, item)| {
+                .filter_map(|(kind, collection, item)| {
                     let name = item.get("name").and_then(Value::as_str)?;
-                    // The item's name may be `site/setting` in some answers: the setting is the last part.
+                    // Some answers name the item `site/setting`: the setting is the last part.
                     let name = name.rsplit('/').next().unwrap_or(name);
                     let reference = item
                         .pointer("/properties/reference")
                         .and_then(Value::as_str)?;
-                    let located = scan::parse_app_service_reference(reference, home_suffix)?;
-                    let path = format!(
-                        "{}/{name}",
-                        if kind == TargetKind::AppSetting {
-                            "appSettings"
-                        } else {
-                            "connectionStrings"
-                        }
-                    );
-                    consumer_target(snapshot, kind, name, None, &path, Some(located), secret)
+                    Some(ConsumerReference {
+                        kind,
+                        name: name.to_string(),
+                        path: format!("{collection}/{name}"),
+                        display_name: None,
+                        located: scan::parse_app_service_reference(reference, home_suffix)?,
+                    })
                 })
                 .collect()
         }
@@ -104,21 +125,21 @@ pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str)
                 let identifier = item
                     .pointer("/properties/keyVault/secretIdentifier")
                     .and_then(Value::as_str)?;
-                let display = item
+                let display_name = item
                     .pointer("/properties/displayName")
                     .and_then(Value::as_str)
-                    .filter(|d| *d != name);
-                consumer_target(
-                    snapshot,
-                    TargetKind::NamedValue,
-                    name,
-                    display,
-                    "properties.keyVault.secretIdentifier",
-                    Some(scan::parse_secret_identifier(identifier)),
-                    secret,
-                )
+                    .filter(|d| *d != name)
+                    .map(str::to_string);
+                Some(ConsumerReference {
+                    kind: TargetKind::NamedValue,
+                    name: name.to_string(),
+                    path: "properties.keyVault.secretIdentifier".into(),
+                    display_name,
+                    located: scan::parse_secret_identifier(identifier),
+                })
             })
             .collect(),
+        Platform::DataFactory | Platform::Synapse => Vec::new(),
     }
 }
 
@@ -126,14 +147,17 @@ pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str)
 /// reference whose vault or secret cannot be read is `ambiguous`: it is reported, never refreshed.
 fn consumer_target(
     holder: &Snapshot,
-    kind: TargetKind,
-    name: &str,
-    display_name: Option<&str>,
-    path: &str,
-    located: Option<Result<SecretLocator, String>>,
+    consumer: ConsumerReference,
     secret: &SecretRef,
 ) -> Option<Target> {
-    let located = located?;
+    let ConsumerReference {
+        kind,
+        name,
+        path,
+        display_name,
+        located,
+    } = consumer;
+    let (name, path) = (name.as_str(), path.as_str());
     let (verdict, reason, reference) = match &located {
         Ok(l) => {
             let same_vault = l.vault.eq_ignore_ascii_case(&secret.vault)
@@ -199,7 +223,7 @@ fn consumer_target(
             .to_string(),
     };
     Some(Target {
-        display_name: display_name.map(str::to_string),
+        display_name,
         references: vec![reference],
         reason,
         diagnosis: diagnose::for_consumer_verdict(holder.platform, verdict),

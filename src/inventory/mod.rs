@@ -445,65 +445,6 @@ pub fn scan_snapshot(snapshot: &Snapshot, home_suffix: &str) -> FactoryScan {
     }
 }
 
-/// One App Service reference or Key Vault-backed named value, as the holder lists it.
-struct ConsumerReference {
-    kind: TargetKind,
-    name: String,
-    path: String,
-    located: Result<scan::SecretLocator, String>,
-}
-
-/// The references of a site, slot or API Management service, read as [`plan::plan_snapshot`] reads them: a
-/// setting that is no Key Vault reference, or a named value that is not Key Vault-backed, is no consumer.
-fn consumer_references(snapshot: &Snapshot, home_suffix: &str) -> Vec<ConsumerReference> {
-    match snapshot.platform {
-        Platform::AppService => {
-            let settings = snapshot
-                .app_settings
-                .iter()
-                .map(|s| (TargetKind::AppSetting, "appSettings", s));
-            let strings = snapshot
-                .connection_strings
-                .iter()
-                .map(|s| (TargetKind::ConnectionString, "connectionStrings", s));
-            settings
-                .chain(strings)
-                .filter_map(|(kind, collection, item)| {
-                    let name = item.get("name").and_then(Value::as_str)?;
-                    // Some answers name the item `site/setting`: the setting is the last part.
-                    let name = name.rsplit('/').next().unwrap_or(name);
-                    let reference = item
-                        .pointer("/properties/reference")
-                        .and_then(Value::as_str)?;
-                    Some(ConsumerReference {
-                        kind,
-                        name: name.to_string(),
-                        path: format!("{collection}/{name}"),
-                        located: scan::parse_app_service_reference(reference, home_suffix)?,
-                    })
-                })
-                .collect()
-        }
-        Platform::ApiManagement => snapshot
-            .named_values
-            .iter()
-            .filter_map(|item| {
-                let name = item.get("name").and_then(Value::as_str)?;
-                let identifier = item
-                    .pointer("/properties/keyVault/secretIdentifier")
-                    .and_then(Value::as_str)?;
-                Some(ConsumerReference {
-                    kind: TargetKind::NamedValue,
-                    name: name.to_string(),
-                    path: "properties.keyVault.secretIdentifier".into(),
-                    located: scan::parse_secret_identifier(identifier),
-                })
-            })
-            .collect(),
-        Platform::DataFactory | Platform::Synapse => Vec::new(),
-    }
-}
-
 /// The scan of a site, slot or API Management service: one use per readable reference, with the verdict one
 /// plan per secret gives it, and an `unresolvedReference` finding per reference that cannot be read.
 fn scan_consumers(holder: &Snapshot, home_suffix: &str) -> FactoryScan {
@@ -511,7 +452,7 @@ fn scan_consumers(holder: &Snapshot, home_suffix: &str) -> FactoryScan {
         factory: holder.id.clone(),
         ..FactoryScan::default()
     };
-    let references = consumer_references(holder, home_suffix);
+    let references = plan::consumer_references(holder, home_suffix);
     let mut by_secret: BTreeMap<SecretKey, (String, String)> = BTreeMap::new();
     for reference in &references {
         match &reference.located {
