@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::apim_model::{API_VERSIONS, Estate, Operation, Service, fetch};
-use crate::arm_common as arm;
+use crate::arm_common::{self as arm, ProviderPath, is};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::util::lock;
@@ -21,17 +21,9 @@ const AZURE_ASYNC_OPERATION: HeaderName = HeaderName::from_static("azure-asyncop
 
 // ---- ARM routes ----
 
-fn is(segment: &str, name: &str) -> bool {
-    segment.eq_ignore_ascii_case(name)
-}
-
 /// Whether an ARM request is for the `Microsoft.ApiManagement` provider.
 pub(crate) fn is_arm_request(segments: &[String]) -> bool {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    matches!(s.as_slice(), [subs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, "Microsoft.ApiManagement"))
-        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, "Microsoft.ApiManagement"))
+    arm::is_provider_request(segments, "Microsoft.ApiManagement")
 }
 
 enum Route<'a> {
@@ -52,57 +44,31 @@ struct ServicePath<'a> {
 }
 
 fn parse_route(segments: &[String]) -> Option<Route<'_>> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [subs, sub, providers, rp, service]
-            if is(subs, "subscriptions")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.ApiManagement")
-                && is(service, "service") =>
-        {
-            Some(Route::List { sub, rg: None })
+    let (path, rest) = match arm::provider_path(segments, "Microsoft.ApiManagement", "service")? {
+        ProviderPath::Subscription(sub) => return Some(Route::List { sub, rg: None }),
+        ProviderPath::ResourceGroup(sub, rg) => return Some(Route::List { sub, rg: Some(rg) }),
+        ProviderPath::Resource {
+            sub,
+            rg,
+            name,
+            rest,
+        } => (ServicePath { sub, rg, name }, rest),
+    };
+    match rest.as_slice() {
+        [] => Some(Route::Service(path)),
+        [nvs] if is(nvs, "namedValues") => Some(Route::NamedValues(path)),
+        [nvs, id] if is(nvs, "namedValues") => Some(Route::NamedValue(path, id)),
+        [nvs, id, action] if is(nvs, "namedValues") && is(action, "refreshSecret") => {
+            Some(Route::RefreshSecret(path, id))
         }
-        [subs, sub, rgs, rg, providers, rp, service, rest @ ..]
-            if is(subs, "subscriptions")
-                && is(rgs, "resourceGroups")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.ApiManagement")
-                && is(service, "service") =>
-        {
-            let Some((name, rest)) = rest.split_first() else {
-                return Some(Route::List { sub, rg: Some(rg) });
-            };
-            let path = ServicePath { sub, rg, name };
-            match rest {
-                [] => Some(Route::Service(path)),
-                [nvs] if is(nvs, "namedValues") => Some(Route::NamedValues(path)),
-                [nvs, id] if is(nvs, "namedValues") => Some(Route::NamedValue(path, id)),
-                [nvs, id, action] if is(nvs, "namedValues") && is(action, "refreshSecret") => {
-                    Some(Route::RefreshSecret(path, id))
-                }
-                [nvs, _, action] if is(nvs, "namedValues") && is(action, "listValue") => {
-                    Some(Route::ListValue)
-                }
-                [tenant, results, id]
-                    if is(tenant, "tenant") && is(results, "operationResults") =>
-                {
-                    Some(Route::OperationResult(path, id))
-                }
-                _ => None,
-            }
+        [nvs, _, action] if is(nvs, "namedValues") && is(action, "listValue") => {
+            Some(Route::ListValue)
+        }
+        [tenant, results, id] if is(tenant, "tenant") && is(results, "operationResults") => {
+            Some(Route::OperationResult(path, id))
         }
         _ => None,
     }
-}
-
-fn not_found(what: &str, rg: &str) -> Response {
-    cloud_error(
-        StatusCode::NOT_FOUND,
-        "ResourceNotFound",
-        &format!(
-            "The Resource '{what}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-        ),
-    )
 }
 
 fn named_value_not_found(id: &str) -> Response {
@@ -127,11 +93,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Err(response) => return *response,
     };
     let Some(route) = parse_route(&ctx.segments) else {
-        return cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The resource at '{}' was not found.", ctx.path),
-        );
+        return arm::path_not_found(&ctx.path);
     };
     let api_version = ctx.query_param("api-version").unwrap_or(API_VERSIONS[0]);
     let now = shared.now_unix();
@@ -212,11 +174,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Route::OperationResult(path, async_id) if *method == Method::GET => {
             poll(shared, path, None, async_id, api_version, now, true)
         }
-        _ => cloud_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!("The requested resource does not support http method '{method}'."),
-        ),
+        _ => arm::method_not_allowed(method),
     }
 }
 
@@ -245,17 +203,25 @@ fn with_service(
         return *response;
     }
     let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let index = match find_service(&estate, path) {
+        Ok(index) => index,
+        Err(response) => return *response,
     };
     {
         let store = lock(&shared.store);
         estate.expire(&store, index, now);
     }
     answer(&estate, index)
+}
+
+/// The service a path names, or ARM's 404.
+fn find_service(estate: &Estate, path: ServicePath<'_>) -> Result<usize, Box<Response>> {
+    estate.service(path.sub, path.rg, path.name).ok_or_else(|| {
+        Box::new(arm::resource_not_found(
+            &format!("Microsoft.ApiManagement/service/{}", path.name),
+            path.rg,
+        ))
+    })
 }
 
 fn operation_urls(
@@ -301,11 +267,9 @@ fn start_refresh(
         return *response;
     }
     let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let index = match find_service(&estate, path) {
+        Ok(index) => index,
+        Err(response) => return *response,
     };
     let Some(position) = estate.services[index].named_value(id) else {
         return named_value_not_found(id);
@@ -354,11 +318,9 @@ fn poll(
 ) -> Response {
     let faults = shared.faults.current();
     let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let index = match find_service(&estate, path) {
+        Ok(index) => index,
+        Err(response) => return *response,
     };
     let Some(mut operation) = estate
         .operations

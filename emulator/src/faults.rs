@@ -222,21 +222,12 @@ impl FaultState {
     /// The Key Vault page fault for page `page` of a versions listing, if one is due; counts it.
     pub(crate) fn take_kv_page_fault(&self, page: u64) -> Option<KvPageFaultKind> {
         let mut inner = lock(&self.inner);
-        let index = inner
-            .faults
-            .kv_page_faults
-            .iter()
-            .position(|f| f.page == page)?;
-        let fault = &mut inner.faults.kv_page_faults[index];
-        let kind = fault.kind;
-        match fault.times {
-            0 => {}
-            1 => {
-                inner.faults.kv_page_faults.remove(index);
-            }
-            _ => fault.times -= 1,
-        }
-        Some(kind)
+        take_scripted(
+            &mut inner.faults.kv_page_faults,
+            |f| f.page == page,
+            |f| &mut f.times,
+        )
+        .map(|f| f.kind)
     }
 
     /// Counts one ARM `PUT`; whether it falls in the write outage (`writeOutageAfter`).
@@ -273,21 +264,12 @@ impl FaultState {
     /// The page fault for this answer to a `GET` of `collection`, if one is due; counts it.
     pub(crate) fn take_page_fault(&self, collection: &str) -> Option<PageFaultKind> {
         let mut inner = lock(&self.inner);
-        let index = inner
-            .faults
-            .page_faults
-            .iter()
-            .position(|f| f.collection.eq_ignore_ascii_case(collection))?;
-        let fault = &mut inner.faults.page_faults[index];
-        let kind = fault.kind;
-        match fault.times {
-            0 => {}
-            1 => {
-                inner.faults.page_faults.remove(index);
-            }
-            _ => fault.times -= 1,
-        }
-        Some(kind)
+        take_scripted(
+            &mut inner.faults.page_faults,
+            |f| f.collection.eq_ignore_ascii_case(collection),
+            |f| &mut f.times,
+        )
+        .map(|f| f.kind)
     }
 
     /// Whether to close this ARM request's connection without answering.
@@ -462,6 +444,25 @@ pub(crate) async fn break_page(
     };
     parts.headers.remove(CONTENT_LENGTH);
     axum::response::Response::from_parts(parts, Body::from(body))
+}
+
+/// Takes the first scripted fault that `matches`: `times` 0 keeps it for good, otherwise each take uses
+/// one up and the last one removes it.
+fn take_scripted<F: Clone>(
+    faults: &mut Vec<F>,
+    matches: impl Fn(&F) -> bool,
+    times: impl Fn(&mut F) -> &mut u64,
+) -> Option<F> {
+    let index = faults.iter().position(matches)?;
+    let fault = faults[index].clone();
+    match times(&mut faults[index]) {
+        0 => {}
+        1 => {
+            faults.remove(index);
+        }
+        left => *left -= 1,
+    }
+    Some(fault)
 }
 
 #[cfg(test)]
