@@ -6,6 +6,8 @@
 //! Sources (see the emulator README, "API Management"): `reference/apim-spec/` (apimnamedvalues.json, the
 //! extract and the examples) and the documentation quoted in its PROVENANCE.md.
 
+use std::sync::MutexGuard;
+
 use axum::http::header::{ETAG, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
@@ -45,8 +47,7 @@ struct ServicePath<'a> {
 
 fn parse_route(segments: &[String]) -> Option<Route<'_>> {
     let (path, rest) = match arm::provider_path(segments, "Microsoft.ApiManagement", "service")? {
-        ProviderPath::Subscription(sub) => return Some(Route::List { sub, rg: None }),
-        ProviderPath::ResourceGroup(sub, rg) => return Some(Route::List { sub, rg: Some(rg) }),
+        ProviderPath::List { sub, rg } => return Some(Route::List { sub, rg }),
         ProviderPath::Resource {
             sub,
             rg,
@@ -117,8 +118,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             let items = estate
                 .services
                 .iter()
-                .filter(|s| s.subscription_id.eq_ignore_ascii_case(sub))
-                .filter(|s| rg.is_none_or(|rg| s.resource_group.eq_ignore_ascii_case(rg)))
+                .filter(|s| arm::in_scope(sub, rg, &s.subscription_id, &s.resource_group))
                 .map(|s| s.to_json(&shared.config.tenant_id))
                 .collect();
             drop(estate);
@@ -199,12 +199,8 @@ fn with_service(
     now: i64,
     answer: impl FnOnce(&Estate, usize) -> Response,
 ) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let mut estate = lock(&shared.apim);
-    let index = match find_service(&estate, path) {
-        Ok(index) => index,
+    let (mut estate, index) = match scoped_service(shared, path) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     {
@@ -212,6 +208,17 @@ fn with_service(
         estate.expire(&store, index, now);
     }
     answer(&estate, index)
+}
+
+/// Checks the subscription and resource group, then finds the service: ARM's 404s otherwise.
+fn scoped_service<'s>(
+    shared: &'s Shared,
+    path: ServicePath<'_>,
+) -> Result<(MutexGuard<'s, Estate>, usize), Box<Response>> {
+    arm::check_scope(shared, path.sub, Some(path.rg))?;
+    let estate = lock(&shared.apim);
+    let index = find_service(&estate, path)?;
+    Ok((estate, index))
 }
 
 /// The service a path names, or ARM's 404.
@@ -263,12 +270,8 @@ fn start_refresh(
     api_version: &str,
     now: i64,
 ) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let mut estate = lock(&shared.apim);
-    let index = match find_service(&estate, path) {
-        Ok(index) => index,
+    let (mut estate, index) = match scoped_service(shared, path) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let Some(position) = estate.services[index].named_value(id) else {

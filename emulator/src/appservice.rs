@@ -48,8 +48,7 @@ struct SitePath<'a> {
 
 fn parse_route<'a>(segments: &'a [String], method: &Method) -> Option<Route<'a>> {
     let (site, rest) = match arm::provider_path(segments, "Microsoft.Web", "sites")? {
-        ProviderPath::Subscription(sub) => return Some(Route::List { sub, rg: None }),
-        ProviderPath::ResourceGroup(sub, rg) => return Some(Route::List { sub, rg: Some(rg) }),
+        ProviderPath::List { sub, rg } => return Some(Route::List { sub, rg }),
         ProviderPath::Resource {
             sub,
             rg,
@@ -135,8 +134,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             let items = estate
                 .sites
                 .iter()
-                .filter(|s| s.subscription_id.eq_ignore_ascii_case(sub))
-                .filter(|s| rg.is_none_or(|rg| s.resource_group.eq_ignore_ascii_case(rg)))
+                .filter(|s| arm::in_scope(sub, rg, &s.subscription_id, &s.resource_group))
                 .map(|s| s.target_json(&s.targets[0], &tenant_id))
                 .collect();
             drop(estate);
@@ -164,7 +162,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             page(shared, ctx, items, api_version)
         }
         Route::Get(path) if ctx.method == Method::GET => {
-            with_target(shared, path, |site, target| {
+            with_target(shared, path, None, |site, target| {
                 json_response(
                     StatusCode::OK,
                     site.target_json(&site.targets[target], &tenant_id),
@@ -172,7 +170,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             })
         }
         Route::References(path, kind) if ctx.method == Method::GET => {
-            with_target_mut(shared, path, now, |site, target| {
+            with_target(shared, path, Some(now), |site, target| {
                 let t = &site.targets[target];
                 let items = t
                     .references(kind)
@@ -183,7 +181,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             })
         }
         Route::Reference(path, kind, key) if ctx.method == Method::GET => {
-            with_target_mut(shared, path, now, |site, target| {
+            with_target(shared, path, Some(now), |site, target| {
                 let t = &site.targets[target];
                 match t
                     .references(kind)
@@ -240,19 +238,27 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, api_version: &str) -> Res
     }
 }
 
+/// Finds the site or slot, applies the 24-hour refetch first when `refetch_at` is given (the emulator
+/// time), then answers from it.
 fn with_target(
     shared: &Shared,
     path: SitePath<'_>,
+    refetch_at: Option<i64>,
     answer: impl FnOnce(&Site, usize) -> Response,
 ) -> Response {
     if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
         return *response;
     }
-    let estate = lock(&shared.appservice);
-    match find_target(&estate, path) {
-        Ok((index, target)) => answer(&estate.sites[index], target),
-        Err(response) => *response,
+    let mut estate = lock(&shared.appservice);
+    let (index, target) = match find_target(&estate, path) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    if let Some(now) = refetch_at {
+        let store = lock(&shared.store);
+        estate.sites[index].targets[target].expire(&store, now);
     }
+    answer(&estate.sites[index], target)
 }
 
 /// The site and the target (the site itself or a slot) a path names, or ARM's 404 for the first missing.
@@ -274,25 +280,4 @@ fn find_target(estate: &Estate, path: SitePath<'_>) -> Result<(usize, usize), Bo
             path.rg,
         ))),
     }
-}
-
-/// Finds the site or slot, applies the 24-hour refetch, then answers from it.
-fn with_target_mut(
-    shared: &Shared,
-    path: SitePath<'_>,
-    now: i64,
-    answer: impl FnOnce(&Site, usize) -> Response,
-) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let mut estate = lock(&shared.appservice);
-    let store = lock(&shared.store);
-    let (index, target) = match find_target(&estate, path) {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    estate.sites[index].targets[target].expire(&store, now);
-    drop(store);
-    answer(&estate.sites[index], target)
 }

@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde_json::json;
 
 use crate::arm_common::{
-    FactoryPath, ProviderPath, check_scope, forbidden, is, method_not_allowed, not_found, page,
-    path_not_found, preamble, provider_path,
+    FactoryPath, ProviderPath, check_scope, forbidden, in_scope, is, method_not_allowed, not_found,
+    page, path_not_found, preamble, provider_path,
 };
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
@@ -32,8 +32,8 @@ enum Route<'a> {
 
 fn parse_route(segments: &[String]) -> Option<Route<'_>> {
     let (f, rest) = match provider_path(segments, "Microsoft.DataFactory", "factories")? {
-        ProviderPath::Subscription(sub) => return Some(Route::ListFactories { sub }),
-        ProviderPath::ResourceGroup(sub, rg) => {
+        ProviderPath::List { sub, rg: None } => return Some(Route::ListFactories { sub }),
+        ProviderPath::List { sub, rg: Some(rg) } => {
             return Some(Route::ListFactoriesInGroup { sub, rg });
         }
         ProviderPath::Resource {
@@ -148,8 +148,7 @@ fn list_factories(shared: &Shared, ctx: &Ctx, sub: &str, rg: Option<&str>) -> Re
     let items = store
         .factories
         .iter()
-        .filter(|f| f.subscription_id.eq_ignore_ascii_case(sub))
-        .filter(|f| rg.is_none_or(|rg| f.resource_group.eq_ignore_ascii_case(rg)))
+        .filter(|f| in_scope(sub, rg, &f.subscription_id, &f.resource_group))
         .map(store::Factory::to_json)
         .collect();
     drop(store);
@@ -284,13 +283,7 @@ fn refused(refusal: &write::Refusal, kind: ChildKind, name: &str, ctx: &Ctx) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segs(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use crate::server::decode_segments as segs;
 
     #[test]
     fn routes_are_case_insensitive() {

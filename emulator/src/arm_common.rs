@@ -19,10 +19,9 @@ pub(crate) fn is(segment: &str, name: &str) -> bool {
 
 /// What an ARM path under `/providers/{provider}/{resource type}` names.
 pub(crate) enum ProviderPath<'a> {
-    /// `/subscriptions/{sub}/providers/{provider}/{type}`: the subscription's list.
-    Subscription(&'a str),
-    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{type}`: the group's list.
-    ResourceGroup(&'a str, &'a str),
+    /// `/subscriptions/{sub}[/resourceGroups/{rg}]/providers/{provider}/{type}`: the subscription's or
+    /// the group's list.
+    List { sub: &'a str, rg: Option<&'a str> },
     /// `…/{type}/{name}` and the segments after it.
     Resource {
         sub: &'a str,
@@ -46,7 +45,7 @@ pub(crate) fn provider_path<'a>(
                 && is(rp, provider)
                 && is(ty, resource_type) =>
         {
-            Some(ProviderPath::Subscription(sub))
+            Some(ProviderPath::List { sub, rg: None })
         }
         [subs, sub, rgs, rg, providers, rp, ty, rest @ ..]
             if is(subs, "subscriptions")
@@ -56,7 +55,7 @@ pub(crate) fn provider_path<'a>(
                 && is(ty, resource_type) =>
         {
             Some(match rest.split_first() {
-                None => ProviderPath::ResourceGroup(sub, rg),
+                None => ProviderPath::List { sub, rg: Some(rg) },
                 Some((name, rest)) => ProviderPath::Resource {
                     sub,
                     rg,
@@ -327,6 +326,13 @@ pub(crate) fn preamble(
         )));
     }
     Ok(client_id)
+}
+
+/// Whether a resource in `resource_sub`/`resource_rg` is in a listing's scope: the subscription, and the
+/// resource group when one is given (any case).
+pub(crate) fn in_scope(sub: &str, rg: Option<&str>, resource_sub: &str, resource_rg: &str) -> bool {
+    resource_sub.eq_ignore_ascii_case(sub)
+        && rg.is_none_or(|rg| resource_rg.eq_ignore_ascii_case(rg))
 }
 
 /// Checks that the subscription (and resource group, when given) exist: ARM's 404s otherwise.

@@ -177,6 +177,19 @@ struct Inner {
     buckets: HashMap<String, Buckets>,
 }
 
+impl Inner {
+    /// The scope's buckets (full the first time one is seen), refilled up to now.
+    fn refilled_buckets(&mut self, scope: &str) -> &mut Buckets {
+        let now = Instant::now();
+        let buckets = self
+            .buckets
+            .entry(scope.to_ascii_lowercase())
+            .or_insert_with(|| Buckets::full(now));
+        buckets.refill(now);
+        buckets
+    }
+}
+
 /// The live fault configuration plus the state it needs (RNG, burst counter, buckets).
 pub(crate) struct FaultState {
     inner: Mutex<Inner>,
@@ -307,12 +320,7 @@ impl FaultState {
     pub(crate) fn take_token(&self, scope: &str, write: bool) -> Result<(), u64> {
         let mut inner = lock(&self.inner);
         let enforce = inner.faults.token_buckets;
-        let now = Instant::now();
-        let buckets = inner
-            .buckets
-            .entry(scope.to_ascii_lowercase())
-            .or_insert_with(|| Buckets::full(now));
-        buckets.refill(now);
+        let buckets = inner.refilled_buckets(scope);
         let (level, rate) = if write {
             (&mut buckets.writes, WRITE_REFILL_PER_SEC)
         } else {
@@ -334,12 +342,7 @@ impl FaultState {
     /// What the model says is left in the subscription's read or write bucket.
     pub(crate) fn remaining(&self, scope: &str, write: bool) -> u64 {
         let mut inner = lock(&self.inner);
-        let now = Instant::now();
-        let buckets = inner
-            .buckets
-            .entry(scope.to_ascii_lowercase())
-            .or_insert_with(|| Buckets::full(now));
-        buckets.refill(now);
+        let buckets = inner.refilled_buckets(scope);
         let level = if write { buckets.writes } else { buckets.reads };
         // Levels are clamped to [0, capacity], so the cast is exact after floor().
         level.floor() as u64

@@ -116,7 +116,8 @@ fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
     })
 }
 
-fn decode_segments(path: &str) -> Vec<String> {
+/// A request path's non-empty segments, percent-decoded.
+pub(crate) fn decode_segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .map(|s| {

@@ -989,6 +989,50 @@ mod tests {
         ));
     }
 
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Thing {
+        name: String,
+    }
+
+    impl SeedResource for Thing {
+        const KEY: &'static str = "things";
+    }
+
+    #[test]
+    fn each_service_reads_only_its_own_key_of_every_resource_group() {
+        let seed = json!({"subscriptions": [
+            {"subscriptionId": "s1", "resourceGroups": [
+                {"name": "rg1", "factories": [{"name": "f"}], "things": [{"name": "a"}, {"name": "b"}]},
+                {"name": "rg2"}
+            ]},
+            {"subscriptionId": "s2", "resourceGroups": [{"things": [{"name": "c"}], "name": "rg3"}]}
+        ], "vaults": []});
+        let things: Vec<(String, String, Thing)> = seeded(&seed).unwrap();
+        let names: Vec<(&str, &str, &str)> = things
+            .iter()
+            .map(|(s, rg, t)| (s.as_str(), rg.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("s1", "rg1", "a"), ("s1", "rg1", "b"), ("s2", "rg3", "c")]
+        );
+        assert!(seeded::<Thing>(&json!({})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_resource_group_is_refused_with_what_is_wrong() {
+        let with_groups = |groups: Value| {
+            seeded::<Thing>(
+                &json!({"subscriptions": [{"subscriptionId": "s", "resourceGroups": groups}]}),
+            )
+            .err()
+            .unwrap_or_default()
+        };
+        assert_eq!(with_groups(json!([{"things": []}])), "missing field `name`");
+        assert!(with_groups(json!([{"name": "rg", "things": {}}])).contains("expected a sequence"));
+        assert!(with_groups(json!(["rg"])).contains("expected struct SeedResourceGroup"));
+    }
+
     #[test]
     fn version_ids_are_stable_hex() {
         let id = version_id(&["kv", "s", "0"]);

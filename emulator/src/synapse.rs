@@ -42,8 +42,7 @@ enum ArmRoute<'a> {
 
 fn parse_arm(segments: &[String]) -> Option<ArmRoute<'_>> {
     match arm_common::provider_path(segments, "Microsoft.Synapse", "workspaces")? {
-        ProviderPath::Subscription(sub) => Some(ArmRoute::List { sub, rg: None }),
-        ProviderPath::ResourceGroup(sub, rg) => Some(ArmRoute::List { sub, rg: Some(rg) }),
+        ProviderPath::List { sub, rg } => Some(ArmRoute::List { sub, rg }),
         ProviderPath::Resource {
             sub,
             rg,
@@ -89,10 +88,8 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
     }
     let https_url = &shared.config.https_url;
     let estate = lock(&shared.synapse);
-    let in_scope = |w: &&Workspace| {
-        w.subscription_id.eq_ignore_ascii_case(sub)
-            && rg.is_none_or(|rg| w.resource_group.eq_ignore_ascii_case(rg))
-    };
+    let in_scope =
+        |w: &&Workspace| arm_common::in_scope(sub, rg, &w.subscription_id, &w.resource_group);
     if let Some(name) = name {
         return match estate
             .workspaces
@@ -549,13 +546,7 @@ fn operation_not_found(id: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segs(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use crate::server::decode_segments as segs;
 
     #[test]
     fn synapse_arm_paths_are_recognised_case_insensitively() {
