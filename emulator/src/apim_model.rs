@@ -155,7 +155,7 @@ impl Service {
     }
 }
 
-/// Parses `https://{vault}.{suffix}/secrets/{name}[/{version}]` (any scheme, as APIM is not known to check it).
+/// Parses `https://{vault}.{suffix}/secrets/{name}[/{version}]` (the scheme is not checked).
 fn parse_identifier(identifier: &str) -> Option<SecretRef> {
     parse_secret_url(&url::Url::parse(identifier.trim()).ok()?)
 }

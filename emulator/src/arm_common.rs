@@ -1,6 +1,6 @@
-//! What every ARM provider shares: bearer-token checks, the api-version rule, throttling (429 bursts and the
-//! per-subscription token buckets) with the rate-limit headers, ARM's 404s and 403s, and paging by an
-//! absolute `nextLink`.
+//! What every ARM provider shares: reading a provider's paths, bearer-token checks, the api-version rule,
+//! throttling (429 bursts and the per-subscription token buckets) with the rate-limit headers, ARM's 404s,
+//! 403s and 405s, and paging by an absolute `nextLink`.
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header::WWW_AUTHENTICATE};
 use axum::response::Response;
