@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -51,30 +51,46 @@ impl HostKind {
     }
 }
 
-/// Accepts connections until shutdown; dropping the `JoinSet` at the end closes every open connection.
+/// Accepts connections until shutdown and serves each over TLS or plain HTTP.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    accept_until_shutdown(listener, shutdown, move |stream| {
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, shared, true).await,
+                    Err(err) => tracing::debug!(%err, "TLS handshake failed"),
+                },
+                None => serve_connection(stream, shared, false).await,
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs `on_connection` in a task for each accepted connection until shutdown; dropping the `JoinSet` at
+/// the end closes every open connection.
+pub(crate) async fn accept_until_shutdown<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_connection: F,
+) where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                let tls = tls.clone();
-                connections.spawn(async move {
-                    match tls {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_connection(stream, shared, true).await,
-                            Err(err) => tracing::debug!(%err, "TLS handshake failed"),
-                        },
-                        None => serve_connection(stream, shared, false).await,
-                    }
-                });
+                connections.spawn(on_connection(stream));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
