@@ -354,24 +354,47 @@ async fn secret_metadata(
             }
         }
         Err(e) => {
+            // A versions listing whose pages stayed broken was not read to its end: like any such listing, it
+            // makes the run incomplete (exit 1), so nothing about the secret rests on half a listing.
+            if matches!(
+                e,
+                KeyVaultError::Malformed { .. }
+                    | KeyVaultError::ForeignLink(_)
+                    | KeyVaultError::LoopingListing { .. }
+                    | KeyVaultError::TooManyPages { .. }
+            ) {
+                report.errors.push(RunError {
+                    stage: "keyVault".into(),
+                    message: format!(
+                        "the versions of {}/{} could not be read to their end: {e}",
+                        secret.vault, secret.name
+                    ),
+                    transient: e.is_transient(),
+                    subject: Some(format!("{}/{}", secret.vault, secret.name)),
+                });
+            }
             info.metadata = match &e {
                 KeyVaultError::Forbidden { .. } => "forbidden",
                 KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => "notFound",
                 _ => "unavailable",
             }
             .into();
+            let code = match &e {
+                KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
+                KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => {
+                    FindingCode::KeyVaultNotFound
+                }
+                _ => FindingCode::KeyVaultUnavailable,
+            };
             // Without access to the vault, carry on: the ADF side does not depend on it.
             report.findings.push(Finding {
-                code: match &e {
-                    KeyVaultError::Forbidden { .. } => FindingCode::KeyVaultForbidden,
-                    KeyVaultError::NotFound { .. } | KeyVaultError::VaultNotFound { .. } => FindingCode::KeyVaultNotFound,
-                    _ => FindingCode::KeyVaultUnavailable,
-                },
+                code,
                 severity: if matches!(e, KeyVaultError::NotFound { .. }) { Severity::Warning } else { Severity::Info },
                 message: format!("Could not read the secret's metadata: {e}. Carried on without it."),
                 subject: Some(format!("{}/{}", secret.vault, secret.name)),
                 vault_url: None,
-                owner: if matches!(e, KeyVaultError::Forbidden { .. } | KeyVaultError::Unavailable { .. }) { Owner::PlatformOwner } else { Owner::SecretOwner },
+                // Whoever the code names: an unreadable listing (an outage, a broken page) is the platform's to chase.
+                owner: code.owner(),
                 fix: match e {
                     KeyVaultError::Forbidden { .. } => {
                         vec!["Assign the product's identity the 'Key Vault Reader' role on the vault (metadata only).".into()]

@@ -1,8 +1,10 @@
 //! The audit: reads everything in scope (never writes), and builds the [`Inventory`] — which secret feeds
-//! which linked service, and what is wrong or about to go wrong.
+//! which linked service, app setting, connection string or named value, and what is wrong or about to go
+//! wrong.
 //!
-//! The I/O lives here; the deciding is in [`crate::inventory`]. Factories come from the same discovery as a
-//! rotation. Key Vault is asked once per distinct (vault, secret) for its version metadata, never per
+//! The I/O lives here; the deciding is in [`crate::inventory`]. Factories, workspaces, sites, slots and API
+//! Management services come from the same discovery as a rotation (metadata only: never a setting's or a
+//! named value's value). Key Vault is asked once per distinct (vault, secret) for its version metadata, never per
 //! reference and never for a value, with bounded concurrency. Vaults in another cloud than the deployment's
 //! are not asked at all.
 
@@ -58,11 +60,11 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
         Trigger::default(),
         &app.settings.scopes,
     );
-    // Each factory is reduced to its references as soon as it is read, and then dropped; the progress bar
-    // counts factories read of those listed.
+    // Each holder is reduced to its references as soon as it is read, and then dropped; the progress bar
+    // counts holders read of those listed.
     let only = request.only.clone();
     let reduce = |snapshot: &crate::model::Snapshot| {
-        let mut scan = inventory::scan_factory(snapshot, home_suffix);
+        let mut scan = inventory::scan_snapshot(snapshot, home_suffix);
         if let Some((vault, secret)) = &only {
             scan.uses.retain(|u| {
                 u.key.vault.eq_ignore_ascii_case(vault)
@@ -93,6 +95,8 @@ pub async fn run(app: &App, request: AuditRequest) -> Inventory {
     // Discovery holds only what the inventory needs and counts everything it listed.
     inventory.summary.factories_scanned += scanned.factories;
     inventory.summary.workspaces_scanned += scanned.workspaces;
+    inventory.summary.sites_scanned += scanned.sites;
+    inventory.summary.api_management_services_scanned += scanned.api_management_services;
     inventory.summary.linked_services_scanned += scanned.linked_services;
     inventory.summary.credentials_scanned += scanned.credentials;
     scans.sort_by_key(|s| s.factory.to_lowercase());
@@ -214,7 +218,7 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         self.bar
-            .set_message("listing factories, linked services and credentials");
+            .set_message("listing factories, workspaces, sites and API Management services");
         // The ticker is a thread: only worth it when someone watches.
         if self.visible {
             self.bar.enable_steady_tick(Duration::from_millis(120));
@@ -225,7 +229,7 @@ impl Progress {
         self.bar.disable_steady_tick();
         self.bar.set_style(
             ProgressStyle::with_template(
-                "{msg} {bar:30} {pos}/{len} factories scanned ({elapsed})",
+                "{msg} {bar:30} {pos}/{len} resources scanned ({elapsed})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );

@@ -858,9 +858,16 @@ fn inventory_metadata(inventory: &Inventory, severity: Severity) -> Value {
             "secret": s.secret,
             "status": s.status,
             "expires": s.expires,
-            "consumers": s.consumers.iter().map(|c| json!({
-                "kind": c.kind, "factory": c.factory, "name": c.name, "verdict": c.verdict,
-            })).collect::<Vec<_>>(),
+            "consumers": s.consumers.iter().map(|c| {
+                let mut consumer = json!({
+                    "platform": c.platform, "resource": c.holder_id(), "kind": c.kind, "name": c.name, "verdict": c.verdict,
+                });
+                // `factory` only where there is one, as in the inventory itself.
+                if !c.factory.is_empty() {
+                    consumer["factory"] = json!(c.factory);
+                }
+                consumer
+            }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "findings": inventory.findings.iter().filter(|f| f.needs_attention()).take(MAX_LISTED * 5).map(|f| json!({
             "code": f.code, "severity": f.severity, "subject": f.subject, "owner": f.owner,
@@ -873,7 +880,7 @@ fn consumers_line(s: &SecretEntry) -> String {
         .consumers
         .iter()
         .take(10)
-        .map(|c| format!("{}/{}", crate::inventory::short(&c.factory), c.name))
+        .map(|c| format!("{}/{}", c.holder(), c.name))
         .collect();
     let more = s.consumers.len().saturating_sub(names.len());
     let mut line = if names.is_empty() {

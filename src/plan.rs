@@ -5,7 +5,7 @@
 use crate::diagnose;
 use crate::model::{Platform, Snapshot};
 use crate::report::{Note, Reference, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
-use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved, SecretLocator};
+use crate::scan::{self, FactoryIndex, KeyVaultReference, Resolved};
 use serde_json::Value;
 
 /// What discovery observed of one factory or workspace; every holder is a [`Snapshot`] now.
@@ -65,34 +65,55 @@ pub fn match_reference(reference: &KeyVaultReference, secret: &SecretRef) -> Mat
 pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str) -> Vec<Target> {
     match snapshot.platform {
         Platform::DataFactory | Platform::Synapse => plan_factory(snapshot, secret),
+        Platform::AppService | Platform::ApiManagement => {
+            consumer_references(snapshot, home_suffix)
+                .into_iter()
+                .filter_map(|r| consumer_target(snapshot, r, secret))
+                .collect()
+        }
+    }
+}
+
+/// One App Service reference or Key Vault-backed named value, as the holder lists it.
+pub struct ConsumerReference {
+    pub kind: TargetKind,
+    pub name: String,
+    /// Where it sits: `appSettings/<name>`, `connectionStrings/<name>` or `properties.keyVault.secretIdentifier`.
+    pub path: String,
+    /// A named value's `displayName`, when it differs from its name.
+    pub display_name: Option<String>,
+    pub located: Result<scan::SecretLocator, String>,
+}
+
+/// The references of a site, slot or API Management service, for a rotation's plan and the inventory alike: a
+/// setting that is no Key Vault reference, or a named value that is not Key Vault-backed, is no consumer.
+pub fn consumer_references(snapshot: &Snapshot, home_suffix: &str) -> Vec<ConsumerReference> {
+    match snapshot.platform {
         Platform::AppService => {
             let settings = snapshot
                 .app_settings
                 .iter()
-                .map(|s| (TargetKind::AppSetting, s));
+                .map(|s| (TargetKind::AppSetting, "appSettings", s));
             let strings = snapshot
                 .connection_strings
                 .iter()
-                .map(|s| (TargetKind::ConnectionString, s));
+                .map(|s| (TargetKind::ConnectionString, "connectionStrings", s));
             settings
                 .chain(strings)
-                .filter_map(|(kind, item)| {
+                .filter_map(|(kind, collection, item)| {
                     let name = item.get("name").and_then(Value::as_str)?;
-                    // The item's name may be `site/setting` in some answers: the setting is the last part.
+                    // Some answers name the item `site/setting`: the setting is the last part.
                     let name = name.rsplit('/').next().unwrap_or(name);
                     let reference = item
                         .pointer("/properties/reference")
                         .and_then(Value::as_str)?;
-                    let located = scan::parse_app_service_reference(reference, home_suffix)?;
-                    let path = format!(
-                        "{}/{name}",
-                        if kind == TargetKind::AppSetting {
-                            "appSettings"
-                        } else {
-                            "connectionStrings"
-                        }
-                    );
-                    consumer_target(snapshot, kind, name, None, &path, Some(located), secret)
+                    Some(ConsumerReference {
+                        kind,
+                        name: name.to_string(),
+                        path: format!("{collection}/{name}"),
+                        display_name: None,
+                        located: scan::parse_app_service_reference(reference, home_suffix)?,
+                    })
                 })
                 .collect()
         }
@@ -104,21 +125,21 @@ pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str)
                 let identifier = item
                     .pointer("/properties/keyVault/secretIdentifier")
                     .and_then(Value::as_str)?;
-                let display = item
+                let display_name = item
                     .pointer("/properties/displayName")
                     .and_then(Value::as_str)
-                    .filter(|d| *d != name);
-                consumer_target(
-                    snapshot,
-                    TargetKind::NamedValue,
-                    name,
-                    display,
-                    "properties.keyVault.secretIdentifier",
-                    Some(scan::parse_secret_identifier(identifier)),
-                    secret,
-                )
+                    .filter(|d| *d != name)
+                    .map(str::to_string);
+                Some(ConsumerReference {
+                    kind: TargetKind::NamedValue,
+                    name: name.to_string(),
+                    path: "properties.keyVault.secretIdentifier".into(),
+                    display_name,
+                    located: scan::parse_secret_identifier(identifier),
+                })
             })
             .collect(),
+        Platform::DataFactory | Platform::Synapse => Vec::new(),
     }
 }
 
@@ -126,14 +147,17 @@ pub fn plan_snapshot(snapshot: &Snapshot, secret: &SecretRef, home_suffix: &str)
 /// reference whose vault or secret cannot be read is `ambiguous`: it is reported, never refreshed.
 fn consumer_target(
     holder: &Snapshot,
-    kind: TargetKind,
-    name: &str,
-    display_name: Option<&str>,
-    path: &str,
-    located: Option<Result<SecretLocator, String>>,
+    consumer: ConsumerReference,
     secret: &SecretRef,
 ) -> Option<Target> {
-    let located = located?;
+    let ConsumerReference {
+        kind,
+        name,
+        path,
+        display_name,
+        located,
+    } = consumer;
+    let (name, path) = (name.as_str(), path.as_str());
     let (verdict, reason, reference) = match &located {
         Ok(l) => {
             let same_vault = l.vault.eq_ignore_ascii_case(&secret.vault)
@@ -199,18 +223,41 @@ fn consumer_target(
             .to_string(),
     };
     Some(Target {
-        platform: holder.platform,
-        resource: holder.id.clone(),
-        kind,
-        factory: String::new(),
-        name: name.to_string(),
-        display_name: display_name.map(str::to_string),
-        adf_type: kind_of_holder,
+        display_name,
         references: vec![reference],
-        verdict,
         reason,
         diagnosis: diagnose::for_consumer_verdict(holder.platform, verdict),
         notes,
+        ..planned(holder, kind, name.to_string(), kind_of_holder, verdict)
+    })
+}
+
+/// A target as planning leaves it on any platform, before acting: due a re-save (`dryRun` until one is made)
+/// or refused one (`skipped`), not tested yet. Callers fill in what they found.
+fn planned(
+    holder: &Snapshot,
+    kind: TargetKind,
+    name: String,
+    adf_type: String,
+    verdict: Verdict,
+) -> Target {
+    Target {
+        platform: holder.platform,
+        resource: holder.id.clone(),
+        kind,
+        // `factory` stays for Data Factory and Synapse targets (CONTRACT.md).
+        factory: if holder.platform.holds_definitions() {
+            holder.id.clone()
+        } else {
+            String::new()
+        },
+        name,
+        display_name: None,
+        adf_type,
+        references: Vec::new(),
+        verdict,
+        reason: String::new(),
+        notes: Vec::new(),
         via_credential: None,
         used_by: Vec::new(),
         integration_runtime: None,
@@ -223,9 +270,10 @@ fn consumer_target(
             None,
         ),
         test: Test::not_tested("not run yet"),
+        diagnosis: None,
         request_ids: Vec::new(),
         impact: None,
-    })
+    }
 }
 
 /// The targets of one factory for the rotated secret: linked services and credentials that reference it,
@@ -430,32 +478,12 @@ impl<'a> Planner<'a> {
         }
 
         Some(Target {
-            platform: factory.platform,
-            resource: factory.id.clone(),
-            kind,
-            factory: factory.id.clone(),
-            name,
-            display_name: None,
-            adf_type,
             references,
-            verdict,
             reason,
             diagnosis: diagnose::for_verdict(verdict, &notes),
             notes,
             via_credential: via_credential.map(|c| c.name.clone()),
-            used_by: Vec::new(),
-            integration_runtime: None,
-            resave: Resave::with_status(
-                if verdict == Verdict::Resave {
-                    ResaveStatus::DryRun
-                } else {
-                    ResaveStatus::Skipped
-                },
-                None,
-            ),
-            test: Test::not_tested("not run yet"),
-            request_ids: Vec::new(),
-            impact: None,
+            ..planned(factory, kind, name, adf_type, verdict)
         })
     }
 }

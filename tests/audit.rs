@@ -759,6 +759,7 @@ async fn the_daily_audit_function_writes_the_inventory() {
 fn fixed_inventory() -> adf_secret_refresh::inventory::Inventory {
     use adf_secret_refresh::azure::keyvault::VersionMetadata;
     use adf_secret_refresh::inventory::{self, Assessment, Metadata, SecretKey};
+    use adf_secret_refresh::model::{Platform, Snapshot};
     use adf_secret_refresh::plan::FactorySnapshot;
     const NOW: i64 = 1_795_000_000;
     let id = factory_id(RG, "adf-sales");
@@ -782,6 +783,27 @@ fn fixed_inventory() -> adf_secret_refresh::inventory::Inventory {
         credentials: vec![],
         ..FactorySnapshot::default()
     };
+    // A web app's staging slot pinned to the old version, and an API Management named value that follows it.
+    let mut slot = Snapshot::new(
+        Platform::AppService,
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Web/sites/app-sales/slots/staging"
+        ),
+        json!({"kind": "app"}),
+    );
+    slot.app_settings = vec![json!({"name": "SqlPassword", "properties": {
+        "reference": "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/sql-password/v1)"}})];
+    let mut apim = Snapshot::new(
+        Platform::ApiManagement,
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ApiManagement/service/apim-sales"
+        ),
+        json!({}),
+    );
+    apim.named_values = vec![
+        json!({"name": "sql-password", "properties": {"displayName": "sql-password",
+        "secret": true, "keyVault": {"secretIdentifier": "https://contoso-kv.vault.azure.net/secrets/sql-password"}}}),
+    ];
     let v = |id: &str, created: i64, expires: Option<i64>| VersionMetadata {
         version: id.into(),
         enabled: Some(true),
@@ -808,14 +830,19 @@ fn fixed_inventory() -> adf_secret_refresh::inventory::Inventory {
         home_suffix: "vault.azure.net".into(),
         covered_vaults: Some(vec!["contoso-kv".into()]),
     };
-    let scan = inventory::scan_factory(&sales, "vault.azure.net");
-    let (secrets, findings) = inventory::assemble(vec![scan], &metadata, &assessment);
+    let scans = [sales, slot, apim]
+        .iter()
+        .map(|holder| inventory::scan_snapshot(holder, "vault.azure.net"))
+        .collect();
+    let (secrets, findings) = inventory::assemble(scans, &metadata, &assessment);
     let scopes = [adf_secret_refresh::config::Scope::parse(&scope()).expect("scope")];
     let mut inv = inventory::Inventory::start("inv-0001".into(), None, &scopes, Default::default());
     inv.secrets = secrets;
     inv.findings = findings;
     inv.summary.factories_scanned = 1;
     inv.summary.linked_services_scanned = 7;
+    inv.summary.sites_scanned = 1;
+    inv.summary.api_management_services_scanned = 1;
     inv.finish();
     inv.started_at = "2026-11-18T06:00:00Z".into();
     inv.finished_at = Some("2026-11-18T06:00:04Z".into());
@@ -835,7 +862,7 @@ fn the_inventory_renders_as_text_markdown_and_csv() {
     assert_mermaid_well_formed(&markdown);
     insta::assert_snapshot!("inventory_markdown", markdown);
     let csv = inventory::csv::render(&inv);
-    assert_eq!(parse_csv(&csv).len(), 5, "a header and four references");
+    assert_eq!(parse_csv(&csv).len(), 7, "a header and six references");
     insta::assert_snapshot!("inventory_csv", csv.replace("\r\n", "\n"));
 }
 
@@ -951,4 +978,208 @@ fn inventory_notifications_carry_names_dates_and_codes_only() {
     }
     // Only the secrets that need a person are listed: dwh-password is fine.
     assert!(!webhook["secrets"].to_string().contains("dwh-password"));
+}
+
+const DEMO_SUB: &str = "1f6a2c8e-3b4d-4f5a-9e7c-6d8b0a1c2e3f";
+
+fn demo_apps(path: &str) -> String {
+    format!("/subscriptions/{DEMO_SUB}/resourceGroups/rg-apps-prod/providers/{path}")
+}
+
+/// The consumers of one secret as (platform, resource, kind, name, verdict).
+fn consumers_of(secret: &Value) -> BTreeSet<(String, String, String, String, String)> {
+    secret["consumers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (
+                text("platform"),
+                text("resource"),
+                text("kind"),
+                text("name"),
+                text("verdict"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_inventory_lists_app_service_and_api_management_consumers_under_their_secret() {
+    let emu = emulator(adf_emulator::demo_seed(), 50).await;
+    let mut cmd = command(&emu, &format!("/subscriptions/{DEMO_SUB}"));
+    cmd.args(["audit", "--output", "json"]);
+    let run = exec(cmd).await;
+    let inventory = inventory_of(&run);
+    assert!(inventory["complete"] == true, "{}", run.stderr);
+
+    let summary = &inventory["summary"];
+    assert_eq!(summary["sitesScanned"], 5, "four sites and one slot");
+    assert_eq!(summary["apiManagementServicesScanned"], 1);
+    assert!(summary["factoriesScanned"].as_u64() > Some(0));
+
+    let sql = secret(
+        &inventory,
+        "https://contoso-kv.vault.azure.net/",
+        "sql-password",
+    );
+    let consumers = consumers_of(sql);
+    let web = demo_apps("Microsoft.Web/sites/app-contoso-web");
+    let app = |resource: &str, kind: &str, name: &str, verdict: &str| {
+        (
+            "appService".to_string(),
+            resource.to_string(),
+            kind.to_string(),
+            name.to_string(),
+            verdict.to_string(),
+        )
+    };
+    for expected in [
+        app(&web, "appSetting", "SqlPassword", "resave"),
+        app(&web, "connectionString", "Sales", "resave"),
+        app(
+            &format!("{web}/slots/staging"),
+            "appSetting",
+            "SqlPassword",
+            "resave",
+        ),
+        app(
+            &demo_apps("Microsoft.Web/sites/func-contoso-ingest"),
+            "appSetting",
+            "SqlPassword",
+            "resave",
+        ),
+        app(
+            &demo_apps("Microsoft.Web/sites/app-contoso-reports"),
+            "appSetting",
+            "SqlPassword",
+            "pinned",
+        ),
+        (
+            "apiManagement".into(),
+            demo_apps("Microsoft.ApiManagement/service/apim-contoso"),
+            "namedValue".into(),
+            "sql-password".into(),
+            "resave".into(),
+        ),
+        (
+            "apiManagement".into(),
+            demo_apps("Microsoft.ApiManagement/service/apim-contoso"),
+            "namedValue".into(),
+            "sql-password-pinned".into(),
+            "pinned".into(),
+        ),
+    ] {
+        assert!(
+            consumers.contains(&expected),
+            "{expected:?} is not among the consumers of contoso-kv/sql-password: {consumers:#?}"
+        );
+    }
+    assert!(
+        consumers.iter().any(|c| c.0 == "dataFactory"),
+        "the linked services are listed under the same secret"
+    );
+    assert!(
+        !consumers.iter().any(|c| c.3 == "environment"),
+        "a plain named value is not a consumer"
+    );
+    let slot = sql["consumers"]
+        .as_array()
+        .and_then(|c| {
+            c.iter().find(|c| {
+                c["resource"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with("/slots/staging"))
+            })
+        })
+        .expect("the slot's consumer");
+    assert_eq!(slot["path"], "appSettings/SqlPassword");
+    assert!(slot.get("factory").is_none(), "{slot}");
+
+    let found = findings(&inventory);
+    let pinned: Vec<&Value> = inventory["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["code"] == "pinnedToOldVersion" && f["subject"] == "contoso-kv/sql-password")
+        .collect();
+    for holder in [
+        "app-contoso-reports/SqlPassword",
+        "apim-contoso/sql-password-pinned",
+    ] {
+        let finding = pinned
+            .iter()
+            .find(|f| f["message"].as_str().is_some_and(|m| m.starts_with(holder)))
+            .unwrap_or_else(|| panic!("no pinnedToOldVersion for {holder}: {pinned:#?}"));
+        assert_eq!(finding["owner"], "appOwner");
+    }
+    assert!(
+        has(
+            &found,
+            "unresolvedReference",
+            "warning",
+            "/sites/logic-contoso-orders/config/configreferences/appsettings/OrdersDbPassword"
+        ),
+        "the Logic App's unparsable reference is a finding: {found:#?}"
+    );
+
+    assert_eq!(
+        emu.counters().secret_read_attempts,
+        0,
+        "an audit never asks for a setting's or a named value's value"
+    );
+    assert_no_secrets(&emu, &run.stdout);
+    assert_no_secrets(&emu, &run.stderr);
+}
+
+#[tokio::test]
+async fn every_rendering_of_the_inventory_names_the_platform_of_a_site_or_named_value() {
+    let emu = emulator(adf_emulator::demo_seed(), 50).await;
+    let scope = format!("/subscriptions/{DEMO_SUB}/resourceGroups/rg-apps-prod");
+    let rendering = |output: &str| {
+        let mut cmd = command(&emu, &scope);
+        cmd.args(["audit", "--output", output]);
+        exec(cmd)
+    };
+    let text = rendering("text").await.stdout;
+    assert!(
+        text.contains("4 App Service sites and slots")
+            || text.contains("5 App Service sites and slots"),
+        "{text}"
+    );
+    assert!(text.contains("1 API Management service"), "{text}");
+    assert!(
+        text.contains("app-contoso-web/staging (App Service)"),
+        "{text}"
+    );
+    assert!(text.contains("apim-contoso (API Management)"), "{text}");
+    assert!(text.contains("Sales (connection string)"), "{text}");
+
+    let markdown = rendering("markdown").await.stdout;
+    assert_mermaid_well_formed(&markdown);
+    assert!(
+        markdown.contains("| app-contoso-web/staging (App Service) | SqlPassword |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| apim-contoso (API Management) | sql-password-pinned |"),
+        "{markdown}"
+    );
+
+    let rows = parse_csv(&rendering("csv").await.stdout);
+    let column = |name: &str| rows[0].iter().position(|c| c == name).expect(name);
+    let named_value = rows
+        .iter()
+        .find(|r| r[column("name")] == "sql-password-pinned")
+        .expect("the pinned named value has a row");
+    assert_eq!(named_value[column("platform")], "apiManagement");
+    assert_eq!(named_value[column("kind")], "namedValue");
+    assert_eq!(
+        named_value[column("resource")],
+        demo_apps("Microsoft.ApiManagement/service/apim-contoso")
+    );
+    assert_eq!(named_value[column("factory")], "");
+    assert!(named_value[column("findings")].contains("pinnedToOldVersion"));
+    assert_eq!(emu.counters().secret_read_attempts, 0);
 }

@@ -251,3 +251,76 @@ async fn a_discovery_is_shared_across_instances_through_the_storage_account() {
         two.summary.linked_services_scanned
     );
 }
+
+/// Listing pages of every platform's discovery: factories, workspaces, sites, slots, API Management services
+/// and their collections (ARM and the Synapse development endpoint alike).
+fn discovery_reads(emu: &Emulator) -> usize {
+    emu.requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter(|r| {
+            let last = r
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            matches!(
+                last.as_str(),
+                "factories"
+                    | "linkedservices"
+                    | "credentials"
+                    | "workspaces"
+                    | "sites"
+                    | "slots"
+                    | "appsettings"
+                    | "connectionstrings"
+                    | "service"
+                    | "namedvalues"
+            )
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_shares_one_discovery_of_every_platform() {
+    // The demo estate holds factories, a Synapse workspace, web apps with a slot and an API Management service.
+    let seed = adf_emulator::demo_seed();
+    let scopes: Vec<Scope> = adf_emulator::subscription_scopes(&seed)
+        .iter()
+        .map(|s| Scope::parse(s).expect("scope"))
+        .collect();
+    let emu = adf_emulator::start(seed, adf_emulator::Options::default())
+        .await
+        .expect("emulator");
+    let one = apply::run(&azure(&emu, None), request(&scopes, true)).await;
+    assert!(one.complete, "{:?}", one.errors);
+    assert!(one.summary.workspaces_scanned > 0 && one.summary.sites_scanned > 0);
+    let one_rotation = discovery_reads(&emu);
+    emu.clear_requests();
+
+    let shared = azure(
+        &emu,
+        Some(Arc::new(DiscoveryCache::new(Duration::from_secs(30)))),
+    );
+    let runs = (0..50).map(|_| {
+        let shared = shared.clone();
+        let request = request(&scopes, true);
+        tokio::spawn(async move { apply::run(&shared, request).await })
+    });
+    for report in futures::future::join_all(runs).await {
+        let report = report.expect("run");
+        assert!(report.complete, "{:?}", report.errors);
+        assert_eq!(report.summary.affected, one.summary.affected);
+        assert_eq!(report.summary.sites_scanned, one.summary.sites_scanned);
+        assert_eq!(
+            report.summary.workspaces_scanned,
+            one.summary.workspaces_scanned
+        );
+    }
+    let burst = discovery_reads(&emu);
+    assert!(
+        burst as f64 <= one_rotation as f64 * 1.3,
+        "fifty rotations read {burst} discovery pages, one rotation {one_rotation}"
+    );
+}

@@ -26,7 +26,9 @@ const HOSTILE: &str = "ls_<script>alert(\"pwned\")</script>";
 fn page_report() -> Report {
     let mut report = fixture::realistic_report();
     let mut synapse = fixture::target("ignored", "ls_sql_pool", "AzureSqlDW", Verdict::Resave);
+    synapse.platform = adf_secret_refresh::model::Platform::Synapse;
     synapse.factory = inventory_fixture::workspace("syn-analytics");
+    synapse.resource = synapse.factory.clone();
     let mut hostile = fixture::target("adf-sales", HOSTILE, "AzureSqlDatabase", Verdict::Ambiguous);
     hostile.reason =
         "The name comes from a parameter </pre><img src=x onerror=alert(1)> whose default matches."

@@ -6,13 +6,15 @@
 //! Sources (see the emulator README, "API Management"): `reference/apim-spec/` (apimnamedvalues.json, the
 //! extract and the examples) and the documentation quoted in its PROVENANCE.md.
 
+use std::sync::MutexGuard;
+
 use axum::http::header::{ETAG, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::apim_model::{API_VERSIONS, Estate, Operation, Service, fetch};
-use crate::arm_common as arm;
+use crate::arm_common::{self as arm, ProviderPath, is};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::util::lock;
@@ -21,17 +23,9 @@ const AZURE_ASYNC_OPERATION: HeaderName = HeaderName::from_static("azure-asyncop
 
 // ---- ARM routes ----
 
-fn is(segment: &str, name: &str) -> bool {
-    segment.eq_ignore_ascii_case(name)
-}
-
 /// Whether an ARM request is for the `Microsoft.ApiManagement` provider.
 pub(crate) fn is_arm_request(segments: &[String]) -> bool {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    matches!(s.as_slice(), [subs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, "Microsoft.ApiManagement"))
-        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, "Microsoft.ApiManagement"))
+    arm::is_provider_request(segments, "Microsoft.ApiManagement")
 }
 
 enum Route<'a> {
@@ -52,57 +46,30 @@ struct ServicePath<'a> {
 }
 
 fn parse_route(segments: &[String]) -> Option<Route<'_>> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [subs, sub, providers, rp, service]
-            if is(subs, "subscriptions")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.ApiManagement")
-                && is(service, "service") =>
-        {
-            Some(Route::List { sub, rg: None })
+    let (path, rest) = match arm::provider_path(segments, "Microsoft.ApiManagement", "service")? {
+        ProviderPath::List { sub, rg } => return Some(Route::List { sub, rg }),
+        ProviderPath::Resource {
+            sub,
+            rg,
+            name,
+            rest,
+        } => (ServicePath { sub, rg, name }, rest),
+    };
+    match rest.as_slice() {
+        [] => Some(Route::Service(path)),
+        [nvs] if is(nvs, "namedValues") => Some(Route::NamedValues(path)),
+        [nvs, id] if is(nvs, "namedValues") => Some(Route::NamedValue(path, id)),
+        [nvs, id, action] if is(nvs, "namedValues") && is(action, "refreshSecret") => {
+            Some(Route::RefreshSecret(path, id))
         }
-        [subs, sub, rgs, rg, providers, rp, service, rest @ ..]
-            if is(subs, "subscriptions")
-                && is(rgs, "resourceGroups")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.ApiManagement")
-                && is(service, "service") =>
-        {
-            let Some((name, rest)) = rest.split_first() else {
-                return Some(Route::List { sub, rg: Some(rg) });
-            };
-            let path = ServicePath { sub, rg, name };
-            match rest {
-                [] => Some(Route::Service(path)),
-                [nvs] if is(nvs, "namedValues") => Some(Route::NamedValues(path)),
-                [nvs, id] if is(nvs, "namedValues") => Some(Route::NamedValue(path, id)),
-                [nvs, id, action] if is(nvs, "namedValues") && is(action, "refreshSecret") => {
-                    Some(Route::RefreshSecret(path, id))
-                }
-                [nvs, _, action] if is(nvs, "namedValues") && is(action, "listValue") => {
-                    Some(Route::ListValue)
-                }
-                [tenant, results, id]
-                    if is(tenant, "tenant") && is(results, "operationResults") =>
-                {
-                    Some(Route::OperationResult(path, id))
-                }
-                _ => None,
-            }
+        [nvs, _, action] if is(nvs, "namedValues") && is(action, "listValue") => {
+            Some(Route::ListValue)
+        }
+        [tenant, results, id] if is(tenant, "tenant") && is(results, "operationResults") => {
+            Some(Route::OperationResult(path, id))
         }
         _ => None,
     }
-}
-
-fn not_found(what: &str, rg: &str) -> Response {
-    cloud_error(
-        StatusCode::NOT_FOUND,
-        "ResourceNotFound",
-        &format!(
-            "The Resource '{what}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-        ),
-    )
 }
 
 fn named_value_not_found(id: &str) -> Response {
@@ -127,11 +94,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Err(response) => return *response,
     };
     let Some(route) = parse_route(&ctx.segments) else {
-        return cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The resource at '{}' was not found.", ctx.path),
-        );
+        return arm::path_not_found(&ctx.path);
     };
     let api_version = ctx.query_param("api-version").unwrap_or(API_VERSIONS[0]);
     let now = shared.now_unix();
@@ -155,8 +118,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             let items = estate
                 .services
                 .iter()
-                .filter(|s| s.subscription_id.eq_ignore_ascii_case(sub))
-                .filter(|s| rg.is_none_or(|rg| s.resource_group.eq_ignore_ascii_case(rg)))
+                .filter(|s| arm::in_scope(sub, rg, &s.subscription_id, &s.resource_group))
                 .map(|s| s.to_json(&shared.config.tenant_id))
                 .collect();
             drop(estate);
@@ -212,11 +174,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Route::OperationResult(path, async_id) if *method == Method::GET => {
             poll(shared, path, None, async_id, api_version, now, true)
         }
-        _ => cloud_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!("The requested resource does not support http method '{method}'."),
-        ),
+        _ => arm::method_not_allowed(method),
     }
 }
 
@@ -241,21 +199,36 @@ fn with_service(
     now: i64,
     answer: impl FnOnce(&Estate, usize) -> Response,
 ) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let (mut estate, index) = match scoped_service(shared, path) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     {
         let store = lock(&shared.store);
         estate.expire(&store, index, now);
     }
     answer(&estate, index)
+}
+
+/// Checks the subscription and resource group, then finds the service: ARM's 404s otherwise.
+fn scoped_service<'s>(
+    shared: &'s Shared,
+    path: ServicePath<'_>,
+) -> Result<(MutexGuard<'s, Estate>, usize), Box<Response>> {
+    arm::check_scope(shared, path.sub, Some(path.rg))?;
+    let estate = lock(&shared.apim);
+    let index = find_service(&estate, path)?;
+    Ok((estate, index))
+}
+
+/// The service a path names, or ARM's 404.
+fn find_service(estate: &Estate, path: ServicePath<'_>) -> Result<usize, Box<Response>> {
+    estate.service(path.sub, path.rg, path.name).ok_or_else(|| {
+        Box::new(arm::resource_not_found(
+            &format!("Microsoft.ApiManagement/service/{}", path.name),
+            path.rg,
+        ))
+    })
 }
 
 fn operation_urls(
@@ -297,15 +270,9 @@ fn start_refresh(
     api_version: &str,
     now: i64,
 ) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let (mut estate, index) = match scoped_service(shared, path) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
     let Some(position) = estate.services[index].named_value(id) else {
         return named_value_not_found(id);
@@ -354,11 +321,9 @@ fn poll(
 ) -> Response {
     let faults = shared.faults.current();
     let mut estate = lock(&shared.apim);
-    let Some(index) = estate.service(path.sub, path.rg, path.name) else {
-        return not_found(
-            &format!("Microsoft.ApiManagement/service/{}", path.name),
-            path.rg,
-        );
+    let index = match find_service(&estate, path) {
+        Ok(index) => index,
+        Err(response) => return *response,
     };
     let Some(mut operation) = estate
         .operations

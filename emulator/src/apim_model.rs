@@ -10,14 +10,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::store::Store;
+use crate::store::{SecretRef, SeedResource, Store, one, parse_secret_url, system_assigned, yes};
 
 /// The api-versions accepted: the latest stable (2024-05-01) and the one the service definitions in the
 /// extract come from (2022-08-01).
 pub(crate) const API_VERSIONS: &[&str] = &["2024-05-01", "2022-08-01"];
 /// "A named value is updated within four hours of the update in the vault" (PROVENANCE.md).
 const CACHE_SECS: i64 = 4 * 3600;
-const VAULT_SUFFIX: &str = "vault.azure.net";
 
 /// The last fetch of a Key Vault-backed named value (`keyVault.lastStatus`, and the version it holds).
 #[derive(Clone, Debug)]
@@ -156,25 +155,9 @@ impl Service {
     }
 }
 
-/// Parses `https://{vault}.{suffix}/secrets/{name}[/{version}]`: (vault, this cloud, secret, version).
-fn parse_identifier(identifier: &str) -> Option<(String, bool, String, Option<String>)> {
-    let url = url::Url::parse(identifier.trim()).ok()?;
-    let host = url.host_str()?.to_ascii_lowercase();
-    let (vault, suffix) = host.split_once('.')?;
-    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
-    let (secret, version) = match segments.as_slice() {
-        [secrets, name] if secrets.eq_ignore_ascii_case("secrets") => (*name, None),
-        [secrets, name, version] if secrets.eq_ignore_ascii_case("secrets") => {
-            (*name, Some((*version).to_owned()))
-        }
-        _ => return None,
-    };
-    Some((
-        vault.to_owned(),
-        suffix == VAULT_SUFFIX,
-        secret.to_owned(),
-        version,
-    ))
+/// Parses `https://{vault}.{suffix}/secrets/{name}[/{version}]` (the scheme is not checked).
+fn parse_identifier(identifier: &str) -> Option<SecretRef> {
+    parse_secret_url(&url::Url::parse(identifier.trim()).ok()?)
 }
 
 /// Fetches the secret as APIM would, keeping the last good version on a failure. The failure codes and
@@ -192,7 +175,13 @@ pub(crate) fn fetch(
         message,
         at: now,
     };
-    let Some((vault, this_cloud, secret, version)) = parse_identifier(&kv.secret_identifier) else {
+    let Some(SecretRef {
+        vault,
+        this_cloud,
+        secret,
+        version,
+    }) = parse_identifier(&kv.secret_identifier)
+    else {
         return failed(
             "BadRequest",
             format!(
@@ -261,27 +250,18 @@ impl Estate {
     /// Reads `apiManagement` under `subscriptions[].resourceGroups[]` of a seed and fetches every Key
     /// Vault-backed named value at `now`.
     pub(crate) fn from_seed(seed: &Value, store: &Store, now: i64) -> Result<Self, String> {
-        let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
         let mut estate = Estate::default();
-        for sub in doc.subscriptions {
-            for rg in sub.resource_groups {
-                for service in rg.api_management {
-                    if estate
-                        .services
-                        .iter()
-                        .any(|s| s.name.eq_ignore_ascii_case(&service.name))
-                    {
-                        return Err(format!("duplicate API Management service {}", service.name));
-                    }
-                    estate.services.push(build_service(
-                        &sub.subscription_id,
-                        &rg.name,
-                        service,
-                        store,
-                        now,
-                    ));
-                }
+        for (sub, rg, service) in crate::store::seeded::<SeedService>(seed)? {
+            if estate
+                .services
+                .iter()
+                .any(|s| s.name.eq_ignore_ascii_case(&service.name))
+            {
+                return Err(format!("duplicate API Management service {}", service.name));
             }
+            estate
+                .services
+                .push(build_service(&sub, &rg, service, store, now));
         }
         Ok(estate)
     }
@@ -369,41 +349,6 @@ impl Estate {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SeedDoc {
-    #[serde(default)]
-    subscriptions: Vec<SeedSubscription>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedSubscription {
-    subscription_id: String,
-    #[serde(default)]
-    resource_groups: Vec<SeedResourceGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedResourceGroup {
-    name: String,
-    #[serde(default)]
-    api_management: Vec<SeedService>,
-}
-
-fn system_assigned() -> Option<String> {
-    Some("SystemAssigned".into())
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn one() -> u32 {
-    1
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct SeedService {
     name: String,
     location: Option<String>,
@@ -416,6 +361,10 @@ struct SeedService {
     retry_after_secs: Option<u64>,
     #[serde(default)]
     named_values: Vec<SeedNamedValue>,
+}
+
+impl SeedResource for SeedService {
+    const KEY: &'static str = "apiManagement";
 }
 
 #[derive(Deserialize)]

@@ -10,25 +10,17 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::appservice_model::{API_VERSIONS, RefKind, Site};
-use crate::arm_common as arm;
-use crate::http::{Ctx, cloud_error, json_response};
+use crate::appservice_model::{API_VERSIONS, Estate, RefKind, Site};
+use crate::arm_common::{self as arm, ProviderPath, is};
+use crate::http::{Ctx, json_response};
 use crate::state::Shared;
 use crate::util::lock;
 
 // ---- ARM routes ----
 
-fn is(segment: &str, name: &str) -> bool {
-    segment.eq_ignore_ascii_case(name)
-}
-
 /// Whether an ARM request is for the `Microsoft.Web` provider.
 pub(crate) fn is_arm_request(segments: &[String]) -> bool {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    matches!(s.as_slice(), [subs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, "Microsoft.Web"))
-        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, "Microsoft.Web"))
+    arm::is_provider_request(segments, "Microsoft.Web")
 }
 
 enum Route<'a> {
@@ -55,88 +47,56 @@ struct SitePath<'a> {
 }
 
 fn parse_route<'a>(segments: &'a [String], method: &Method) -> Option<Route<'a>> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [subs, sub, providers, rp, sites]
-            if is(subs, "subscriptions")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.Web")
-                && is(sites, "sites") =>
-        {
-            Some(Route::List { sub, rg: None })
-        }
-        [subs, sub, rgs, rg, providers, rp, sites, rest @ ..]
-            if is(subs, "subscriptions")
-                && is(rgs, "resourceGroups")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.Web")
-                && is(sites, "sites") =>
-        {
-            let Some((name, rest)) = rest.split_first() else {
-                return Some(Route::List { sub, rg: Some(rg) });
-            };
-            let site = SitePath {
+    let (site, rest) = match arm::provider_path(segments, "Microsoft.Web", "sites")? {
+        ProviderPath::List { sub, rg } => return Some(Route::List { sub, rg }),
+        ProviderPath::Resource {
+            sub,
+            rg,
+            name,
+            rest,
+        } => (
+            SitePath {
                 sub,
                 rg,
                 name,
                 slot: None,
-            };
-            let (path, rest) = match rest {
-                [slots] if is(slots, "slots") => return Some(Route::Slots(site)),
-                [slots, slot, rest @ ..] if is(slots, "slots") => (
-                    SitePath {
-                        slot: Some(slot),
-                        ..site
-                    },
-                    rest,
-                ),
-                rest => (site, rest),
-            };
-            match rest {
-                [] => Some(Route::Get(path)),
-                [config, refs, kind] if is(config, "config") && is(refs, "configreferences") => {
-                    RefKind::from_segment(kind).map(|k| Route::References(path, k))
-                }
-                [config, refs, kind, action]
-                    if is(config, "config")
-                        && is(refs, "configreferences")
-                        && is(kind, "appsettings")
-                        && is(action, "refresh")
-                        && *method == Method::POST =>
-                {
-                    Some(Route::Refresh(path))
-                }
-                [config, refs, kind, key]
-                    if is(config, "config") && is(refs, "configreferences") =>
-                {
-                    RefKind::from_segment(kind).map(|k| Route::Reference(path, k, key))
-                }
-                [config, kind, list] if is(config, "config") && is(list, "list") => {
-                    RefKind::from_segment(kind).map(|k| Route::ListSecrets(path, k))
-                }
-                _ => None,
-            }
+            },
+            rest,
+        ),
+    };
+    let (path, rest) = match rest.as_slice() {
+        [slots] if is(slots, "slots") => return Some(Route::Slots(site)),
+        [slots, slot, rest @ ..] if is(slots, "slots") => (
+            SitePath {
+                slot: Some(slot),
+                ..site
+            },
+            rest,
+        ),
+        rest => (site, rest),
+    };
+    match rest {
+        [] => Some(Route::Get(path)),
+        [config, refs, kind] if is(config, "config") && is(refs, "configreferences") => {
+            RefKind::from_segment(kind).map(|k| Route::References(path, k))
+        }
+        [config, refs, kind, action]
+            if is(config, "config")
+                && is(refs, "configreferences")
+                && is(kind, "appsettings")
+                && is(action, "refresh")
+                && *method == Method::POST =>
+        {
+            Some(Route::Refresh(path))
+        }
+        [config, refs, kind, key] if is(config, "config") && is(refs, "configreferences") => {
+            RefKind::from_segment(kind).map(|k| Route::Reference(path, k, key))
+        }
+        [config, kind, list] if is(config, "config") && is(list, "list") => {
+            RefKind::from_segment(kind).map(|k| Route::ListSecrets(path, k))
         }
         _ => None,
     }
-}
-
-fn not_found(what: &str, rg: &str) -> Response {
-    cloud_error(
-        StatusCode::NOT_FOUND,
-        "ResourceNotFound",
-        &format!(
-            "The Resource '{what}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-        ),
-    )
-}
-
-fn method_not_allowed(method: &Method) -> Response {
-    cloud_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        &format!("The requested resource does not support http method '{method}'."),
-    )
 }
 
 /// Handles one ARM request for `Microsoft.Web` (after latency, drops and injected errors).
@@ -146,11 +106,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Err(response) => return *response,
     };
     let Some(route) = parse_route(&ctx.segments, &ctx.method) else {
-        return cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The resource at '{}' was not found.", ctx.path),
-        );
+        return arm::path_not_found(&ctx.path);
     };
     let api_version = ctx.query_param("api-version").unwrap_or(API_VERSIONS[0]);
     let now = shared.now_unix();
@@ -178,8 +134,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             let items = estate
                 .sites
                 .iter()
-                .filter(|s| s.subscription_id.eq_ignore_ascii_case(sub))
-                .filter(|s| rg.is_none_or(|rg| s.resource_group.eq_ignore_ascii_case(rg)))
+                .filter(|s| arm::in_scope(sub, rg, &s.subscription_id, &s.resource_group))
                 .map(|s| s.target_json(&s.targets[0], &tenant_id))
                 .collect();
             drop(estate);
@@ -191,7 +146,10 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             }
             let estate = lock(&shared.appservice);
             let Some(site) = estate.site(path.sub, path.rg, path.name) else {
-                return not_found(&format!("Microsoft.Web/sites/{}", path.name), path.rg);
+                return arm::resource_not_found(
+                    &format!("Microsoft.Web/sites/{}", path.name),
+                    path.rg,
+                );
             };
             let site = &estate.sites[site];
             let items = site
@@ -204,7 +162,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             page(shared, ctx, items, api_version)
         }
         Route::Get(path) if ctx.method == Method::GET => {
-            with_target(shared, path, |site, target| {
+            with_target(shared, path, None, |site, target| {
                 json_response(
                     StatusCode::OK,
                     site.target_json(&site.targets[target], &tenant_id),
@@ -212,7 +170,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             })
         }
         Route::References(path, kind) if ctx.method == Method::GET => {
-            with_target_mut(shared, path, now, |site, target| {
+            with_target(shared, path, Some(now), |site, target| {
                 let t = &site.targets[target];
                 let items = t
                     .references(kind)
@@ -223,7 +181,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             })
         }
         Route::Reference(path, kind, key) if ctx.method == Method::GET => {
-            with_target_mut(shared, path, now, |site, target| {
+            with_target(shared, path, Some(now), |site, target| {
                 let t = &site.targets[target];
                 match t
                     .references(kind)
@@ -231,7 +189,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
                     .find(|r| r.name.eq_ignore_ascii_case(key))
                 {
                     Some(r) => json_response(StatusCode::OK, site.reference_json(t, kind, r)),
-                    None => not_found(
+                    None => arm::resource_not_found(
                         &format!(
                             "Microsoft.Web/sites/{}/config/configreferences/{}/{key}",
                             site.name,
@@ -247,21 +205,11 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             let answer = {
                 let mut estate = lock(&shared.appservice);
                 let store = lock(&shared.store);
-                let Some(index) = estate.site(path.sub, path.rg, path.name) else {
-                    return not_found(&format!("Microsoft.Web/sites/{}", path.name), path.rg);
+                let (index, target) = match find_target(&estate, path) {
+                    Ok(found) => found,
+                    Err(response) => return *response,
                 };
-                let site = &mut estate.sites[index];
-                let Some(target) = site.target(path.slot) else {
-                    return not_found(
-                        &format!(
-                            "Microsoft.Web/sites/{}/slots/{}",
-                            path.name,
-                            path.slot.unwrap_or("")
-                        ),
-                        path.rg,
-                    );
-                };
-                let t = &mut site.targets[target];
+                let t = &mut estate.sites[index].targets[target];
                 t.refreshes += 1;
                 t.resolve_all(&store, RefKind::AppSetting, now);
                 if !skip_connection_strings {
@@ -279,7 +227,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
             shared.count(|c| c.app_service_refreshes += 1);
             json_response(StatusCode::OK, answer)
         }
-        _ => method_not_allowed(&ctx.method),
+        _ => arm::method_not_allowed(&ctx.method),
     }
 }
 
@@ -290,59 +238,46 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, api_version: &str) -> Res
     }
 }
 
+/// Finds the site or slot, applies the 24-hour refetch first when `refetch_at` is given (the emulator
+/// time), then answers from it.
 fn with_target(
     shared: &Shared,
     path: SitePath<'_>,
-    answer: impl FnOnce(&Site, usize) -> Response,
-) -> Response {
-    if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
-        return *response;
-    }
-    let estate = lock(&shared.appservice);
-    let Some(index) = estate.site(path.sub, path.rg, path.name) else {
-        return not_found(&format!("Microsoft.Web/sites/{}", path.name), path.rg);
-    };
-    let site = &estate.sites[index];
-    match site.target(path.slot) {
-        Some(target) => answer(site, target),
-        None => not_found(
-            &format!(
-                "Microsoft.Web/sites/{}/slots/{}",
-                path.name,
-                path.slot.unwrap_or("")
-            ),
-            path.rg,
-        ),
-    }
-}
-
-/// Finds the site or slot, applies the 24-hour refetch, then answers from it.
-fn with_target_mut(
-    shared: &Shared,
-    path: SitePath<'_>,
-    now: i64,
+    refetch_at: Option<i64>,
     answer: impl FnOnce(&Site, usize) -> Response,
 ) -> Response {
     if let Err(response) = arm::check_scope(shared, path.sub, Some(path.rg)) {
         return *response;
     }
     let mut estate = lock(&shared.appservice);
-    let store = lock(&shared.store);
-    let Some(index) = estate.site(path.sub, path.rg, path.name) else {
-        return not_found(&format!("Microsoft.Web/sites/{}", path.name), path.rg);
+    let (index, target) = match find_target(&estate, path) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let site = &mut estate.sites[index];
-    let Some(target) = site.target(path.slot) else {
-        return not_found(
+    if let Some(now) = refetch_at {
+        let store = lock(&shared.store);
+        estate.sites[index].targets[target].expire(&store, now);
+    }
+    answer(&estate.sites[index], target)
+}
+
+/// The site and the target (the site itself or a slot) a path names, or ARM's 404 for the first missing.
+fn find_target(estate: &Estate, path: SitePath<'_>) -> Result<(usize, usize), Box<Response>> {
+    let Some(index) = estate.site(path.sub, path.rg, path.name) else {
+        return Err(Box::new(arm::resource_not_found(
+            &format!("Microsoft.Web/sites/{}", path.name),
+            path.rg,
+        )));
+    };
+    match estate.sites[index].target(path.slot) {
+        Some(target) => Ok((index, target)),
+        None => Err(Box::new(arm::resource_not_found(
             &format!(
                 "Microsoft.Web/sites/{}/slots/{}",
                 path.name,
                 path.slot.unwrap_or("")
             ),
             path.rg,
-        );
-    };
-    site.targets[target].expire(&store, now);
-    drop(store);
-    answer(&estate.sites[index], target)
+        ))),
+    }
 }

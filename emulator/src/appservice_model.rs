@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::store::Store;
+use crate::store::{SecretRef, SeedResource, Store, parse_secret_url, system_assigned, yes};
 
 /// The api-versions accepted for `Microsoft.Web`: the docs' refresh example (2022-03-01), the spec
 /// examples' (2023-12-01) and the latest in the extract (2024-11-01).
@@ -15,8 +15,6 @@ pub(crate) const API_VERSIONS: &[&str] = &["2022-03-01", "2023-12-01", "2024-11-
 /// "App Service caches the values of the Key Vault references and refetches them every 24 hours."
 const CACHE_SECS: i64 = 24 * 3600;
 const REFERENCE_TYPE: &str = "Microsoft.Web/sites/config/configreferences";
-/// The public cloud's Key Vault DNS suffix: the only cloud this emulator's vaults live in.
-const VAULT_SUFFIX: &str = "vault.azure.net";
 
 /// The two kinds of setting that may hold a Key Vault reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,20 +42,10 @@ impl RefKind {
     }
 }
 
-/// A reference's vault, secret and optional version, as parsed from its text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Parsed {
-    pub vault: String,
-    /// Whether the vault is in this emulator's cloud (`*.vault.azure.net`, or the `VaultName` form).
-    pub this_cloud: bool,
-    pub secret: String,
-    pub version: Option<String>,
-}
-
 /// Parses `@Microsoft.KeyVault(SecretUri=https://{vault}.{suffix}/secrets/{name}[/{version}][/])` or
 /// `@Microsoft.KeyVault(VaultName={vault};SecretName={name}[;SecretVersion={version}])` (the two forms in
 /// the App Service docs). `None` when it does not parse.
-pub(crate) fn parse_reference(raw: &str) -> Option<Parsed> {
+pub(crate) fn parse_reference(raw: &str) -> Option<SecretRef> {
     let raw = raw.trim();
     let prefix = "@Microsoft.KeyVault(";
     if raw.len() < prefix.len() + 1
@@ -73,22 +61,7 @@ pub(crate) fn parse_reference(raw: &str) -> Option<Parsed> {
         if url.scheme() != "https" {
             return None;
         }
-        let host = url.host_str()?.to_ascii_lowercase();
-        let (vault, suffix) = host.split_once('.')?;
-        let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
-        let (secret, version) = match segments.as_slice() {
-            [secrets, name] if secrets.eq_ignore_ascii_case("secrets") => (*name, None),
-            [secrets, name, version] if secrets.eq_ignore_ascii_case("secrets") => {
-                (*name, Some((*version).to_owned()))
-            }
-            _ => return None,
-        };
-        return Some(Parsed {
-            vault: vault.to_owned(),
-            this_cloud: suffix == VAULT_SUFFIX,
-            secret: secret.to_owned(),
-            version,
-        });
+        return parse_secret_url(&url);
     }
     let (mut vault, mut secret, mut version) = (None, None, None);
     for pair in inner.split(';').filter(|p| !p.trim().is_empty()) {
@@ -101,7 +74,7 @@ pub(crate) fn parse_reference(raw: &str) -> Option<Parsed> {
             _ => return None,
         }
     }
-    Some(Parsed {
+    Some(SecretRef {
         vault: vault.filter(|v| !v.is_empty())?,
         this_cloud: true,
         secret: secret.filter(|s| !s.is_empty())?,
@@ -424,19 +397,14 @@ impl Estate {
     /// Reads `sites` under `subscriptions[].resourceGroups[]` of a seed and resolves every reference
     /// against the store's vaults at `now`.
     pub(crate) fn from_seed(seed: &Value, store: &Store, now: i64) -> Result<Self, String> {
-        let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
         let mut estate = Estate::default();
         let mut seen = std::collections::HashSet::new();
-        for sub in doc.subscriptions {
-            for rg in sub.resource_groups {
-                for site in rg.sites {
-                    let site = build_site(&sub.subscription_id, &rg.name, site, store, now);
-                    if !seen.insert(site.id().to_ascii_lowercase()) {
-                        return Err(format!("duplicate site {}", site.id()));
-                    }
-                    estate.sites.push(site);
-                }
+        for (sub, rg, site) in crate::store::seeded::<SeedSite>(seed)? {
+            let site = build_site(&sub, &rg, site, store, now);
+            if !seen.insert(site.id().to_ascii_lowercase()) {
+                return Err(format!("duplicate site {}", site.id()));
             }
+            estate.sites.push(site);
         }
         Ok(estate)
     }
@@ -532,37 +500,6 @@ impl Estate {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SeedDoc {
-    #[serde(default)]
-    subscriptions: Vec<SeedSubscription>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedSubscription {
-    subscription_id: String,
-    #[serde(default)]
-    resource_groups: Vec<SeedResourceGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedResourceGroup {
-    name: String,
-    #[serde(default)]
-    sites: Vec<SeedSite>,
-}
-
-fn system_assigned() -> Option<String> {
-    Some("SystemAssigned".into())
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct SeedSite {
     name: String,
     #[serde(default = "app")]
@@ -582,6 +519,10 @@ struct SeedSite {
     connection_strings: Map<String, Value>,
     #[serde(default)]
     slots: Vec<SeedSlot>,
+}
+
+impl SeedResource for SeedSite {
+    const KEY: &'static str = "sites";
 }
 
 fn app() -> String {

@@ -6,7 +6,10 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::arm_common::{FactoryPath, forbidden, not_found, page, preamble};
+use crate::arm_common::{
+    FactoryPath, ProviderPath, check_scope, forbidden, in_scope, is, method_not_allowed, not_found,
+    page, path_not_found, preamble, provider_path,
+};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::store::{self, API_VERSION, ChildKind, Missing, Store};
@@ -27,57 +30,37 @@ enum Route<'a> {
     IntegrationRuntimeStatus(FactoryPath<'a>, &'a str),
 }
 
-fn is(segment: &str, name: &str) -> bool {
-    segment.eq_ignore_ascii_case(name)
-}
-
 fn parse_route(segments: &[String]) -> Option<Route<'_>> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [subs, sub, providers, rp, factories]
-            if is(subs, "subscriptions")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.DataFactory")
-                && is(factories, "factories") =>
-        {
-            Some(Route::ListFactories { sub })
+    let (f, rest) = match provider_path(segments, "Microsoft.DataFactory", "factories")? {
+        ProviderPath::List { sub, rg: None } => return Some(Route::ListFactories { sub }),
+        ProviderPath::List { sub, rg: Some(rg) } => {
+            return Some(Route::ListFactoriesInGroup { sub, rg });
         }
-        [subs, sub, rgs, rg, providers, rp, factories, rest @ ..]
-            if is(subs, "subscriptions")
-                && is(rgs, "resourceGroups")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.DataFactory")
-                && is(factories, "factories") =>
-        {
-            let Some((name, rest)) = rest.split_first() else {
-                return Some(Route::ListFactoriesInGroup { sub, rg });
-            };
-            let f = FactoryPath { sub, rg, name };
-            let child_kind = |segment: &str| {
-                if is(segment, "linkedservices") {
-                    Some(ChildKind::LinkedService)
-                } else if is(segment, "credentials") {
-                    Some(ChildKind::Credential)
-                } else {
-                    None
-                }
-            };
-            match rest {
-                [] => Some(Route::Factory(f)),
-                [kind] if is(kind, "testConnectivity") => Some(Route::TestConnectivity(f)),
-                [kind] if is(kind, "integrationRuntimes") => Some(Route::IntegrationRuntimes(f)),
-                [kind] => child_kind(kind).map(|k| Route::Children(f, k)),
-                [kind, ir] if is(kind, "integrationRuntimes") => {
-                    Some(Route::IntegrationRuntime(f, ir))
-                }
-                [kind, child] => child_kind(kind).map(|k| Route::Child(f, k, child)),
-                [kind, ir, action]
-                    if is(kind, "integrationRuntimes") && is(action, "getStatus") =>
-                {
-                    Some(Route::IntegrationRuntimeStatus(f, ir))
-                }
-                _ => None,
-            }
+        ProviderPath::Resource {
+            sub,
+            rg,
+            name,
+            rest,
+        } => (FactoryPath { sub, rg, name }, rest),
+    };
+    let child_kind = |segment: &str| {
+        if is(segment, "linkedservices") {
+            Some(ChildKind::LinkedService)
+        } else if is(segment, "credentials") {
+            Some(ChildKind::Credential)
+        } else {
+            None
+        }
+    };
+    match rest.as_slice() {
+        [] => Some(Route::Factory(f)),
+        [kind] if is(kind, "testConnectivity") => Some(Route::TestConnectivity(f)),
+        [kind] if is(kind, "integrationRuntimes") => Some(Route::IntegrationRuntimes(f)),
+        [kind] => child_kind(kind).map(|k| Route::Children(f, k)),
+        [kind, ir] if is(kind, "integrationRuntimes") => Some(Route::IntegrationRuntime(f, ir)),
+        [kind, child] => child_kind(kind).map(|k| Route::Child(f, k, child)),
+        [kind, ir, action] if is(kind, "integrationRuntimes") && is(action, "getStatus") => {
+            Some(Route::IntegrationRuntimeStatus(f, ir))
         }
         _ => None,
     }
@@ -94,11 +77,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         return response;
     }
     let Some(route) = parse_route(&ctx.segments) else {
-        return cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The resource at '{}' was not found.", ctx.path),
-        );
+        return path_not_found(&ctx.path);
     };
     let method = &ctx.method;
     match route {
@@ -150,11 +129,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Response {
         Route::IntegrationRuntimeStatus(f, ir) if *method == Method::POST => {
             connectivity::integration_runtime_status(shared, f, ir)
         }
-        _ => cloud_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!("The requested resource does not support http method '{method}'."),
-        ),
+        _ => method_not_allowed(method),
     }
 }
 
@@ -166,35 +141,14 @@ fn factory_scope(f: FactoryPath<'_>) -> String {
 }
 
 fn list_factories(shared: &Shared, ctx: &Ctx, sub: &str, rg: Option<&str>) -> Response {
-    let store = lock(&shared.store);
-    let Some(subscription) = store.subscription(sub) else {
-        return not_found(
-            Missing::Subscription,
-            FactoryPath {
-                sub,
-                rg: "",
-                name: "",
-            },
-            None,
-        );
-    };
-    if let Some(rg) = rg
-        && !subscription
-            .resource_groups
-            .iter()
-            .any(|g| g.eq_ignore_ascii_case(rg))
-    {
-        return not_found(
-            Missing::ResourceGroup,
-            FactoryPath { sub, rg, name: "" },
-            None,
-        );
+    if let Err(response) = check_scope(shared, sub, rg) {
+        return *response;
     }
+    let store = lock(&shared.store);
     let items = store
         .factories
         .iter()
-        .filter(|f| f.subscription_id.eq_ignore_ascii_case(sub))
-        .filter(|f| rg.is_none_or(|rg| f.resource_group.eq_ignore_ascii_case(rg)))
+        .filter(|f| in_scope(sub, rg, &f.subscription_id, &f.resource_group))
         .map(store::Factory::to_json)
         .collect();
     drop(store);
@@ -329,13 +283,7 @@ fn refused(refusal: &write::Refusal, kind: ChildKind, name: &str, ctx: &Ctx) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segs(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use crate::server::decode_segments as segs;
 
     #[test]
     fn routes_are_case_insensitive() {

@@ -1,6 +1,6 @@
-//! What every ARM provider shares: bearer-token checks, the api-version rule, throttling (429 bursts and the
-//! per-subscription token buckets) with the rate-limit headers, ARM's 404s and 403s, and paging by an
-//! absolute `nextLink`.
+//! What every ARM provider shares: reading a provider's paths, bearer-token checks, the api-version rule,
+//! throttling (429 bursts and the per-subscription token buckets) with the rate-limit headers, ARM's 404s,
+//! 403s and 405s, and paging by an absolute `nextLink`.
 
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header::WWW_AUTHENTICATE};
 use axum::response::Response;
@@ -12,8 +12,69 @@ use crate::store::{API_VERSION, ChildKind, Missing};
 use crate::token_store::{ARM_AUDIENCES, TokenCheck, normalize_audience};
 use crate::util::lock;
 
-fn is(segment: &str, name: &str) -> bool {
+/// ARM matches path segments without regard to case.
+pub(crate) fn is(segment: &str, name: &str) -> bool {
     segment.eq_ignore_ascii_case(name)
+}
+
+/// What an ARM path under `/providers/{provider}/{resource type}` names.
+pub(crate) enum ProviderPath<'a> {
+    /// `/subscriptions/{sub}[/resourceGroups/{rg}]/providers/{provider}/{type}`: the subscription's or
+    /// the group's list.
+    List { sub: &'a str, rg: Option<&'a str> },
+    /// `…/{type}/{name}` and the segments after it.
+    Resource {
+        sub: &'a str,
+        rg: &'a str,
+        name: &'a str,
+        rest: Vec<&'a str>,
+    },
+}
+
+/// Reads an ARM path under one provider's resource type (any case); `None` for any other path.
+pub(crate) fn provider_path<'a>(
+    segments: &'a [String],
+    provider: &str,
+    resource_type: &str,
+) -> Option<ProviderPath<'a>> {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [subs, sub, providers, rp, ty]
+            if is(subs, "subscriptions")
+                && is(providers, "providers")
+                && is(rp, provider)
+                && is(ty, resource_type) =>
+        {
+            Some(ProviderPath::List { sub, rg: None })
+        }
+        [subs, sub, rgs, rg, providers, rp, ty, rest @ ..]
+            if is(subs, "subscriptions")
+                && is(rgs, "resourceGroups")
+                && is(providers, "providers")
+                && is(rp, provider)
+                && is(ty, resource_type) =>
+        {
+            Some(match rest.split_first() {
+                None => ProviderPath::List { sub, rg: Some(rg) },
+                Some((name, rest)) => ProviderPath::Resource {
+                    sub,
+                    rg,
+                    name,
+                    rest: rest.to_vec(),
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether an ARM request is for `provider`, at subscription or resource-group scope.
+pub(crate) fn is_provider_request(segments: &[String], provider: &str) -> bool {
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    matches!(s.as_slice(), [subs, _, providers, rp, ..]
+        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, provider))
+        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
+        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, provider))
 }
 
 /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DataFactory/factories/{name}`.
@@ -138,16 +199,39 @@ pub(crate) fn not_found(
                 }
                 None => format!("Microsoft.DataFactory/factories/{}", f.name),
             };
-            (
-                "ResourceNotFound",
-                format!(
-                    "The Resource '{resource}' under resource group '{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-                    f.rg
-                ),
-            )
+            return resource_not_found(&resource, f.rg);
         }
     };
     cloud_error(StatusCode::NOT_FOUND, code, &message)
+}
+
+/// ARM's 404 for a resource (`Provider/type/name/…`) missing from resource group `rg`.
+pub(crate) fn resource_not_found(resource: &str, rg: &str) -> Response {
+    cloud_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        &format!(
+            "The Resource '{resource}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
+    )
+}
+
+/// ARM's 404 for a path no route of the provider matches.
+pub(crate) fn path_not_found(path: &str) -> Response {
+    cloud_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        &format!("The resource at '{path}' was not found."),
+    )
+}
+
+/// ARM's 405 for a method the resource does not take.
+pub(crate) fn method_not_allowed(method: &Method) -> Response {
+    cloud_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        &format!("The requested resource does not support http method '{method}'."),
+    )
 }
 
 /// One page of `items` with an absolute `nextLink` (absent on the last page).
@@ -242,6 +326,13 @@ pub(crate) fn preamble(
         )));
     }
     Ok(client_id)
+}
+
+/// Whether a resource in `resource_sub`/`resource_rg` is in a listing's scope: the subscription, and the
+/// resource group when one is given (any case).
+pub(crate) fn in_scope(sub: &str, rg: Option<&str>, resource_sub: &str, resource_rg: &str) -> bool {
+    resource_sub.eq_ignore_ascii_case(sub)
+        && rg.is_none_or(|rg| resource_rg.eq_ignore_ascii_case(rg))
 }
 
 /// Checks that the subscription (and resource group, when given) exist: ARM's 404s otherwise.

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use crate::arm_common::{FactoryPath, not_found};
+use crate::arm_common::{self, FactoryPath, not_found};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::store::{self, ChildKind, Factory, IntegrationRuntime, Store, TestScript};
@@ -343,10 +343,12 @@ fn with_factory<'a>(
         Err(missing) => return Err(Box::new(not_found(missing, f, None))),
     };
     let ir = factory.integration_runtime(ir_name).ok_or_else(|| {
-        Box::new(cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The Resource 'Microsoft.DataFactory/factories/{}/integrationruntimes/{ir_name}' under resource group '{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", f.name, f.rg),
+        Box::new(arm_common::resource_not_found(
+            &format!(
+                "Microsoft.DataFactory/factories/{}/integrationruntimes/{ir_name}",
+                f.name
+            ),
+            f.rg,
         ))
     })?;
     Ok((factory, ir))

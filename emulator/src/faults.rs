@@ -177,6 +177,19 @@ struct Inner {
     buckets: HashMap<String, Buckets>,
 }
 
+impl Inner {
+    /// The scope's buckets (full the first time one is seen), refilled up to now.
+    fn refilled_buckets(&mut self, scope: &str) -> &mut Buckets {
+        let now = Instant::now();
+        let buckets = self
+            .buckets
+            .entry(scope.to_ascii_lowercase())
+            .or_insert_with(|| Buckets::full(now));
+        buckets.refill(now);
+        buckets
+    }
+}
+
 /// The live fault configuration plus the state it needs (RNG, burst counter, buckets).
 pub(crate) struct FaultState {
     inner: Mutex<Inner>,
@@ -222,21 +235,12 @@ impl FaultState {
     /// The Key Vault page fault for page `page` of a versions listing, if one is due; counts it.
     pub(crate) fn take_kv_page_fault(&self, page: u64) -> Option<KvPageFaultKind> {
         let mut inner = lock(&self.inner);
-        let index = inner
-            .faults
-            .kv_page_faults
-            .iter()
-            .position(|f| f.page == page)?;
-        let fault = &mut inner.faults.kv_page_faults[index];
-        let kind = fault.kind;
-        match fault.times {
-            0 => {}
-            1 => {
-                inner.faults.kv_page_faults.remove(index);
-            }
-            _ => fault.times -= 1,
-        }
-        Some(kind)
+        take_scripted(
+            &mut inner.faults.kv_page_faults,
+            |f| f.page == page,
+            |f| &mut f.times,
+        )
+        .map(|f| f.kind)
     }
 
     /// Counts one ARM `PUT`; whether it falls in the write outage (`writeOutageAfter`).
@@ -273,21 +277,12 @@ impl FaultState {
     /// The page fault for this answer to a `GET` of `collection`, if one is due; counts it.
     pub(crate) fn take_page_fault(&self, collection: &str) -> Option<PageFaultKind> {
         let mut inner = lock(&self.inner);
-        let index = inner
-            .faults
-            .page_faults
-            .iter()
-            .position(|f| f.collection.eq_ignore_ascii_case(collection))?;
-        let fault = &mut inner.faults.page_faults[index];
-        let kind = fault.kind;
-        match fault.times {
-            0 => {}
-            1 => {
-                inner.faults.page_faults.remove(index);
-            }
-            _ => fault.times -= 1,
-        }
-        Some(kind)
+        take_scripted(
+            &mut inner.faults.page_faults,
+            |f| f.collection.eq_ignore_ascii_case(collection),
+            |f| &mut f.times,
+        )
+        .map(|f| f.kind)
     }
 
     /// Whether to close this ARM request's connection without answering.
@@ -325,12 +320,7 @@ impl FaultState {
     pub(crate) fn take_token(&self, scope: &str, write: bool) -> Result<(), u64> {
         let mut inner = lock(&self.inner);
         let enforce = inner.faults.token_buckets;
-        let now = Instant::now();
-        let buckets = inner
-            .buckets
-            .entry(scope.to_ascii_lowercase())
-            .or_insert_with(|| Buckets::full(now));
-        buckets.refill(now);
+        let buckets = inner.refilled_buckets(scope);
         let (level, rate) = if write {
             (&mut buckets.writes, WRITE_REFILL_PER_SEC)
         } else {
@@ -352,12 +342,7 @@ impl FaultState {
     /// What the model says is left in the subscription's read or write bucket.
     pub(crate) fn remaining(&self, scope: &str, write: bool) -> u64 {
         let mut inner = lock(&self.inner);
-        let now = Instant::now();
-        let buckets = inner
-            .buckets
-            .entry(scope.to_ascii_lowercase())
-            .or_insert_with(|| Buckets::full(now));
-        buckets.refill(now);
+        let buckets = inner.refilled_buckets(scope);
         let level = if write { buckets.writes } else { buckets.reads };
         // Levels are clamped to [0, capacity], so the cast is exact after floor().
         level.floor() as u64
@@ -462,6 +447,25 @@ pub(crate) async fn break_page(
     };
     parts.headers.remove(CONTENT_LENGTH);
     axum::response::Response::from_parts(parts, Body::from(body))
+}
+
+/// Takes the first scripted fault that `matches`: `times` 0 keeps it for good, otherwise each take uses
+/// one up and the last one removes it.
+fn take_scripted<F: Clone>(
+    faults: &mut Vec<F>,
+    matches: impl Fn(&F) -> bool,
+    times: impl Fn(&mut F) -> &mut u64,
+) -> Option<F> {
+    let index = faults.iter().position(matches)?;
+    let fault = faults[index].clone();
+    match times(&mut faults[index]) {
+        0 => {}
+        1 => {
+            faults.remove(index);
+        }
+        left => *left -= 1,
+    }
+    Some(fault)
 }
 
 #[cfg(test)]

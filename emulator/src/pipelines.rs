@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::arm_common;
 use crate::authoring::{Collection, Entity};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
@@ -67,14 +68,7 @@ pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Option<Response> {
         _ => return None,
     };
     if ctx.method != Method::GET {
-        return Some(cloud_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!(
-                "The requested resource does not support http method '{}'.",
-                ctx.method
-            ),
-        ));
+        return Some(arm_common::method_not_allowed(&ctx.method));
     }
     let store = lock(&shared.store);
     let factory = match store.find_factory(sub, rg, name) {

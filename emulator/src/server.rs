@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -51,30 +51,46 @@ impl HostKind {
     }
 }
 
-/// Accepts connections until shutdown; dropping the `JoinSet` at the end closes every open connection.
+/// Accepts connections until shutdown and serves each over TLS or plain HTTP.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    accept_until_shutdown(listener, shutdown, move |stream| {
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, shared, true).await,
+                    Err(err) => tracing::debug!(%err, "TLS handshake failed"),
+                },
+                None => serve_connection(stream, shared, false).await,
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs `on_connection` in a task for each accepted connection until shutdown; dropping the `JoinSet` at
+/// the end closes every open connection.
+pub(crate) async fn accept_until_shutdown<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_connection: F,
+) where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                let tls = tls.clone();
-                connections.spawn(async move {
-                    match tls {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_connection(stream, shared, true).await,
-                            Err(err) => tracing::debug!(%err, "TLS handshake failed"),
-                        },
-                        None => serve_connection(stream, shared, false).await,
-                    }
-                });
+                connections.spawn(on_connection(stream));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -116,7 +132,8 @@ fn classify(tls: bool, segments: &[String]) -> Option<HostKind> {
     })
 }
 
-fn decode_segments(path: &str) -> Vec<String> {
+/// A request path's non-empty segments, percent-decoded.
+pub(crate) fn decode_segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -254,13 +271,10 @@ fn injected_error(shared: &Shared, status: u16) -> Response {
 
 async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
     apply_latency(shared).await;
-    if shared.faults.roll_drop() {
-        shared.count(|c| c.dropped += 1);
-        return Err(Dropped);
-    }
+    roll_drop(shared)?;
     // A write outage that starts mid-run: faults.rs `writeOutageAfter`.
     let write_outage = ctx.method == Method::PUT && shared.faults.take_write_outage();
-    let mut response = match shared.faults.roll_error() {
+    let response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
         None if write_outage => injected_error(shared, 503),
         None if synapse::is_arm_request(&ctx.segments) => synapse::handle_arm(shared, ctx),
@@ -268,7 +282,23 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
         None if apim::is_arm_request(&ctx.segments) => apim::handle(shared, ctx),
         None => arm::handle(shared, ctx),
     };
-    // Broken listing pages: faults.rs `pageFaults`.
+    let mut response = break_listing_page(shared, ctx, response).await;
+    arm_common::add_rate_limit_header(shared, ctx, &mut response);
+    Ok(response)
+}
+
+/// Closes the connection without an answer when faults.rs `dropRate` rolls it.
+fn roll_drop(shared: &Shared) -> Result<(), Dropped> {
+    if shared.faults.roll_drop() {
+        shared.count(|c| c.dropped += 1);
+        return Err(Dropped);
+    }
+    Ok(())
+}
+
+/// Breaks a listing page when faults.rs `pageFaults` has one due for its collection (ARM and Synapse
+/// listings alike).
+async fn break_listing_page(shared: &Shared, ctx: &Ctx, response: Response) -> Response {
     if ctx.method == Method::GET
         && response.status().is_success()
         && let Some(kind) = ctx
@@ -277,10 +307,9 @@ async fn arm_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
             .and_then(|collection| shared.faults.take_page_fault(collection))
     {
         let first_page = first_page_url(shared, ctx);
-        response = crate::faults::break_page(kind, response, &first_page).await;
+        return crate::faults::break_page(kind, response, &first_page).await;
     }
-    arm_common::add_rate_limit_header(shared, ctx, &mut response);
-    Ok(response)
+    response
 }
 
 /// The absolute URL of a listing's first page: the same path with only its `api-version`.
@@ -314,10 +343,7 @@ async fn keyvault_pipeline(shared: &Shared, ctx: &Ctx) -> Response {
 /// A Synapse development endpoint gets the same latency, drops and injected errors as ARM.
 async fn synapse_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Dropped> {
     apply_latency(shared).await;
-    if shared.faults.roll_drop() {
-        shared.count(|c| c.dropped += 1);
-        return Err(Dropped);
-    }
+    roll_drop(shared)?;
     // Throttled PUTs: faults.rs `synapse429`.
     if ctx.method == Method::PUT
         && synapse::is_artifact_path(&ctx.segments)
@@ -329,22 +355,11 @@ async fn synapse_pipeline(shared: &Shared, ctx: &Ctx) -> Result<Response, Droppe
             json!({"code": "TooManyRequests", "message": format!("Too many requests. Please retry after {retry_after} seconds.")}),
         ));
     }
-    let mut response = match shared.faults.roll_error() {
+    let response = match shared.faults.roll_error() {
         Some(status) => injected_error(shared, status),
         None => synapse::handle_dev(shared, ctx),
     };
-    // Broken listing pages: faults.rs `pageFaults` match Synapse listings too.
-    if ctx.method == Method::GET
-        && response.status().is_success()
-        && let Some(kind) = ctx
-            .segments
-            .last()
-            .and_then(|collection| shared.faults.take_page_fault(collection))
-    {
-        let first_page = first_page_url(shared, ctx);
-        response = crate::faults::break_page(kind, response, &first_page).await;
-    }
-    Ok(response)
+    Ok(break_listing_page(shared, ctx, response).await)
 }
 
 fn token_pipeline(shared: &Shared, ctx: &Ctx, kind: HostKind) -> Response {

@@ -1,10 +1,13 @@
 //! The emulated estate: subscriptions, resource groups, factories with their linked services,
 //! credentials and integration runtimes, and Key Vault vaults with secret versions. Parsed from the seed,
 //! rendered in the exact ARM/Key Vault shapes, with ADF's masking of inline `SecureString` values.
+//! The seed's `subscriptions[].resourceGroups[]` tree and the Key Vault secret identifier are read here for
+//! every service.
 
 use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -278,6 +281,40 @@ impl Vault {
     }
 }
 
+/// The public cloud's Key Vault DNS suffix: the only cloud this emulator's vaults live in.
+const VAULT_SUFFIX: &str = "vault.azure.net";
+
+/// A secret's vault, name and optional version, as an App Service reference or an API Management named
+/// value names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SecretRef {
+    pub vault: String,
+    /// Whether the vault is in this emulator's cloud (`*.vault.azure.net`, or the `VaultName` form).
+    pub this_cloud: bool,
+    pub secret: String,
+    pub version: Option<String>,
+}
+
+/// Reads a secret identifier, `{scheme}://{vault}.{suffix}/secrets/{name}[/{version}][/]`.
+pub(crate) fn parse_secret_url(url: &url::Url) -> Option<SecretRef> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    let (vault, suffix) = host.split_once('.')?;
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    let (secret, version) = match segments.as_slice() {
+        [secrets, name] if secrets.eq_ignore_ascii_case("secrets") => (*name, None),
+        [secrets, name, version] if secrets.eq_ignore_ascii_case("secrets") => {
+            (*name, Some((*version).to_owned()))
+        }
+        _ => return None,
+    };
+    Some(SecretRef {
+        vault: vault.to_owned(),
+        this_cloud: suffix == VAULT_SUFFIX,
+        secret: secret.to_owned(),
+        version,
+    })
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Subscription {
     pub id: String,
@@ -336,7 +373,7 @@ impl Store {
         for sub in doc.subscriptions {
             let mut resource_groups = Vec::new();
             for rg in sub.resource_groups {
-                for factory in rg.factories {
+                for factory in rg.resources {
                     let factory = build_factory(&sub.subscription_id, &rg.name, factory)?;
                     let key = factory_key(&sub.subscription_id, &rg.name, &factory.name);
                     if store.factory_index.contains_key(&key) {
@@ -609,6 +646,98 @@ pub(crate) fn new_encrypted_credential(factory: &str) -> String {
 
 // ---- seed document ----
 
+/// A kind of resource seeded under `subscriptions[].resourceGroups[]`, each service its own.
+pub(crate) trait SeedResource: DeserializeOwned {
+    /// The resource group's key that lists this kind (`factories`, `workspaces`, `sites`, …).
+    const KEY: &'static str;
+}
+
+/// One seeded subscription with its resource groups, each holding the resources of kind `T`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound = "T: SeedResource")]
+pub(crate) struct SeedSubscription<T> {
+    subscription_id: String,
+    #[serde(default)]
+    resource_groups: Vec<SeedResourceGroup<T>>,
+}
+
+/// A seeded resource group: its name and its `T::KEY` array (every other key is another service's).
+pub(crate) struct SeedResourceGroup<T> {
+    name: String,
+    resources: Vec<T>,
+}
+
+impl<'de, T: SeedResource> Deserialize<'de> for SeedResourceGroup<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Group<T>(std::marker::PhantomData<T>);
+        impl<'de, T: SeedResource> serde::de::Visitor<'de> for Group<T> {
+            type Value = SeedResourceGroup<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct SeedResourceGroup")
+            }
+            // Keys are read in the seed's order, as a derived reader would, so the same fault is reported.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let (mut name, mut resources) = (None, Vec::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "name" {
+                        name = Some(map.next_value()?);
+                    } else if key == T::KEY {
+                        resources = map.next_value()?;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
+                Ok(SeedResourceGroup { name, resources })
+            }
+        }
+        deserializer.deserialize_struct(
+            "SeedResourceGroup",
+            &["name", T::KEY],
+            Group(std::marker::PhantomData),
+        )
+    }
+}
+
+/// Every resource of kind `T` in a seed, with its subscription id and resource group name; the seed's
+/// other keys belong to other services.
+pub(crate) fn seeded<T: SeedResource>(seed: &Value) -> Result<Vec<(String, String, T)>, String> {
+    #[derive(Deserialize)]
+    #[serde(bound = "T: SeedResource")]
+    struct SeedDoc<T> {
+        #[serde(default)]
+        subscriptions: Vec<SeedSubscription<T>>,
+    }
+    let doc: SeedDoc<T> = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for sub in doc.subscriptions {
+        for rg in sub.resource_groups {
+            for resource in rg.resources {
+                out.push((sub.subscription_id.clone(), rg.name.clone(), resource));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A seeded identity's default: the system-assigned one.
+pub(crate) fn system_assigned() -> Option<String> {
+    Some("SystemAssigned".into())
+}
+
+/// A seeded flag that defaults to on.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// A seeded count that defaults to one.
+pub(crate) fn one() -> u32 {
+    1
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SeedDoc {
@@ -617,25 +746,13 @@ struct SeedDoc {
     client_secret: Option<String>,
     managed_identity_client_id: Option<String>,
     #[serde(default)]
-    subscriptions: Vec<SeedSubscription>,
+    subscriptions: Vec<SeedSubscription<SeedFactory>>,
     #[serde(default)]
     vaults: Vec<SeedVault>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedSubscription {
-    subscription_id: String,
-    #[serde(default)]
-    resource_groups: Vec<SeedResourceGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedResourceGroup {
-    name: String,
-    #[serde(default)]
-    factories: Vec<SeedFactory>,
+impl SeedResource for SeedFactory {
+    const KEY: &'static str = "factories";
 }
 
 #[derive(Deserialize)]
@@ -745,27 +862,13 @@ fn build_factory(sub: &str, rg: &str, seed: SeedFactory) -> Result<Factory, Stri
         (ChildKind::Credential, seed.credentials),
     ] {
         for child in children {
-            if child
-                .properties
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none()
-            {
-                return Err(format!(
-                    "{} {}/{} has no properties.type",
-                    kind.segment(),
-                    factory.name,
-                    child.name
-                ));
-            }
-            if factory.child(kind, &child.name).is_some() {
-                return Err(format!(
-                    "duplicate {} {}/{}",
-                    kind.segment(),
-                    factory.name,
-                    child.name
-                ));
-            }
+            check_seeded_child(
+                kind.segment(),
+                &factory.name,
+                &child.name,
+                &child.properties,
+                factory.child(kind, &child.name).is_some(),
+            )?;
             let encrypted_credential = new_encrypted_credential(&factory.name);
             factory.children_mut(kind).push(Child {
                 name: child.name,
@@ -791,6 +894,24 @@ fn build_factory(sub: &str, rg: &str, seed: SeedFactory) -> Result<Factory, Stri
         });
     }
     Ok(factory)
+}
+
+/// Refuses a seeded linked service or credential without `properties.type`, or one whose name (`taken`)
+/// its factory or workspace already holds.
+pub(crate) fn check_seeded_child(
+    segment: &str,
+    parent: &str,
+    name: &str,
+    properties: &Value,
+    taken: bool,
+) -> Result<(), String> {
+    if properties.get("type").and_then(Value::as_str).is_none() {
+        return Err(format!("{segment} {parent}/{name} has no properties.type"));
+    }
+    if taken {
+        return Err(format!("duplicate {segment} {parent}/{name}"));
+    }
+    Ok(())
 }
 
 fn build_vault(seed: SeedVault) -> Result<Vault, String> {
@@ -866,6 +987,50 @@ mod tests {
             &json!({"typeProperties": {}}),
             &masked
         ));
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Thing {
+        name: String,
+    }
+
+    impl SeedResource for Thing {
+        const KEY: &'static str = "things";
+    }
+
+    #[test]
+    fn each_service_reads_only_its_own_key_of_every_resource_group() {
+        let seed = json!({"subscriptions": [
+            {"subscriptionId": "s1", "resourceGroups": [
+                {"name": "rg1", "factories": [{"name": "f"}], "things": [{"name": "a"}, {"name": "b"}]},
+                {"name": "rg2"}
+            ]},
+            {"subscriptionId": "s2", "resourceGroups": [{"things": [{"name": "c"}], "name": "rg3"}]}
+        ], "vaults": []});
+        let things: Vec<(String, String, Thing)> = seeded(&seed).unwrap();
+        let names: Vec<(&str, &str, &str)> = things
+            .iter()
+            .map(|(s, rg, t)| (s.as_str(), rg.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("s1", "rg1", "a"), ("s1", "rg1", "b"), ("s2", "rg3", "c")]
+        );
+        assert!(seeded::<Thing>(&json!({})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_resource_group_is_refused_with_what_is_wrong() {
+        let with_groups = |groups: Value| {
+            seeded::<Thing>(
+                &json!({"subscriptions": [{"subscriptionId": "s", "resourceGroups": groups}]}),
+            )
+            .err()
+            .unwrap_or_default()
+        };
+        assert_eq!(with_groups(json!([{"things": []}])), "missing field `name`");
+        assert!(with_groups(json!([{"name": "rg", "things": {}}])).contains("expected a sequence"));
+        assert!(with_groups(json!(["rg"])).contains("expected struct SeedResourceGroup"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::arm_common;
+use crate::arm_common::{self, ProviderPath, is};
 use crate::http::{Ctx, cloud_error, json_response};
 use crate::state::Shared;
 use crate::store;
@@ -26,10 +26,6 @@ use crate::util::lock;
 use crate::write;
 
 // ---- ARM: Microsoft.Synapse/workspaces ----
-
-fn is(segment: &str, name: &str) -> bool {
-    segment.eq_ignore_ascii_case(name)
-}
 
 /// An ARM request for `Microsoft.Synapse/workspaces`.
 enum ArmRoute<'a> {
@@ -45,40 +41,21 @@ enum ArmRoute<'a> {
 }
 
 fn parse_arm(segments: &[String]) -> Option<ArmRoute<'_>> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [subs, sub, providers, rp, workspaces]
-            if is(subs, "subscriptions")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.Synapse")
-                && is(workspaces, "workspaces") =>
-        {
-            Some(ArmRoute::List { sub, rg: None })
-        }
-        [subs, sub, rgs, rg, providers, rp, workspaces, rest @ ..]
-            if is(subs, "subscriptions")
-                && is(rgs, "resourceGroups")
-                && is(providers, "providers")
-                && is(rp, "Microsoft.Synapse")
-                && is(workspaces, "workspaces") =>
-        {
-            match rest {
-                [] => Some(ArmRoute::List { sub, rg: Some(rg) }),
-                [name] => Some(ArmRoute::Workspace { sub, rg, name }),
-                _ => None,
-            }
-        }
-        _ => None,
+    match arm_common::provider_path(segments, "Microsoft.Synapse", "workspaces")? {
+        ProviderPath::List { sub, rg } => Some(ArmRoute::List { sub, rg }),
+        ProviderPath::Resource {
+            sub,
+            rg,
+            name,
+            rest,
+        } if rest.is_empty() => Some(ArmRoute::Workspace { sub, rg, name }),
+        ProviderPath::Resource { .. } => None,
     }
 }
 
 /// Whether an ARM request is for the `Microsoft.Synapse` provider (routed here instead of ADF's ARM).
 pub(crate) fn is_arm_request(segments: &[String]) -> bool {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    matches!(s.as_slice(), [subs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(providers, "providers") && is(rp, "Microsoft.Synapse"))
-        || matches!(s.as_slice(), [subs, _, rgs, _, providers, rp, ..]
-        if is(subs, "subscriptions") && is(rgs, "resourceGroups") && is(providers, "providers") && is(rp, "Microsoft.Synapse"))
+    arm_common::is_provider_request(segments, "Microsoft.Synapse")
 }
 
 /// Handles an ARM request for `Microsoft.Synapse/workspaces`: the same authentication and throttling as
@@ -89,11 +66,7 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
         Err(response) => return *response,
     };
     let Some(route) = parse_arm(&ctx.segments) else {
-        return cloud_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The resource at '{}' was not found.", ctx.path),
-        );
+        return arm_common::path_not_found(&ctx.path);
     };
     if ctx.method != Method::GET {
         // The product never writes a workspace; a write is refused as a role without it would be.
@@ -115,10 +88,8 @@ pub(crate) fn handle_arm(shared: &Shared, ctx: &Ctx) -> Response {
     }
     let https_url = &shared.config.https_url;
     let estate = lock(&shared.synapse);
-    let in_scope = |w: &&Workspace| {
-        w.subscription_id.eq_ignore_ascii_case(sub)
-            && rg.is_none_or(|rg| w.resource_group.eq_ignore_ascii_case(rg))
-    };
+    let in_scope =
+        |w: &&Workspace| arm_common::in_scope(sub, rg, &w.subscription_id, &w.resource_group);
     if let Some(name) = name {
         return match estate
             .workspaces
@@ -575,13 +546,7 @@ fn operation_not_found(id: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segs(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
+    use crate::server::decode_segments as segs;
 
     #[test]
     fn synapse_arm_paths_are_recognised_case_insensitively() {

@@ -91,15 +91,11 @@ pub(crate) enum PutScript {
     /// written).
     #[serde(rename_all = "camelCase")]
     Accepted {
-        #[serde(default = "one")]
+        #[serde(default = "store::one")]
         polls: u32,
         #[serde(default)]
         fail_with: Option<String>,
     },
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl Default for PutScript {
@@ -246,18 +242,13 @@ pub(crate) struct Estate {
 impl Estate {
     /// Reads `workspaces` under `subscriptions[].resourceGroups[]` of a seed (other keys are the store's).
     pub(crate) fn from_seed(seed: &Value) -> Result<Self, String> {
-        let doc: SeedDoc = serde_json::from_value(seed.clone()).map_err(|e| e.to_string())?;
         let mut estate = Estate::default();
-        for sub in doc.subscriptions {
-            for rg in sub.resource_groups {
-                for ws in rg.workspaces {
-                    if estate.workspace(&ws.name).is_some() {
-                        return Err(format!("duplicate Synapse workspace {}", ws.name));
-                    }
-                    let workspace = build_workspace(&sub.subscription_id, &rg.name, ws)?;
-                    estate.workspaces.push(workspace);
-                }
+        for (sub, rg, ws) in store::seeded::<SeedWorkspace>(seed)? {
+            if estate.workspace(&ws.name).is_some() {
+                return Err(format!("duplicate Synapse workspace {}", ws.name));
             }
+            let workspace = build_workspace(&sub, &rg, ws)?;
+            estate.workspaces.push(workspace);
         }
         for ws in &estate.workspaces {
             for artifact in ws.linked_services.iter().chain(&ws.credentials) {
@@ -326,29 +317,6 @@ impl Estate {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SeedDoc {
-    #[serde(default)]
-    subscriptions: Vec<SeedSubscription>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedSubscription {
-    subscription_id: String,
-    #[serde(default)]
-    resource_groups: Vec<SeedResourceGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SeedResourceGroup {
-    name: String,
-    #[serde(default)]
-    workspaces: Vec<SeedWorkspace>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct SeedWorkspace {
     name: String,
     location: Option<String>,
@@ -364,6 +332,10 @@ struct SeedWorkspace {
     linked_services: Vec<SeedArtifact>,
     #[serde(default)]
     credentials: Vec<SeedArtifact>,
+}
+
+impl store::SeedResource for SeedWorkspace {
+    const KEY: &'static str = "workspaces";
 }
 
 #[derive(Deserialize)]
@@ -393,27 +365,13 @@ fn build_workspace(sub: &str, rg: &str, seed: SeedWorkspace) -> Result<Workspace
         (Kind::Credential, seed.credentials),
     ] {
         for artifact in artifacts {
-            if artifact
-                .properties
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none()
-            {
-                return Err(format!(
-                    "{} {}/{} has no properties.type",
-                    kind.segment(),
-                    workspace.name,
-                    artifact.name
-                ));
-            }
-            if workspace.position(kind, &artifact.name).is_some() {
-                return Err(format!(
-                    "duplicate {} {}/{}",
-                    kind.segment(),
-                    workspace.name,
-                    artifact.name
-                ));
-            }
+            store::check_seeded_child(
+                kind.segment(),
+                &workspace.name,
+                &artifact.name,
+                &artifact.properties,
+                workspace.position(kind, &artifact.name).is_some(),
+            )?;
             let encrypted_credential = store::new_encrypted_credential(&workspace.name);
             workspace.artifacts_mut(kind).push(Artifact {
                 name: artifact.name,

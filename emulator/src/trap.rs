@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// What reached the trap so far.
@@ -64,41 +63,33 @@ pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     trap: Arc<Trap>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                trap.connections.fetch_add(1, Ordering::SeqCst);
-                let trap = Arc::clone(&trap);
-                let acceptor = acceptor.clone();
-                connections.spawn(async move {
-                    let mut probe = [0_u8; 1];
-                    if let Ok(Ok(n)) = tokio::time::timeout(WAIT, stream.peek(&mut probe)).await
-                        && n > 0
-                    {
-                        trap.bytes_received.store(true, Ordering::SeqCst);
-                    }
-                    let Ok(Ok(mut tls)) = tokio::time::timeout(WAIT, acceptor.accept(stream)).await else {
-                        return;
-                    };
-                    let mut buffer = vec![0_u8; 16 * 1024];
-                    if let Ok(Ok(n)) = tokio::time::timeout(WAIT, tls.read(&mut buffer)).await
-                        && n > 0
-                    {
-                        trap.request_received.store(true, Ordering::SeqCst);
-                        let head = String::from_utf8_lossy(&buffer[..n]).to_ascii_lowercase();
-                        if head.contains("\nauthorization:") {
-                            trap.authorization_seen.store(true, Ordering::SeqCst);
-                        }
-                    }
-                });
+    crate::server::accept_until_shutdown(listener, shutdown, move |stream| {
+        trap.connections.fetch_add(1, Ordering::SeqCst);
+        let trap = Arc::clone(&trap);
+        let acceptor = acceptor.clone();
+        async move {
+            let mut probe = [0_u8; 1];
+            if let Ok(Ok(n)) = tokio::time::timeout(WAIT, stream.peek(&mut probe)).await
+                && n > 0
+            {
+                trap.bytes_received.store(true, Ordering::SeqCst);
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            let Ok(Ok(mut tls)) = tokio::time::timeout(WAIT, acceptor.accept(stream)).await else {
+                return;
+            };
+            let mut buffer = vec![0_u8; 16 * 1024];
+            if let Ok(Ok(n)) = tokio::time::timeout(WAIT, tls.read(&mut buffer)).await
+                && n > 0
+            {
+                trap.request_received.store(true, Ordering::SeqCst);
+                let head = String::from_utf8_lossy(&buffer[..n]).to_ascii_lowercase();
+                if head.contains("\nauthorization:") {
+                    trap.authorization_seen.store(true, Ordering::SeqCst);
+                }
+            }
         }
-    }
-    connections.shutdown().await;
+    })
+    .await;
 }

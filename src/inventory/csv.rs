@@ -1,4 +1,5 @@
-//! The inventory as CSV (RFC 4180), one row per reference, for spreadsheets.
+//! The inventory as CSV (RFC 4180), one row per reference (linked service, credential, app setting,
+//! connection string or named value), for spreadsheets.
 //!
 //! Fields are quoted when they hold a comma, a quote or a line break. A field that a spreadsheet would take
 //! for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, as
@@ -16,6 +17,8 @@ pub const COLUMNS: &[&str] = &[
     "enabled",
     "expires",
     "notBefore",
+    "platform",
+    "resource",
     "factory",
     "kind",
     "name",
@@ -45,6 +48,8 @@ pub fn render(inventory: &Inventory) -> String {
                     secret.enabled.map(|e| e.to_string()).unwrap_or_default(),
                     secret.expires.clone().unwrap_or_default(),
                     secret.not_before.clone().unwrap_or_default(),
+                    c.platform.as_str().into(),
+                    c.holder_id().to_string(),
                     c.factory.clone(),
                     c.kind.as_str().into(),
                     c.name.clone(),

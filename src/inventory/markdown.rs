@@ -6,7 +6,7 @@
 //! *wiki* page wants `::: mermaid` … `:::` instead of the fence; `docs/audit.md` says how to switch.
 
 use super::text::{status_word, verdict_words};
-use super::{Finding, Inventory, Severity, short};
+use super::{Finding, Inventory, Severity};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -28,7 +28,7 @@ pub fn render(inventory: &Inventory) -> String {
         if s.references == 1 { "" } else { "s" },
         s.factories_scanned,
         if s.factories_scanned == 1 { "y" } else { "ies" },
-        super::text::workspaces(s.workspaces_scanned),
+        super::text::other_holders(s),
         if inventory.complete {
             ""
         } else {
@@ -86,15 +86,14 @@ pub fn render(inventory: &Inventory) -> String {
         );
         let _ = writeln!(
             out,
-            "| factory | consumer | path | pinned | runtime | if rotated |"
+            "| held by | consumer | path | pinned | runtime | if rotated |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         for c in &secret.consumers {
             let _ = writeln!(
                 out,
-                "| {}{} | {} | `{}` | {} | {} | {} |",
-                cell(short(&c.factory)),
-                if c.git_mode { " (git)" } else { "" },
+                "| {} | {} | `{}` | {} | {} | {} |",
+                cell(&super::text::holder_cell(c)),
                 cell(&c.name),
                 c.path.replace('`', "'").replace('|', "\\|"),
                 cell(c.pinned_version.as_deref().unwrap_or("-")),
@@ -174,7 +173,7 @@ pub fn mermaid(inventory: &Inventory) -> String {
             let _ = writeln!(
                 out,
                 "  {node}[\"{} / {}\"]",
-                label(short(&c.factory)),
+                label(&c.holder()),
                 label(&c.name)
             );
             let _ = writeln!(out, "  {secret_node} --> {node}");
@@ -201,11 +200,7 @@ pub fn mermaid(inventory: &Inventory) -> String {
 }
 
 fn definition_subject(c: &super::Consumer) -> String {
-    let collection = match c.kind {
-        crate::report::TargetKind::Credential => "credentials",
-        _ => "linkedservices",
-    };
-    format!("{}/{collection}/{}", c.factory, c.name)
+    super::definition_id(c.holder_id(), c.kind, &c.name)
 }
 
 fn worst_by_subject(findings: &[Finding]) -> BTreeMap<&str, Severity> {

@@ -2,10 +2,12 @@
 //! secrets and the estate.
 //!
 //! One entry per (vault URL, secret): the secret's newest version with its dates (from Key Vault metadata,
-//! never a value), and every consumer with the verdict a rotation of that secret would get. Findings say what
+//! never a value), and every consumer with the verdict a rotation of that secret would get: linked services
+//! and credentials of factories and Synapse workspaces, App Service app settings and connection strings
+//! (sites and slots), and API Management named values backed by Key Vault. Findings say what
 //! is wrong or about to go wrong — expired, expiring, disabled, pinned, dangling, unreachable by rotation,
 //! unheard — each with its cause, the fix and who must act. Nothing here talks to Azure: [`crate::audit`]
-//! lists the factories and the versions and hands them to [`scan_factory`] and [`assemble`].
+//! lists the holders and the versions and hands them to [`scan_snapshot`] and [`assemble`].
 //!
 //! A vault is its name and its cloud's DNS suffix: `kv.vault.azure.net` and `kv.vault.azure.cn` are two
 //! vaults. A reference to a vault in another cloud than the deployment's is listed under its own URL and is
@@ -17,6 +19,7 @@ pub mod text;
 
 use crate::azure::keyvault::VersionMetadata;
 use crate::config::ExpiryThresholds;
+use crate::model::{Platform, Snapshot};
 use crate::plan::{self, FactorySnapshot, SecretRef};
 pub use crate::report::{Finding, FindingCode, Owner, Severity};
 use crate::report::{RunError, TargetKind, Trigger, Verdict, rfc3339};
@@ -80,6 +83,12 @@ pub struct Summary {
     /// Synapse workspaces read (their linked services and credentials are counted with the factories').
     #[serde(default)]
     pub workspaces_scanned: usize,
+    /// App Service sites and deployment slots read, each slot counting as one.
+    #[serde(default)]
+    pub sites_scanned: usize,
+    /// API Management services read.
+    #[serde(default)]
+    pub api_management_services_scanned: usize,
     pub linked_services_scanned: usize,
     pub credentials_scanned: usize,
     pub secrets: usize,
@@ -141,7 +150,8 @@ pub enum SecretStatus {
     OtherCloud,
 }
 
-/// One reference to a secret, from one linked service or credential.
+/// One reference to a secret: a linked service, a credential, an App Service app setting or connection
+/// string, or an API Management named value.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Consumer {
@@ -157,7 +167,8 @@ pub struct Consumer {
     pub factory: String,
     pub name: String,
     /// Where the reference sits, e.g. `typeProperties.password`; `credential:<name>/<path>` for a linked
-    /// service that gets the secret through a credential.
+    /// service that gets the secret through a credential; `appSettings/<name>`, `connectionStrings/<name>`
+    /// or `properties.keyVault.secretIdentifier` on the other platforms.
     pub path: String,
     pub pinned_version: Option<String>,
     /// What a rotation of this secret would do with this consumer.
@@ -200,9 +211,11 @@ fn vault_url(vault: &str, suffix: &str) -> String {
     format!("https://{vault}.{suffix}/")
 }
 
-/// What one factory holds, reduced to what the inventory needs; the factory itself can then be dropped.
+/// What one holder (factory, workspace, site, slot or API Management service) holds, reduced to what the
+/// inventory needs; the holder itself can then be dropped.
 #[derive(Debug, Clone, Default)]
 pub struct FactoryScan {
+    /// The holder's resource id.
     pub factory: String,
     pub linked_services: usize,
     pub credentials: usize,
@@ -421,6 +434,93 @@ pub fn scan_factory(factory: &FactorySnapshot, home_suffix: &str) -> FactoryScan
     scan
 }
 
+/// Finds every Key Vault reference a holder of consumers has, whatever its platform: the linked services and
+/// credentials of a factory or workspace ([`scan_factory`]), the app settings and connection strings of an
+/// App Service site or slot, the Key Vault-backed named values of an API Management service. Each gets the
+/// verdict [`plan::plan_snapshot`] gives it; a reference whose vault or secret cannot be read is a finding.
+pub fn scan_snapshot(snapshot: &Snapshot, home_suffix: &str) -> FactoryScan {
+    match snapshot.platform {
+        Platform::DataFactory | Platform::Synapse => scan_factory(snapshot, home_suffix),
+        Platform::AppService | Platform::ApiManagement => scan_consumers(snapshot, home_suffix),
+    }
+}
+
+/// The scan of a site, slot or API Management service: one use per readable reference, with the verdict one
+/// plan per secret gives it, and an `unresolvedReference` finding per reference that cannot be read.
+fn scan_consumers(holder: &Snapshot, home_suffix: &str) -> FactoryScan {
+    let mut scan = FactoryScan {
+        factory: holder.id.clone(),
+        ..FactoryScan::default()
+    };
+    let references = plan::consumer_references(holder, home_suffix);
+    let mut by_secret: BTreeMap<SecretKey, (String, String)> = BTreeMap::new();
+    for reference in &references {
+        match &reference.located {
+            Ok(l) => {
+                by_secret
+                    .entry(SecretKey::new(&l.vault, &l.suffix, &l.secret))
+                    .or_insert_with(|| (l.vault.clone(), l.secret.clone()));
+            }
+            Err(why) => scan.findings.push(Finding {
+                code: FindingCode::UnresolvedReference,
+                severity: Severity::Warning,
+                subject: Some(definition_id(&holder.id, reference.kind, &reference.name)),
+                vault_url: None,
+                message: format!(
+                    "{} at {}: the Key Vault reference cannot be read ({why}), so no rotation can be matched to it.",
+                    consumer_label(holder.platform, &holder.id, &reference.name),
+                    reference.path
+                ),
+                fix: vec![match holder.platform {
+                    Platform::ApiManagement => "Set keyVault.secretIdentifier to the secret's URL, https://{vault}.vault.azure.net/secrets/{name}, without a version.".into(),
+                    _ => "Write the reference as @Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/{name}) or @Microsoft.KeyVault(VaultName={vault};SecretName={name}), without a version.".into(),
+                }],
+                owner: Owner::AppOwner,
+            }),
+        }
+    }
+    for (key, (vault, secret)) in &by_secret {
+        let targets = plan::plan_snapshot(
+            holder,
+            &SecretRef {
+                vault: vault.clone(),
+                name: secret.clone(),
+                version: None,
+                vault_suffix: key.suffix.clone(),
+            },
+            home_suffix,
+        );
+        for reference in &references {
+            let Ok(l) = &reference.located else { continue };
+            if SecretKey::new(&l.vault, &l.suffix, &l.secret) != *key {
+                continue;
+            }
+            let verdict = targets
+                .iter()
+                .find(|t| t.kind == reference.kind && t.name == reference.name)
+                .map_or(Verdict::Ambiguous, |t| t.verdict);
+            scan.uses.push(SecretUse {
+                key: key.clone(),
+                vault: vault.clone(),
+                secret: l.secret.clone(),
+                consumer: Consumer {
+                    platform: holder.platform,
+                    resource: holder.id.clone(),
+                    kind: reference.kind,
+                    factory: String::new(),
+                    name: reference.name.clone(),
+                    path: reference.path.clone(),
+                    pinned_version: l.version.clone(),
+                    verdict,
+                    integration_runtime: None,
+                    git_mode: false,
+                },
+            });
+        }
+    }
+    scan
+}
+
 fn properties_of(resource: &Value) -> &Value {
     resource.get("properties").unwrap_or(&Value::Null)
 }
@@ -483,7 +583,8 @@ fn store_suffix<'a>(index: &FactoryIndex<'a>, store: &str) -> Option<&'static st
         .find(|s| text.contains(s))
 }
 
-fn definition_id(factory: &str, kind: TargetKind, name: &str) -> String {
+/// The id a finding about one definition or setting names as its subject.
+pub(crate) fn definition_id(factory: &str, kind: TargetKind, name: &str) -> String {
     let collection = match kind {
         TargetKind::Credential => "credentials",
         TargetKind::AppSetting => "config/configreferences/appsettings",
@@ -497,6 +598,38 @@ fn definition_id(factory: &str, kind: TargetKind, name: &str) -> String {
 /// The last segment of a resource id.
 pub fn short(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
+}
+
+/// What people call a holder: the factory, workspace or API Management service's name, or `site/slot` for a
+/// deployment slot (a slot's own name says little without its site's).
+pub fn holder_label(platform: Platform, id: &str) -> String {
+    if platform == Platform::AppService
+        && let Some((site, slot)) = id.split_once("/slots/")
+    {
+        return format!("{}/{}", short(site), short(slot));
+    }
+    short(id).to_string()
+}
+
+/// `holder/name`, for messages.
+fn consumer_label(platform: Platform, holder: &str, name: &str) -> String {
+    format!("{}/{name}", holder_label(platform, holder))
+}
+
+impl Consumer {
+    /// The id of what holds it; an inventory written before consumers carried `resource` has the factory.
+    pub fn holder_id(&self) -> &str {
+        if self.resource.is_empty() {
+            &self.factory
+        } else {
+            &self.resource
+        }
+    }
+
+    /// The holder as people call it, e.g. `adf-sales` or `app-web/staging`.
+    pub fn holder(&self) -> String {
+        holder_label(self.platform, self.holder_id())
+    }
 }
 
 /// What Key Vault answered for one secret's versions.
@@ -550,7 +683,9 @@ pub fn assemble(
         }
     }
 
-    let mut vaults: BTreeMap<(String, String), Vec<&Metadata>> = BTreeMap::new();
+    // Per vault: what Key Vault answered for its secrets, and the platforms whose consumers name it.
+    type VaultUse<'m> = (Vec<&'m Metadata>, BTreeSet<Platform>);
+    let mut vaults: BTreeMap<(String, String), VaultUse> = BTreeMap::new();
     let mut entries: Vec<(Urgency, SecretEntry)> = Vec::new();
     for (key, (spellings, mut consumers)) in grouped {
         let secret = spellings
@@ -558,27 +693,35 @@ pub fn assemble(
             .max_by(|(a, x), (b, y)| x.cmp(y).then_with(|| b.cmp(a)))
             .map_or_else(|| key.secret.clone(), |(name, _)| name.clone());
         consumers.sort_by(|a, b| {
-            (a.factory.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-                b.factory.to_ascii_lowercase(),
-                &b.name,
-                &b.path,
-            ))
+            (
+                a.platform,
+                a.holder_id().to_ascii_lowercase(),
+                &a.name,
+                &a.path,
+            )
+                .cmp(&(
+                    b.platform,
+                    b.holder_id().to_ascii_lowercase(),
+                    &b.name,
+                    &b.path,
+                ))
         });
         let known = if assessment.reads(&key) {
             metadata.get(&key)
         } else {
             None
         };
-        vaults
+        let (answers, platforms) = vaults
             .entry((key.vault.clone(), key.suffix.clone()))
-            .or_default()
-            .extend(known);
+            .or_default();
+        answers.extend(known);
+        platforms.extend(consumers.iter().map(|c| c.platform));
         let (entry, urgency) =
             judge_secret(&key, secret, consumers, known, assessment, &mut findings);
         entries.push((urgency, entry));
     }
-    for ((vault, suffix), answers) in &vaults {
-        judge_vault(vault, suffix, answers, assessment, &mut findings);
+    for ((vault, suffix), (answers, platforms)) in &vaults {
+        judge_vault(vault, suffix, answers, platforms, assessment, &mut findings);
     }
     entries.sort_by(|(a, x), (b, y)| {
         a.cmp(b)
@@ -847,13 +990,20 @@ fn judge_pins(
             subject: Some(subject.clone()),
             vault_url: Some(key.vault_url()),
             message: format!(
-                "{}/{} at {} pins {subject} to version {pinned}, {state}; {newest}. A rotation never reaches a pinned reference.",
-                short(&consumer.factory),
-                consumer.name,
+                "{} at {} pins {subject} to version {pinned}, {state}; {newest}. A rotation never reaches a pinned reference.",
+                consumer_label(consumer.platform, consumer.holder_id(), &consumer.name),
                 consumer.path
             ),
-            fix: vec!["Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".into()],
-            owner: Owner::PipelineOwner,
+            fix: vec![match consumer.platform {
+                Platform::DataFactory | Platform::Synapse => "Remove secretVersion from the reference so that it follows the newest version (in the collaboration branch too, for a Git-integrated factory).".into(),
+                Platform::AppService => "Remove the version from the Key Vault reference (SecretVersion, or the last segment of SecretUri) so that the app follows the newest version.".into(),
+                Platform::ApiManagement => "Remove the version from the named value's keyVault.secretIdentifier so that API Management follows the newest version.".into(),
+            }],
+            owner: if consumer.platform.holds_definitions() {
+                Owner::PipelineOwner
+            } else {
+                Owner::AppOwner
+            },
         });
     }
     stale
@@ -864,10 +1014,38 @@ fn judge_vault(
     vault: &str,
     suffix: &str,
     answers: &[&Metadata],
+    platforms: &BTreeSet<Platform>,
     a: &Assessment,
     findings: &mut Vec<Finding>,
 ) {
     let url = vault_url(vault, suffix);
+    // Where the vault is named, for the fix: each platform spells a reference its own way.
+    let named_in: Vec<&str> = platforms
+        .iter()
+        .map(|p| match p {
+            Platform::DataFactory | Platform::Synapse => {
+                "the baseUrl of the AzureKeyVault linked services that name it"
+            }
+            Platform::AppService => {
+                "the SecretUri or VaultName of the App Service references that name it"
+            }
+            Platform::ApiManagement => {
+                "the keyVault.secretIdentifier of the named values that name it"
+            }
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let named_in = if named_in.is_empty() {
+        "the references that name it".to_string()
+    } else {
+        named_in.join(", and ")
+    };
+    let who = if platforms.iter().all(|p| p.holds_definitions()) {
+        "ADF"
+    } else {
+        "A consumer in scope"
+    };
     if answers.iter().any(|m| matches!(m, Metadata::VaultNotFound)) {
         findings.push(Finding {
             code: FindingCode::DanglingVault,
@@ -877,7 +1055,7 @@ fn judge_vault(
             message: format!(
                 "Vault {url} does not exist (or its name does not resolve): every reference to it fails."
             ),
-            fix: vec!["Correct the baseUrl of the AzureKeyVault linked services that name it, or recover the vault if it was deleted.".into()],
+            fix: vec![format!("Correct {named_in}, or recover the vault if it was deleted.")],
             owner: Owner::SecretOwner,
         });
     }
@@ -910,7 +1088,11 @@ fn judge_vault(
                 "Vault {url} is in another cloud than this deployment ({}): its metadata was not read, and its rotations never reach this deployment.",
                 a.home_suffix
             ),
-            fix: vec!["Deploy the product in that vault's cloud as well, scoped to the factories that use it.".into()],
+            fix: vec![if platforms.iter().all(|p| p.holds_definitions()) {
+                "Deploy the product in that vault's cloud as well, scoped to the factories that use it.".into()
+            } else {
+                "Deploy the product in that vault's cloud as well, scoped to the factories, sites and API Management services that use it.".into()
+            }],
             owner: Owner::PlatformOwner,
         });
     } else if let Some(covered) = &a.covered_vaults
@@ -922,7 +1104,7 @@ fn judge_vault(
             subject: Some(url.clone()),
             vault_url: Some(url.clone()),
             message: format!(
-                "ADF references vault {url}, but this deployment does not hear its events (it is not in ADF_REFRESH_VAULTS): a rotation there would go unnoticed."
+                "{who} references vault {url}, but this deployment does not hear its events (it is not in ADF_REFRESH_VAULTS): a rotation there would go unnoticed."
             ),
             fix: vec![format!(
                 "Add the vault's resource id to the deployment's vaultIds (infra) so that an Event Grid subscription sends its events and {vault} joins ADF_REFRESH_VAULTS."
@@ -936,7 +1118,7 @@ fn judge_vault(
 fn consumer_list(consumers: &[Consumer]) -> String {
     let names: BTreeSet<String> = consumers
         .iter()
-        .map(|c| format!("{}/{}", short(&c.factory), c.name))
+        .map(|c| consumer_label(c.platform, c.holder_id(), &c.name))
         .collect();
     let shown: Vec<&String> = names.iter().take(3).collect();
     let mut text = shown

@@ -481,3 +481,282 @@ fn a_parameterised_store_url_keeps_its_cloud() {
     assert_eq!(scan.uses.len(), 1, "{:?}", scan.findings);
     assert_eq!(scan.uses[0].key.vault_url(), "https://kv.vault.azure.cn/");
 }
+
+const SLOT: &str =
+    "/subscriptions/s1/resourceGroups/rg-apps/providers/Microsoft.Web/sites/app-web/slots/staging";
+const APIM: &str = "/subscriptions/s1/resourceGroups/rg-apps/providers/Microsoft.ApiManagement/service/apim-contoso";
+
+/// A `configreferences` item: the setting's name and its reference, never its value.
+fn reference(name: &str, reference: &str) -> Value {
+    json!({"name": name, "properties": {"reference": reference, "status": "Resolved"}})
+}
+
+fn named_value(name: &str, identifier: Option<&str>) -> Value {
+    match identifier {
+        Some(id) => {
+            json!({"name": name, "properties": {"displayName": name, "secret": true, "keyVault": {"secretIdentifier": id}}})
+        }
+        None => json!({"name": name, "properties": {"displayName": name, "secret": false}}),
+    }
+}
+
+#[test]
+fn a_slot_lists_its_key_vault_references_with_the_verdicts_a_rotation_gives() {
+    let mut slot = Snapshot::new(Platform::AppService, SLOT, json!({"kind": "app"}));
+    slot.app_settings = vec![
+        reference(
+            "SqlPassword",
+            "@Microsoft.KeyVault(SecretUri=https://kv-apps.vault.azure.net/secrets/s/)",
+        ),
+        reference(
+            "app-web/SqlPinned",
+            "@Microsoft.KeyVault(SecretUri=https://kv-apps.vault.azure.net/secrets/s/v1)",
+        ),
+        reference("Broken", "@Microsoft.KeyVault(VaultName=kv-apps;Secret=s)"),
+    ];
+    slot.connection_strings = vec![reference(
+        "Sales",
+        "@Microsoft.KeyVault(VaultName=kv-apps;SecretName=s)",
+    )];
+    let scan = scan_snapshot(&slot, "vault.azure.net");
+
+    let mut seen: Vec<_> = scan
+        .uses
+        .iter()
+        .map(|u| {
+            let c = &u.consumer;
+            assert_eq!(u.key, key("kv-apps", "s"), "{}", c.name);
+            assert_eq!(
+                (c.platform, c.resource.as_str()),
+                (Platform::AppService, SLOT)
+            );
+            assert!(
+                c.factory.is_empty(),
+                "an App Service consumer names no factory"
+            );
+            (
+                c.kind,
+                c.name.clone(),
+                c.path.clone(),
+                c.pinned_version.clone(),
+                c.verdict,
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        seen,
+        vec![
+            (
+                TargetKind::ConnectionString,
+                "Sales".into(),
+                "connectionStrings/Sales".into(),
+                None,
+                Verdict::Resave
+            ),
+            (
+                TargetKind::AppSetting,
+                "SqlPassword".into(),
+                "appSettings/SqlPassword".into(),
+                None,
+                Verdict::Resave
+            ),
+            (
+                TargetKind::AppSetting,
+                "SqlPinned".into(),
+                "appSettings/SqlPinned".into(),
+                Some("v1".into()),
+                Verdict::Pinned
+            ),
+        ]
+    );
+    let unresolved = codes(&scan.findings);
+    assert_eq!(
+        unresolved,
+        vec![(FindingCode::UnresolvedReference, Severity::Warning)]
+    );
+    assert_eq!(
+        scan.findings[0].subject.as_deref(),
+        Some(format!("{SLOT}/config/configreferences/appsettings/Broken").as_str())
+    );
+    assert!(
+        scan.findings[0].message.contains("app-web/staging/Broken"),
+        "{}",
+        scan.findings[0].message
+    );
+    assert_eq!(scan.findings[0].owner, Owner::AppOwner);
+
+    let metadata = HashMap::from([(
+        key("kv-apps", "s"),
+        Metadata::Versions(vec![
+            version("v1", NOW - 20 * DAY),
+            version("v2", NOW - DAY),
+        ]),
+    )]);
+    let (secrets, findings) = assemble(vec![scan], &metadata, &assessment());
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].consumers.len(), 3);
+    let pinned: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.code == FindingCode::PinnedToOldVersion)
+        .collect();
+    assert_eq!(pinned.len(), 1, "{findings:?}");
+    assert_eq!(pinned[0].severity, Severity::Warning);
+    assert_eq!(pinned[0].owner, Owner::AppOwner);
+    assert!(
+        pinned[0].message.starts_with(
+            "app-web/staging/SqlPinned at appSettings/SqlPinned pins kv-apps/s to version v1"
+        ),
+        "{}",
+        pinned[0].message
+    );
+    assert!(
+        pinned[0].fix[0].contains("SecretVersion"),
+        "{:?}",
+        pinned[0].fix
+    );
+}
+
+#[test]
+fn an_api_management_service_lists_its_key_vault_backed_named_values_only() {
+    let mut apim = Snapshot::new(Platform::ApiManagement, APIM, json!({}));
+    apim.named_values = vec![
+        named_value(
+            "sql-password",
+            Some("https://kv-apps.vault.azure.net/secrets/s"),
+        ),
+        named_value(
+            "sql-password-pinned",
+            Some("https://kv-apps.vault.azure.net/secrets/s/v1"),
+        ),
+        named_value("china", Some("https://kv-apps.vault.azure.cn/secrets/s")),
+        named_value("gone", Some("https://kv-apps.vault.azure.net/secrets/gone")),
+        named_value("environment", None),
+        named_value("broken", Some("https://kv-apps.vault.azure.net/keys/s")),
+    ];
+    let scan = scan_snapshot(&apim, "vault.azure.net");
+    let mut seen: Vec<_> = scan
+        .uses
+        .iter()
+        .map(|u| {
+            let c = &u.consumer;
+            assert_eq!(
+                (c.platform, c.resource.as_str(), c.kind),
+                (Platform::ApiManagement, APIM, TargetKind::NamedValue)
+            );
+            assert_eq!(c.path, "properties.keyVault.secretIdentifier");
+            (u.key.vault_url(), c.name.clone(), c.verdict)
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "https://kv-apps.vault.azure.cn/".into(),
+                "china".into(),
+                Verdict::Resave
+            ),
+            (
+                "https://kv-apps.vault.azure.net/".into(),
+                "gone".into(),
+                Verdict::Resave
+            ),
+            (
+                "https://kv-apps.vault.azure.net/".into(),
+                "sql-password".into(),
+                Verdict::Resave
+            ),
+            (
+                "https://kv-apps.vault.azure.net/".into(),
+                "sql-password-pinned".into(),
+                Verdict::Pinned
+            ),
+        ],
+        "a plain named value is no consumer"
+    );
+    assert_eq!(
+        codes(&scan.findings),
+        vec![(FindingCode::UnresolvedReference, Severity::Warning)]
+    );
+    assert_eq!(
+        scan.findings[0].subject.as_deref(),
+        Some(format!("{APIM}/namedValues/broken").as_str())
+    );
+
+    let metadata = HashMap::from([
+        (
+            key("kv-apps", "s"),
+            Metadata::Versions(vec![
+                version("v1", NOW - 20 * DAY),
+                version("v2", NOW - DAY),
+            ]),
+        ),
+        (key("kv-apps", "gone"), Metadata::SecretNotFound),
+    ]);
+    let (_, findings) = assemble(vec![scan], &metadata, &assessment());
+    let found = codes(&findings);
+    for expected in [
+        (FindingCode::DanglingSecret, Severity::Critical),
+        (FindingCode::PinnedToOldVersion, Severity::Warning),
+        (FindingCode::VaultNotCovered, Severity::Warning),
+        (FindingCode::UnresolvedReference, Severity::Warning),
+    ] {
+        assert!(
+            found.contains(&expected),
+            "{expected:?} missing from {found:?}"
+        );
+    }
+    let dangling = findings
+        .iter()
+        .find(|f| f.code == FindingCode::DanglingSecret)
+        .expect("dangling");
+    assert!(
+        dangling.message.contains("apim-contoso/gone"),
+        "{}",
+        dangling.message
+    );
+    let pinned = findings
+        .iter()
+        .find(|f| f.code == FindingCode::PinnedToOldVersion)
+        .expect("pinned");
+    assert!(
+        pinned.fix[0].contains("secretIdentifier"),
+        "{:?}",
+        pinned.fix
+    );
+}
+
+#[test]
+fn a_vault_that_does_not_exist_is_fixed_where_each_platform_names_it() {
+    let mut site = Snapshot::new(
+        Platform::AppService,
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Web/sites/app-web",
+        json!({"kind": "app"}),
+    );
+    site.app_settings = vec![reference(
+        "Gone",
+        "@Microsoft.KeyVault(VaultName=gone-kv;SecretName=s)",
+    )];
+    let metadata = HashMap::from([(key("gone-kv", "s"), Metadata::VaultNotFound)]);
+    let (secrets, findings) = assemble(
+        vec![scan_snapshot(&site, "vault.azure.net")],
+        &metadata,
+        &assessment(),
+    );
+    assert_eq!(secrets[0].status, SecretStatus::VaultNotFound);
+    let dangling = findings
+        .iter()
+        .find(|f| f.code == FindingCode::DanglingVault)
+        .expect("danglingVault");
+    assert_eq!(
+        dangling.subject.as_deref(),
+        Some("https://gone-kv.vault.azure.net/")
+    );
+    assert!(
+        dangling.fix[0].contains("SecretUri or VaultName"),
+        "{:?}",
+        dangling.fix
+    );
+    assert!(!dangling.fix[0].contains("baseUrl"), "{:?}", dangling.fix);
+}

@@ -1,6 +1,7 @@
 //! The inventory as text for a terminal: a compact table per secret, most urgent first, then the findings.
 
-use super::{Consumer, Finding, Inventory, SecretEntry, SecretStatus, Severity, short};
+use super::{Consumer, Finding, Inventory, SecretEntry, SecretStatus, Severity, Summary};
+use crate::model::Platform;
 use crate::report::{TargetKind, Verdict};
 use std::fmt::Write;
 
@@ -22,7 +23,7 @@ pub fn render(inventory: &Inventory, colour: bool) -> String {
                 plural(s.references),
                 s.factories_scanned,
                 if s.factories_scanned == 1 { "y" } else { "ies" },
-                workspaces(s.workspaces_scanned),
+                other_holders(s),
                 if inventory.complete {
                     ""
                 } else {
@@ -106,7 +107,7 @@ fn render_secret(out: &mut String, secret: &SecretEntry, paint: &impl Fn(&str, &
     let _ = writeln!(out, "  {}", clean(&facts.join(" · ")));
     let rows: Vec<[String; 6]> = secret.consumers.iter().map(row).collect();
     let header = [
-        "factory",
+        "held by",
         "consumer",
         "path",
         "pinned",
@@ -138,13 +139,8 @@ fn row(c: &Consumer) -> [String; 6] {
         TargetKind::ConnectionString => " (connection string)",
         TargetKind::NamedValue => " (named value)",
     };
-    let factory = if c.git_mode {
-        format!("{} (git)", short(&c.factory))
-    } else {
-        short(&c.factory).to_string()
-    };
     [
-        clean(&factory),
+        clean(&holder_cell(c)),
         clean(&format!("{}{kind}", c.name)),
         clean(&c.path),
         clean(c.pinned_version.as_deref().unwrap_or("-")),
@@ -198,13 +194,45 @@ fn render_finding(out: &mut String, f: &Finding, paint: &impl Fn(&str, &str) -> 
     }
 }
 
-/// `, N Synapse workspace(s)` when some were read; nothing for a Data Factory-only estate.
-pub(crate) fn workspaces(n: usize) -> String {
-    match n {
+/// `, N Synapse workspace(s), N App Service site(s) and slot(s), N API Management service(s)` for what was
+/// read besides factories; nothing for a Data Factory-only estate.
+pub(crate) fn other_holders(s: &Summary) -> String {
+    let count = |n: usize, one: &str, many: &str| match n {
         0 => String::new(),
-        1 => ", 1 Synapse workspace".into(),
-        n => format!(", {n} Synapse workspaces"),
+        1 => format!(", 1 {one}"),
+        n => format!(", {n} {many}"),
+    };
+    [
+        count(
+            s.workspaces_scanned,
+            "Synapse workspace",
+            "Synapse workspaces",
+        ),
+        count(
+            s.sites_scanned,
+            "App Service site or slot",
+            "App Service sites and slots",
+        ),
+        count(
+            s.api_management_services_scanned,
+            "API Management service",
+            "API Management services",
+        ),
+    ]
+    .concat()
+}
+
+/// What holds a consumer, for a table cell: `adf-sales (git)`, `app-web/staging (App Service)`,
+/// `apim-contoso (API Management)`.
+pub(crate) fn holder_cell(c: &Consumer) -> String {
+    let mut cell = c.holder();
+    if c.git_mode {
+        cell.push_str(" (git)");
     }
+    if matches!(c.platform, Platform::AppService | Platform::ApiManagement) {
+        cell.push_str(&format!(" ({})", c.platform.label()));
+    }
+    cell
 }
 
 #[cfg(test)]

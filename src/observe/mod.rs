@@ -334,9 +334,16 @@ async fn list_holders(
                 continue;
             }
             Err(e) => {
-                report
-                    .errors
-                    .push(run_error("discovery", &e, Some(scope.id().to_string())));
+                let mut error = run_error("discovery", &e, Some(scope.id().to_string()));
+                // Someone who may not read a whole platform can still run the others.
+                if matches!(e, ArmError::Forbidden { .. }) {
+                    error.message.push_str(&format!(
+                        ". To leave {} out of the run, pass --platforms (ADF_REFRESH_PLATFORMS) without {}",
+                        platform.label(),
+                        platform.as_str()
+                    ));
+                }
+                report.errors.push(error);
                 continue;
             }
         };

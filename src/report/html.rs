@@ -799,7 +799,7 @@ fn inventory_finding(
 fn consumer_view(c: &Consumer) -> ConsumerView {
     ConsumerView {
         platform: consumer_platform(c),
-        holder: inventory::short(&c.factory).to_string(),
+        holder: c.holder(),
         git: c.git_mode,
         name: c.name.clone(),
         kind: kind_text(c.kind),

@@ -51,6 +51,15 @@ pub fn render(report: &Report) -> String {
     if s.workspaces_scanned > 0 {
         rows.push(("Synapse workspaces scanned", s.workspaces_scanned));
     }
+    if s.sites_scanned > 0 {
+        rows.push(("App Service sites and slots scanned", s.sites_scanned));
+    }
+    if s.api_management_services_scanned > 0 {
+        rows.push((
+            "API Management services scanned",
+            s.api_management_services_scanned,
+        ));
+    }
     rows.extend([
         ("Linked services scanned", s.linked_services_scanned),
         ("Credentials scanned", s.credentials_scanned),
@@ -78,12 +87,14 @@ pub fn render(report: &Report) -> String {
                 out,
                 "| {} | {} | {}{} | {} | {} | {} |",
                 symbol(t),
-                cell(super::text::factory_name(&t.factory)),
+                cell(&super::text::holder_name(t.holder())),
                 cell(&t.name),
-                if t.kind == TargetKind::Credential {
-                    " (credential)"
-                } else {
-                    ""
+                match t.kind {
+                    TargetKind::LinkedService => "",
+                    TargetKind::Credential => " (credential)",
+                    TargetKind::AppSetting => " (app setting)",
+                    TargetKind::ConnectionString => " (connection string)",
+                    TargetKind::NamedValue => " (named value)",
                 },
                 verdict_word(t.verdict),
                 resave_word(t.resave.status),

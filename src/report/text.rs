@@ -43,10 +43,22 @@ pub fn render(report: &Report, colour: bool) -> String {
     }
     let s = &report.summary;
     // Synapse workspaces are named only when there were some, so a Data Factory-only estate reads as before.
-    let workspaces = match s.workspaces_scanned {
+    // So do App Service sites and API Management services.
+    let some = |n: usize, one: &str, many: &str| match n {
         0 => String::new(),
-        n => format!("{n} Synapse workspace{}, ", if n == 1 { "" } else { "s" }),
+        1 => format!("1 {one}, "),
+        n => format!("{n} {many}, "),
     };
+    let workspaces = some(
+        s.workspaces_scanned,
+        "Synapse workspace",
+        "Synapse workspaces",
+    ) + &some(s.sites_scanned, "site or slot", "sites and slots")
+        + &some(
+            s.api_management_services_scanned,
+            "API Management service",
+            "API Management services",
+        );
     let _ = writeln!(
         out,
         "Scanned {} factories, {workspaces}{} linked services, {} credentials; {} affected.\n",
@@ -311,7 +323,18 @@ fn symbol(t: &Target) -> (&'static str, &'static str) {
 
 /// `factory/name`, as every rendering names a target.
 pub(crate) fn display_name(t: &Target) -> String {
-    format!("{}/{}", factory_name(&t.factory), t.name)
+    format!("{}/{}", holder_name(t.holder()), t.name)
+}
+
+/// What a person calls the holder of a target: the factory, workspace, site or service name, and for a
+/// deployment slot `site/slot`.
+pub(crate) fn holder_name(id: &str) -> String {
+    let segments: Vec<&str> = id.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [.., site, slots, slot] if slots.eq_ignore_ascii_case("slots") => format!("{site}/{slot}"),
+        [.., last] => last.to_string(),
+        [] => String::new(),
+    }
 }
 
 /// Indents every line after the first, so that multi-line messages stay inside their block.
@@ -320,10 +343,6 @@ fn indent_rest(text: &str, indent: &str) -> String {
         .lines()
         .collect::<Vec<_>>()
         .join(&format!("\n{indent}"))
-}
-
-pub(crate) fn factory_name(id: &str) -> &str {
-    id.rsplit('/').next().unwrap_or(id)
 }
 
 pub(crate) fn verdict_word(v: Verdict) -> &'static str {

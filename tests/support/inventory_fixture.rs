@@ -38,8 +38,14 @@ pub fn days_from_today(days: f64) -> String {
 }
 
 pub fn consumer(holder: String, name: &str, verdict: Verdict) -> Consumer {
+    // The fixture's holders are its own `factory()` and `workspace()` ids: it knows which is which.
+    let platform = if holder.contains("/Microsoft.Synapse/") {
+        adf_secret_refresh::model::Platform::Synapse
+    } else {
+        adf_secret_refresh::model::Platform::DataFactory
+    };
     Consumer {
-        platform: adf_secret_refresh::model::Platform::DataFactory,
+        platform,
         resource: holder.clone(),
         kind: TargetKind::LinkedService,
         factory: holder,
