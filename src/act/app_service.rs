@@ -82,7 +82,7 @@ impl<'a> SiteActor<'a> {
             tracing::info!(site = %self.id, refreshed = outcome.is_ok(), "refreshed the Key Vault references");
             self.refreshed = Some(outcome);
         }
-        Ok(self.refreshed.get_or_insert_with(|| Ok(None)))
+        Ok(self.refreshed.get_or_insert(Ok(None)))
     }
 
     /// Both reference listings as App Service shows them now, read once.
