@@ -23,6 +23,7 @@
 //! cargo bench --bench scale -- latency --repeat 5             # one row, median of 5
 //! cargo bench --bench scale -- throttle --repeat 5 --no-sequential
 //! cargo bench --bench scale -- apps --repeat 3
+//! cargo bench --bench scale -- apps --factories 1000        # another factory count for the chosen rows
 //! ```
 
 use serde_json::{Value, json};
@@ -561,6 +562,7 @@ fn main() {
             .and_then(|v| v.parse::<usize>().ok())
     };
     let repeat = value("--repeat").unwrap_or(1).max(1);
+    let factories = value("--factories");
     let with_sequential = !args.iter().any(|a| a == "--no-sequential");
     let filter: Vec<&String> = args
         .iter()
@@ -571,7 +573,12 @@ fn main() {
     for row in ROWS
         .iter()
         .filter(|r| filter.is_empty() || filter.iter().any(|f| f.as_str() == r.name))
+        .map(|r| Row {
+            factories: factories.unwrap_or(r.factories),
+            ..*r
+        })
     {
+        let row = &row;
         println!(
             "{}: {} factories × {} linked services, {} subscriptions, 1 in {} affected, ARM page size {}, {LATENCY_MS} ms per ARM call, buckets enforced",
             row.name,
