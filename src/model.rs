@@ -119,10 +119,6 @@ impl Platforms {
         })
     }
 
-    pub fn only(platforms: impl IntoIterator<Item = Platform>) -> Platforms {
-        Platforms(platforms.into_iter().collect())
-    }
-
     pub fn contains(&self, platform: Platform) -> bool {
         self.0.contains(&platform)
     }
@@ -183,15 +179,6 @@ impl Snapshot {
             ]
             .iter()
             .any(|p| self.resource.pointer(p).is_some_and(|r| r.is_object()))
-    }
-
-    /// How many consumers of any secret it holds, for the summary's counts.
-    pub fn items(&self) -> usize {
-        self.linked_services.len()
-            + self.credentials.len()
-            + self.app_settings.len()
-            + self.connection_strings.len()
-            + self.named_values.len()
     }
 }
 

@@ -53,13 +53,6 @@ impl<'a> NamedValueActor<'a> {
     }
 }
 
-fn halt(e: &ArmError) -> Halt {
-    Halt {
-        message: e.to_string(),
-        transient: e.is_transient(),
-    }
-}
-
 fn fetch_time(named_value: &Value) -> Option<jiff::Timestamp> {
     named_value
         .pointer("/properties/keyVault/lastStatus/timeStampUtc")
@@ -104,7 +97,7 @@ impl Actor for NamedValueActor<'_> {
                 Err(e)
                     if e.is_transient() && !matches!(e, ArmError::OperationUnfinished { .. }) =>
                 {
-                    return Err(halt(&e));
+                    return Err(Halt::from(&e));
                 }
                 Err(e) => {
                     target.resave.status = ResaveStatus::Failed;
@@ -131,7 +124,7 @@ impl Actor for NamedValueActor<'_> {
                     refreshed,
                 )
             }
-            Err(e) if e.is_transient() => return Err(halt(&e)),
+            Err(e) if e.is_transient() => return Err(Halt::from(&e)),
             Err(e) => Test {
                 status: TestStatus::Error,
                 message: Some(format!("the named value could not be read back: {e}")),

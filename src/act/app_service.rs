@@ -10,7 +10,7 @@
 //! strings is not documented, so their status is read back like the app settings' and reported as seen.
 
 use super::{Actor, Halt, Mode, may_refresh};
-use crate::azure::arm::{ArmClient, ArmError};
+use crate::azure::arm::ArmClient;
 use crate::azure::operations::{self, WEB_API_VERSION, WEB_REFRESH_API_VERSION};
 use crate::azure::resource_id::ResourceId;
 use crate::diagnose;
@@ -76,7 +76,7 @@ impl<'a> SiteActor<'a> {
                 .await
             {
                 Ok(response) => Ok(response.request_id),
-                Err(e) if e.is_transient() => return Err(halt(&e)),
+                Err(e) if e.is_transient() => return Err(Halt::from(&e)),
                 Err(e) => Err(e.to_string()),
             };
             tracing::info!(site = %self.id, refreshed = outcome.is_ok(), "refreshed the Key Vault references");
@@ -109,19 +109,12 @@ impl<'a> SiteActor<'a> {
                     app_settings,
                     connection_strings,
                 }),
-                (Err(e), _) | (_, Err(e)) if e.is_transient() => return Err(halt(&e)),
+                (Err(e), _) | (_, Err(e)) if e.is_transient() => return Err(Halt::from(&e)),
                 (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
             };
             self.read_back = Some(read);
         }
         Ok(self.read_back.get_or_insert_with(|| Err("not read".into())))
-    }
-}
-
-fn halt(e: &ArmError) -> Halt {
-    Halt {
-        message: e.to_string(),
-        transient: e.is_transient(),
     }
 }
 

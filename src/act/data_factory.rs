@@ -1,7 +1,7 @@
 //! Acting on a Data Factory: re-save a linked service or credential through ARM ([`super::resave`]), check
 //! the self-hosted integration runtime it connects through, then run ADF's own test connection.
 
-use super::resave::{Store, StoreError, Stored, Written, resave_if_safe};
+use super::resave::{Store, Stored, Written, resave_if_safe};
 use super::{Actor, Halt, Mode};
 use crate::azure::arm::{Arm, ArmError, ArmResponse, resource_etag};
 use crate::azure::operations;
@@ -73,19 +73,7 @@ impl<A: Arm + ?Sized> Actor for FactoryActor<'_, A> {
             self.mode,
         )
         .await
-        .map_err(|e| Halt::from_store(&e))
-    }
-}
-
-impl StoreError for ArmError {
-    fn is_transient(&self) -> bool {
-        ArmError::is_transient(self)
-    }
-    fn is_precondition_failed(&self) -> bool {
-        matches!(self, ArmError::PreconditionFailed { .. })
-    }
-    fn request_id(&self) -> Option<&str> {
-        ArmError::request_id(self)
+        .map_err(|e| Halt::from(&e))
     }
 }
 
@@ -239,8 +227,6 @@ fn stored(response: ArmResponse) -> Stored {
 
 #[async_trait::async_trait]
 impl<A: Arm + ?Sized> Store for ArmStore<'_, A> {
-    type Error = ArmError;
-
     async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, ArmError> {
         let operation = match kind {
             TargetKind::Credential => operations::GET_CREDENTIAL,

@@ -17,6 +17,7 @@ pub mod data_factory;
 pub mod resave;
 pub mod synapse;
 
+use crate::azure::error::AzureError;
 use crate::event::EventKind;
 use crate::model::{Platform, Snapshot};
 pub use crate::observe::Clients;
@@ -24,7 +25,7 @@ use crate::plan::SecretRef;
 use crate::report::{Resave, ResaveStatus, RunError, Target, Test, Verdict};
 use tracing::Instrument;
 
-pub use resave::{Store, StoreError, Stored, Written, resave_if_safe};
+pub use resave::{Store, Stored, Written, resave_if_safe};
 
 /// What a run may do.
 #[derive(Debug, Clone)]
@@ -58,8 +59,8 @@ pub struct Halt {
     pub transient: bool,
 }
 
-impl Halt {
-    pub fn from_store<E: StoreError + ?Sized>(e: &E) -> Halt {
+impl From<&AzureError> for Halt {
+    fn from(e: &AzureError) -> Halt {
         Halt {
             message: e.to_string(),
             transient: e.is_transient(),

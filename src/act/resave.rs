@@ -2,6 +2,7 @@
 //! over [`Store`]: GET it fresh, re-plan it on what was read (it must still be safe), PUT exactly the properties
 //! just read with `If-Match: <etag>`, and on 412 read again and write *their* version.
 
+use crate::azure::error::AzureError;
 use crate::model::Snapshot;
 use crate::plan::{self, SecretRef};
 use crate::report::{Note, Resave, ResaveStatus, Target, TargetKind, Test, Verdict};
@@ -20,23 +21,13 @@ pub struct Stored {
     pub request_ids: Vec<String>,
 }
 
-/// What a re-save needs to know about a failure, whichever service it came from.
-pub trait StoreError: std::fmt::Display + Send {
-    /// Whether trying again later may succeed; a transient failure stops the factory or workspace.
-    fn is_transient(&self) -> bool;
-    /// A 412: someone changed the definition between the read and the write.
-    fn is_precondition_failed(&self) -> bool;
-    fn request_id(&self) -> Option<&str>;
-}
-
 /// Where a target's definition is read and written: ARM for a factory, the development endpoint for a
 /// Synapse workspace. The re-save rules (fresh read, re-plan, exact properties, `If-Match`, 412 loop) are
 /// written once, over this.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    type Error: StoreError;
     /// GETs the linked service or credential.
-    async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, Self::Error>;
+    async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, AzureError>;
     /// PUTs `{"properties": …}` conditionally on `etag`; the answer is the resource as saved.
     async fn write(
         &self,
@@ -44,7 +35,7 @@ pub trait Store: Send + Sync {
         name: &str,
         properties: &Value,
         etag: &str,
-    ) -> Result<Stored, Self::Error>;
+    ) -> Result<Stored, AzureError>;
 }
 
 /// What the re-save step left for the test.
@@ -65,7 +56,7 @@ pub async fn resave_if_safe<S: Store + ?Sized>(
     target: &mut Target,
     secret: &SecretRef,
     mode: &super::Mode,
-) -> Result<Written, S::Error> {
+) -> Result<Written, AzureError> {
     if !super::may_refresh(target, mode) {
         return Ok(Written::NotAttempted);
     }
@@ -93,7 +84,7 @@ async fn resave<S: Store + ?Sized>(
     factory: &Snapshot,
     target: &mut Target,
     secret: &SecretRef,
-) -> Result<Value, S::Error> {
+) -> Result<Value, AzureError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -126,7 +117,9 @@ async fn resave<S: Store + ?Sized>(
                 tracing::info!(factory = %factory.id, name = %target.name, kind = ?target.kind, "re-saved");
                 return Ok(saved.body);
             }
-            Err(e) if e.is_precondition_failed() && attempts <= MAX_PRECONDITION_RETRIES => {
+            Err(e @ AzureError::PreconditionFailed { .. })
+                if attempts <= MAX_PRECONDITION_RETRIES =>
+            {
                 // Someone changed it between our GET and PUT: read again and write their version.
                 target
                     .request_ids

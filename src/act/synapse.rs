@@ -18,8 +18,6 @@ use crate::report::{ResaveStatus, Target, TargetKind, Test};
 use serde_json::Value;
 use url::Url;
 
-// `StoreError` for `SynapseError` is the one in act.rs: every Azure client has the same error type.
-
 /// A workspace's linked services and credentials through its development endpoint.
 struct WorkspaceStore<'a> {
     client: &'a SynapseClient,
@@ -35,8 +33,6 @@ fn artifact(kind: TargetKind) -> ArtifactKind {
 
 #[async_trait::async_trait]
 impl Store for WorkspaceStore<'_> {
-    type Error = SynapseError;
-
     async fn read(&self, kind: TargetKind, name: &str) -> Result<Stored, SynapseError> {
         let (response, etag) = self.client.get(&self.base, artifact(kind), name).await?;
         Ok(Stored {
@@ -91,7 +87,7 @@ impl<'a> WorkspaceActor<'a> {
                 w.endpoint(synapse.endpoint_template.as_deref())
                     .map(|b| (w.name, b))
             })
-            .map_err(|e| Halt::from_store(&e))?;
+            .map_err(|e| Halt::from(&e))?;
         Ok(WorkspaceActor {
             store: WorkspaceStore {
                 client: &synapse.client,
@@ -114,7 +110,7 @@ impl Actor for WorkspaceActor<'_> {
                 target.test = not_tested(&self.name, target, self.mode);
                 Ok(())
             }
-            Err(e) => Err(Halt::from_store(&e)),
+            Err(e) => Err(Halt::from(&e)),
         }
     }
 }
